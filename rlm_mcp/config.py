@@ -1,0 +1,95 @@
+"""Frozen settings objects.
+
+Nothing here reads the environment: :mod:`rlm_mcp.cli` builds these from
+flags, environment variables and the config file, and passes them down.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+__all__ = [
+    "IndexSettings",
+    "ModelEndpoint",
+    "SandboxSettings",
+    "Settings",
+    "default_cache_dir",
+]
+
+
+def default_cache_dir() -> Path:
+    """The XDG cache directory for rlm-mcp (``$XDG_CACHE_HOME/rlm-mcp``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rlm-mcp"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    """How repositories are loaded and indexed.
+
+    Attributes:
+        max_file_bytes: files larger than this are skipped as ``too_large``.
+        cache_dir: where per-repository SQLite caches live; ``None`` keeps the
+            index in a temporary file that is removed on close.
+        workers: parser processes; 0 means one per core.
+        watch: start a watchdog watcher for loaded repositories.
+        debounce_seconds: quiet time before a burst of file events is applied.
+        follow_symlinks: follow symlinks that stay inside the root.
+    """
+
+    max_file_bytes: int = 1024 * 1024
+    cache_dir: Path | None = None
+    workers: int = 0
+    watch: bool = True
+    debounce_seconds: float = 0.05
+    follow_symlinks: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSettings:
+    """Limits for the worker process that runs model-written code."""
+
+    exec_timeout_seconds: float = 30.0
+    output_limit_chars: int = 20_000
+    memory_mb: int | None = None
+    cpu_seconds: int = 900
+    allow_unsafe: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEndpoint:
+    """An OpenAI-compatible endpoint and model.
+
+    Attributes:
+        model: the model name sent to the provider.
+        base_url: ``None`` uses the OpenAI default.
+        api_key: ``None`` sends a placeholder (local servers ignore it).
+        timeout_seconds: per-request timeout.
+        max_retries: attempts after the first on 429, 5xx and timeouts.
+        context_window: tokens the model accepts, used to size prompts.
+    """
+
+    model: str
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timeout_seconds: float = 120.0
+    max_retries: int = 3
+    context_window: int = 128_000
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server needs, built once at start-up."""
+
+    index: IndexSettings = field(default_factory=IndexSettings)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    root_model: ModelEndpoint | None = None
+    sub_model: ModelEndpoint | None = None
+    allowed_roots: tuple[Path, ...] = ()
+    trajectory_dir: Path | None = None
+    prices_usd_per_mtok: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)

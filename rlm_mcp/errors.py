@@ -1,0 +1,138 @@
+"""One error tree for rlm-mcp.
+
+Every error the package raises on purpose derives from :class:`RlmMcpError`::
+
+    RlmMcpError
+    ├── ConfigError                 bad or missing settings
+    ├── IndexingError               a repository could not be loaded or searched
+    │   ├── RepositoryNotFound      the path does not exist / is not readable
+    │   ├── PathNotAllowed          the path escapes the allowed roots
+    │   └── SearchError             a bad pattern, glob or path in a search call
+    ├── UnknownRepository           no loaded repository has that name
+    ├── SandboxUnavailable          model code cannot be run safely here
+    ├── BackendError                an LLM provider failed (after retries)
+    │   ├── BackendNotConfigured    no endpoint/model configured
+    │   ├── BackendTimeout          the provider did not answer in time
+    │   └── BackendResponseError    the provider answered with an error or garbage
+    └── BudgetExceeded              a guardrail would be crossed by the next call
+        ├── DepthLimitExceeded
+        ├── IterationLimitExceeded
+        ├── CallLimitExceeded
+        ├── TokenLimitExceeded
+        ├── CostLimitExceeded
+        └── TimeLimitExceeded
+
+Errors raised by model code inside the REPL are output for the model, not
+exceptions for the server; they never appear in this tree.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendNotConfigured",
+    "BackendResponseError",
+    "BackendTimeout",
+    "BudgetExceeded",
+    "CallLimitExceeded",
+    "ConfigError",
+    "CostLimitExceeded",
+    "DepthLimitExceeded",
+    "IndexingError",
+    "IterationLimitExceeded",
+    "PathNotAllowed",
+    "RepositoryNotFound",
+    "RlmMcpError",
+    "SandboxUnavailable",
+    "SearchError",
+    "TimeLimitExceeded",
+    "TokenLimitExceeded",
+    "UnknownRepository",
+]
+
+
+class RlmMcpError(Exception):
+    """Root of every error rlm-mcp raises on purpose."""
+
+
+class ConfigError(RlmMcpError):
+    """A setting is missing, malformed or contradictory."""
+
+
+class IndexingError(RlmMcpError):
+    """A repository could not be loaded, indexed or searched."""
+
+
+class RepositoryNotFound(IndexingError):
+    """The path to load does not exist or cannot be read."""
+
+
+class PathNotAllowed(IndexingError):
+    """The path resolves outside the roots the server may load from."""
+
+
+class SearchError(IndexingError):
+    """A search call got a bad argument: an invalid regex, an unknown path."""
+
+
+class UnknownRepository(RlmMcpError):
+    """No loaded repository has the requested name."""
+
+
+class SandboxUnavailable(RlmMcpError):
+    """The sandbox cannot isolate model code here and unsafe mode is off."""
+
+
+class BackendError(RlmMcpError):
+    """An LLM provider call failed for good (retries exhausted or not retryable)."""
+
+
+class BackendNotConfigured(BackendError):
+    """No LLM endpoint or model is configured."""
+
+
+class BackendTimeout(BackendError):
+    """The provider did not answer within the request timeout."""
+
+
+class BackendResponseError(BackendError):
+    """The provider answered with an error status or an unusable body."""
+
+
+class BudgetExceeded(RlmMcpError):
+    """The next call would cross a guardrail.
+
+    Attributes:
+        limit: the name of the limit (``max_llm_calls``, ``max_cost_usd``, ...).
+    """
+
+    limit: str = "budget"
+
+    def __init__(self, message: str, *, limit: str | None = None) -> None:
+        super().__init__(message)
+        if limit is not None:
+            self.limit = limit
+
+
+class DepthLimitExceeded(BudgetExceeded):
+    limit = "max_depth"
+
+
+class IterationLimitExceeded(BudgetExceeded):
+    limit = "max_iterations"
+
+
+class CallLimitExceeded(BudgetExceeded):
+    limit = "max_llm_calls"
+
+
+class TokenLimitExceeded(BudgetExceeded):
+    limit = "max_tokens"
+
+
+class CostLimitExceeded(BudgetExceeded):
+    limit = "max_cost_usd"
+
+
+class TimeLimitExceeded(BudgetExceeded):
+    limit = "max_wall_seconds"
