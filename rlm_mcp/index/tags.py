@@ -8,7 +8,9 @@ names follow the code's structure where the syntax does not nest:
 ``@name.scope`` on a ``@scope`` node (a Rust ``impl`` block, say) names a
 container that is not itself a definition, and ``@name.receiver`` inside a
 definition match (a Go method's receiver type) prefixes that definition's
-qualified name.
+qualified name. When several patterns capture the same name, the one written
+first in the query file wins, so queries list specific patterns (a Go
+``type_spec`` of a struct) before general ones (any ``type_spec``).
 
 Everything structural is done by the compiled query in C; Python only sorts
 the definitions once to nest them and reads a few bytes around each one for
@@ -18,6 +20,7 @@ few seconds.
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import cache
 from importlib.resources import files
@@ -52,7 +55,8 @@ _COMMENT_STYLES: dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] 
     "ocaml_interface": ((), (("(*", "*)"),)),
 }
 _DECORATION_PREFIXES = ("@", "#[", "#![")
-_MARKER_CHARS = "/*!#-|'<> \t"
+_MARKER_CHARS = "/*!#-|'^ \t"
+_XML_DOC_TAG = re.compile(r"</?(?:summary|remarks|returns|para|param|typeparam|c|code|see)\b[^>]*>")
 
 
 @cache
@@ -139,10 +143,10 @@ def _extract(source: bytes, path: str, language: str, result: TagsResult) -> Non
     tree = _parser(language).parse(source)
     matches = QueryCursor(query).matches(tree.root_node)
 
-    defs: list[_Def] = []
-    seen_defs: set[int] = set()
+    defs: dict[int, tuple[int, _Def]] = {}
+    scopes: list[_Def] = []
     refs: list[tuple[Node, str]] = []
-    for _, captures in matches:
+    for pattern, captures in matches:
         name_node: Node | None = None
         def_node: Node | None = None
         kind = ""
@@ -170,16 +174,21 @@ def _extract(source: bytes, path: str, language: str, result: TagsResult) -> Non
             continue
         name_start = name_node.start_byte
         if visible:
-            if name_start in seen_defs:
+            earlier = defs.get(name_start)
+            if earlier is not None and earlier[0] <= pattern:
                 continue
-            seen_defs.add(name_start)
         name = _text(name_node)
         if not name:
             continue
-        defs.append(_Def(def_node or name_node, name, name_start, kind, receiver, visible))
+        found = _Def(def_node or name_node, name, name_start, kind, receiver, visible)
+        if visible:
+            defs[name_start] = (pattern, found)
+        else:
+            scopes.append(found)
 
-    if defs:
-        _emit_definitions(defs, source, path, language, result)
+    seen_defs = defs.keys()
+    if defs or scopes:
+        _emit_definitions([d for _, d in defs.values()] + scopes, source, path, language, result)
 
     seen_refs: set[int] = set()
     out = result.references
@@ -247,6 +256,7 @@ def _emit_definitions(
 def _signature(source: bytes, node: Node) -> str:
     """The definition's header: up to its body if it has one, else its first line."""
     start = node.start_byte
+    start = max(source.rfind(b"\n", max(0, start - _SIGNATURE_LIMIT), start) + 1, start - _SIGNATURE_LIMIT)
     body = node.child_by_field_name("body")
     if body is not None and start < body.start_byte <= start + _HEADER_SCAN_BYTES:
         raw = source[start : body.start_byte]
@@ -296,7 +306,7 @@ def _leading_comment(
     """
     line_prefixes, blocks = style
     line_start = source.rfind(b"\n", 0, start) + 1
-    if source[line_start:start].strip():
+    if any(c in b"{};()=" for c in source[max(line_start, start - 400) : start]):
         return ""
     collected: list[str] = []
     end = line_start - 1
@@ -333,6 +343,8 @@ def _leading_comment(
     for line in reversed(collected):
         for opener, ender in blocks:
             line = line.replace(opener, " ").replace(ender, " ")
+        if "<" in line:
+            line = _XML_DOC_TAG.sub(" ", line)
         cleaned = line.strip(_MARKER_CHARS)
         if cleaned:
             return cleaned[:_SIGNATURE_LIMIT]
