@@ -1,0 +1,100 @@
+"""What a query returns: the answer, how it ended, what it cost, and its evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rlm_mcp.budget import Usage
+
+__all__ = ["Evidence", "EvidenceLog", "RLMResult", "Status"]
+
+Status = Literal["completed", "limit_reached", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A line range of a file that the query's code looked at (1-based, inclusive)."""
+
+    path: str
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.path}:{self.start}"
+            if self.start == self.end
+            else f"{self.path}:{self.start}-{self.end}"
+        )
+
+
+class EvidenceLog:
+    """Collects ranges as code reads them; merges overlapping ranges per file."""
+
+    def __init__(self, max_ranges: int = 10_000) -> None:
+        self._ranges: dict[str, list[tuple[int, int]]] = {}
+        self._count = 0
+        self._max = max_ranges
+
+    def add(self, path: str, start: int, end: int) -> None:
+        if self._count >= self._max or start < 1:
+            return
+        self._ranges.setdefault(path, []).append((start, max(start, end)))
+        self._count += 1
+
+    def merged(self, limit: int = 200) -> list[Evidence]:
+        out: list[Evidence] = []
+        for path in sorted(self._ranges):
+            spans = sorted(self._ranges[path])
+            cur_s, cur_e = spans[0]
+            for s, e in spans[1:]:
+                if s <= cur_e + 1:
+                    cur_e = max(cur_e, e)
+                else:
+                    out.append(Evidence(path, cur_s, cur_e))
+                    cur_s, cur_e = s, e
+            out.append(Evidence(path, cur_s, cur_e))
+        return out[:limit]
+
+
+@dataclass(slots=True)
+class RLMResult:
+    """The outcome of one query.
+
+    Attributes:
+        answer: the final answer, or the best partial answer when a limit or an
+            error stopped the query ("" when there is none).
+        status: ``completed``; ``limit_reached`` (``limit`` names it); ``error``
+            (``error`` says what failed).
+        max_depth_reached: 0 when no ``rlm_query`` ran, 1 for one nested level...
+        evidence: file ranges the code read, merged.
+        trajectory: the JSON Lines file with every step, when one was written.
+    """
+
+    answer: str
+    status: Status
+    limit: str | None = None
+    error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    iterations: int = 0
+    max_depth_reached: int = 0
+    sub_calls: int = 0
+    wall_seconds: float = 0.0
+    evidence: list[Evidence] = field(default_factory=list)
+    trajectory: Path | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "status": self.status,
+            "limit": self.limit,
+            "error": self.error,
+            "usage": self.usage.as_dict(),
+            "iterations": self.iterations,
+            "max_depth_reached": self.max_depth_reached,
+            "sub_calls": self.sub_calls,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "evidence": [str(e) for e in self.evidence],
+            "trajectory": str(self.trajectory) if self.trajectory else None,
+        }
