@@ -221,8 +221,8 @@ def _emit_definitions(
         if not d.visible:
             continue
         kind = d.kind
-        if kind in _CALLABLE_KINDS:
-            if d.receiver or (parent is not None and parent.kind in _CONTAINER_KINDS):
+        if kind in _CALLABLE_KINDS and not d.receiver:
+            if parent is not None and parent.kind in _CONTAINER_KINDS:
                 kind = "method"
             else:
                 kind = "function"
@@ -263,7 +263,14 @@ def _signature(source: bytes, node: Node) -> str:
     else:
         stop = source.find(b"\n", start, start + _HEADER_SCAN_BYTES)
         raw = source[start : stop if stop >= 0 else min(node.end_byte, start + _HEADER_SCAN_BYTES)]
-    text = " ".join(raw.decode("utf-8", "replace").split())
+    lines = raw.decode("utf-8", "replace").splitlines()
+    depth = 0
+    for count, line in enumerate(lines, 1):
+        depth += line.count("(") + line.count("[") - line.count(")") - line.count("]")
+        if depth <= 0:
+            lines = lines[:count]
+            break
+    text = " ".join(" ".join(lines).split()).rstrip(" {")
     if len(text) > _SIGNATURE_LIMIT:
         text = text[: _SIGNATURE_LIMIT - 1] + "…"
     return text
