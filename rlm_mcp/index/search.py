@@ -1,0 +1,381 @@
+"""The search API of :class:`~rlm_mcp.index.repository.Repository`.
+
+Grep is the REPL's workhorse, so it runs the compiled regex over whole file
+texts held in memory (loaded once from SQLite in big batches, bounded by
+:data:`TEXT_CACHE_BYTES`) and computes line numbers only for hits. When the
+pattern contains a required literal, ``str.find`` locates candidate lines and
+the regex only checks those lines, which is what keeps Python within a small
+factor of ripgrep.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rlm_mcp.errors import SearchError
+from rlm_mcp.index.ignore import _translate_glob
+from rlm_mcp.index.model import Definition, FileEntry, LoadReport, Reference, SkippedFile
+
+if TYPE_CHECKING:
+    from rlm_mcp.index.store import Store
+    from rlm_mcp.index.walker import Parsed
+
+__all__ = ["GrepHit", "SearchMixin", "glob_regex", "required_literal"]
+
+TEXT_CACHE_BYTES = 512 * 1024 * 1024
+HIT_TEXT_CHARS = 300
+MATCH_MODES = ("auto", "exact", "prefix", "substring", "regex")
+
+
+@dataclass(frozen=True, slots=True)
+class GrepHit:
+    path: str
+    line: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.text}"
+
+
+@functools.lru_cache(maxsize=256)
+def glob_regex(glob: str) -> re.Pattern[str]:
+    """``**`` spans directories, ``*`` does not; a glob without ``/`` matches at any depth.
+
+    A glob naming a directory also matches every file below it.
+    """
+    g = glob.strip()
+    while g.startswith("./"):
+        g = g[2:]
+    g = g.strip("/")
+    if g in ("", "**", "**/*"):
+        return re.compile(r".*", re.DOTALL)
+    body = _translate_glob(g)
+    if "/" not in g:
+        body = "(?:.*/)?" + body
+    return re.compile(body + r"(?:/.*)?\Z", re.DOTALL)
+
+
+_BREAKS = set(".^$()[]{}|")
+
+
+def required_literal(pattern: str) -> str:
+    """The longest literal run every match must contain, or "" if unsure."""
+    if "|" in pattern or pattern.startswith("(?"):
+        return ""
+    best, run, depth, i, n = "", "", 0, 0, len(pattern)
+
+    def flush() -> None:
+        nonlocal best, run
+        if len(run) > len(best):
+            best = run
+        run = ""
+
+    while i < n:
+        c = pattern[i]
+        if c in "?*" or (c == "{" and pattern[i + 1 : i + 3].startswith("0")):
+            run = run[:-1]
+            flush()
+        elif c in "+{":
+            flush()
+            if c == "{":
+                j = pattern.find("}", i)
+                i = n if j < 0 else j
+        elif c == "\\":
+            nxt = pattern[i + 1 : i + 2]
+            if nxt and not nxt.isalnum() and depth == 0:
+                run += nxt
+            else:
+                flush()
+            i += 1
+        elif c == "[":
+            flush()
+            j = i + 1
+            if pattern[j : j + 1] == "^":
+                j += 1
+            if pattern[j : j + 1] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            i = j
+        elif c == "(":
+            flush()
+            depth += 1
+        elif c == ")":
+            flush()
+            depth -= 1
+        elif c in _BREAKS:
+            flush()
+        elif depth == 0:
+            run += c
+        i += 1
+    flush()
+    return best if len(best) >= 3 else ""
+
+
+class SearchMixin:
+    """Read-side methods; state lives in the concrete Repository."""
+
+    root: Path
+    store: Store
+    report: LoadReport
+    _lock: threading.RLock
+    _entries: dict[str, FileEntry]
+    _skips: dict[str, SkippedFile]
+
+    def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
+        self._texts_complete = False
+
+    # -- text cache ----------------------------------------------------------
+
+    def drop_text_cache(self) -> None:
+        with self._lock:
+            self._texts = {}
+            self._texts_complete = False
+
+    def _forget_text(self, path: str) -> None:
+        self._texts.pop(path, None)
+
+    def _update_text_cache(self, parsed: Iterable[Parsed]) -> None:
+        with self._lock:
+            if self._texts_complete:
+                for p in parsed:
+                    self._texts[p.path] = p.text
+
+    def _ensure_texts(self) -> bool:
+        """Load every text into memory when the corpus fits the budget."""
+        with self._lock:
+            if self._texts_complete:
+                return True
+            total = sum(e.size for e in self._entries.values())
+            if total > TEXT_CACHE_BYTES:
+                return False
+            paths = [p for p in self._entries if p not in self._texts]
+        loaded = dict(self.store.iter_texts(paths, batch=900))
+        with self._lock:
+            for p, t in loaded.items():
+                if p in self._entries:
+                    self._texts.setdefault(p, t)
+            self._texts_complete = True
+        return True
+
+    def _iter_texts(self, paths: Sequence[str]) -> Iterator[tuple[str, str]]:
+        if self._ensure_texts():
+            with self._lock:
+                texts = self._texts
+                pairs = [(p, texts[p]) for p in paths if p in texts]
+            yield from pairs
+        else:
+            yield from self.store.iter_texts(paths, batch=500)
+
+    # -- files ---------------------------------------------------------------
+
+    def _norm(self, path: str) -> str:
+        p = str(path).replace("\\", "/").strip()
+        root = str(self.root).replace("\\", "/")
+        if p.startswith(root + "/"):
+            p = p[len(root) + 1 :]
+        while p.startswith("./"):
+            p = p[2:]
+        return p.lstrip("/")
+
+    def _known(self, path: str) -> str:
+        p = self._norm(path)
+        with self._lock:
+            if p in self._entries:
+                return p
+            skip = self._skips.get(p)
+            names = [k for k in self._entries if k.endswith("/" + p.rsplit("/", 1)[-1])][:5]
+        if skip is not None:
+            raise SearchError(f"{p} is not indexed: skipped ({skip.reason}: {skip.detail})")
+        hint = f"; did you mean {', '.join(names)}?" if names else ""
+        raise SearchError(f"unknown path: {path!r}{hint}")
+
+    def files(self, glob: str = "**") -> list[str]:
+        """Indexed paths matching ``glob`` (``**`` spans directories), sorted."""
+        rx = glob_regex(glob)
+        with self._lock:
+            return [p for p in self._entries if rx.match(p)]
+
+    def text(self, path: str) -> str:
+        p = self._known(path)
+        with self._lock:
+            cached = self._texts.get(p)
+        if cached is not None:
+            return cached
+        got = self.store.text(p)
+        if got is None:
+            raise SearchError(f"unknown path: {path!r}")
+        return got
+
+    def read(self, path: str, start: int = 1, end: int | None = None) -> str:
+        """Lines ``start``..``end`` (1-based, inclusive) prefixed with line numbers."""
+        lines = self.text(path).splitlines()
+        start = max(1, int(start))
+        stop = len(lines) if end is None else min(len(lines), int(end))
+        width = max(4, len(str(stop)))
+        return "\n".join(f"{n:>{width}}| {lines[n - 1]}" for n in range(start, stop + 1))
+
+    # -- grep ----------------------------------------------------------------
+
+    def grep(
+        self,
+        pattern: str,
+        glob: str | None = None,
+        max_results: int = 100,
+        ignore_case: bool = False,
+    ) -> list[GrepHit]:
+        """Line-oriented regex search; one hit per matching line, in path order."""
+        flags = re.MULTILINE | (re.IGNORECASE if ignore_case else 0)
+        try:
+            rx = re.compile(pattern, flags)
+        except (re.error, TypeError, ValueError, OverflowError) as exc:
+            raise SearchError(f"invalid regex {pattern!r}: {exc}") from None
+        lit = "" if rx.flags & re.IGNORECASE else required_literal(pattern)
+        paths = self.files(glob) if glob else self.files()
+        hits: list[GrepHit] = []
+        if max_results <= 0:
+            return hits
+        for path, text in self._iter_texts(paths):
+            if lit and lit not in text:
+                continue
+            _grep_text(rx, lit, path, text, hits, max_results)
+            if len(hits) >= max_results:
+                break
+        return hits
+
+    # -- symbols -------------------------------------------------------------
+
+    def symbols(
+        self,
+        query: str,
+        kind: str | None = None,
+        path_glob: str | None = None,
+        match: str = "auto",
+        limit: int = 50,
+    ) -> list[Definition]:
+        """Definitions by name; ``auto`` tries exact, then prefix, then substring."""
+        if match not in MATCH_MODES:
+            raise SearchError(f"unknown match mode {match!r}; use one of {', '.join(MATCH_MODES)}")
+        extra, params = "", []
+        if kind:
+            extra += " AND kind = ?"
+            params.append(kind)
+        if path_glob:
+            extra += " AND path REGEXP ?"
+            params.append(glob_regex(path_glob).pattern)
+        q = query.strip()
+        low = q.lower()
+        modes = ["exact", "prefix", "substring"] if match == "auto" else [match]
+        out: list[Definition] = []
+        seen: set[Definition] = set()
+        for mode in modes:
+            if mode == "exact":
+                where, args = "(name = ? OR qualname = ?)", [q, q]
+            elif mode == "prefix":
+                where, args = "lower(name) >= ? AND lower(name) < ?", [low, low + "\U0010ffff"]
+            elif mode == "substring":
+                where, args = "instr(lower(qualname), ?) > 0", [low]
+            else:
+                try:
+                    re.compile(q)
+                except re.error as exc:
+                    raise SearchError(f"invalid regex {q!r}: {exc}") from None
+                where, args = "(name REGEXP ? OR qualname REGEXP ?)", [q, q]
+            for d in self.store.query_defs(where + extra, [*args, *params], limit):
+                if d not in seen:
+                    seen.add(d)
+                    out.append(d)
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+    def definition(self, name: str) -> list[Definition]:
+        """Definitions whose name or qualified name is exactly ``name``."""
+        return self.store.query_defs("(name = ? OR qualname = ?)", [name, name], 200)
+
+    def references(self, name: str, limit: int = 200) -> list[Reference]:
+        """Where ``name`` (or the last part of a dotted name) is used."""
+        short = name.rsplit(".", 1)[-1].strip()
+        return self.store.query_refs(short, limit)
+
+    def outline(self, path: str) -> list[Definition]:
+        p = self._known(path)
+        return self.store.query_defs("path = ?", [p], 100_000)
+
+    # -- overview ------------------------------------------------------------
+
+    def repo_map(self, max_tokens: int = 1024, focus: str | Sequence[str] | None = None) -> str:
+        """Ranked overview of files and symbols within ``max_tokens`` (see repomap)."""
+        from rlm_mcp.index.repomap import render_repo_map
+
+        return render_repo_map(self, max_tokens, focus)  # type: ignore[arg-type]
+
+    def layout(self, depth: int = 2) -> str:
+        """Directory tree down to ``depth`` levels with recursive file counts."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            paths = list(self._entries)
+        for p in paths:
+            parts = p.split("/")[:-1]
+            for k in range(1, min(depth, len(parts)) + 1):
+                key = "/".join(parts[:k])
+                counts[key] = counts.get(key, 0) + 1
+        top = sum(1 for p in paths if "/" not in p)
+        lines = [f"./ ({len(paths)} files, {top} at top level)"]
+        for key in sorted(counts):
+            indent = "  " * key.count("/")
+            lines.append(f"  {indent}{key.rsplit('/', 1)[-1]}/ ({counts[key]} files)")
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        rep = self.report
+        langs = ", ".join(f"{k} {v}" for k, v in list(rep.languages.items())[:12]) or "none"
+        skipped = ", ".join(f"{k} {v}" for k, v in rep.skipped_by_reason().items()) or "none"
+        return (
+            f"Repository {self.root}\n"
+            f"{rep.files} files, {rep.lines} lines, {rep.bytes} bytes, ~{rep.tokens} tokens, "
+            f"{rep.symbols} symbols\nLanguages: {langs}\nSkipped: {skipped}\n"
+            f"Layout:\n{self.layout(2)}"
+        )
+
+
+def _grep_text(
+    rx: re.Pattern[str], lit: str, path: str, text: str, hits: list[GrepHit], limit: int
+) -> None:
+    line_no, line_pos, pos, n = 1, 0, 0, len(text)
+    while pos <= n:
+        if lit:
+            i = text.find(lit, pos)
+            if i < 0:
+                return
+            ls = text.rfind("\n", 0, i) + 1
+            le = text.find("\n", i)
+            if le < 0:
+                le = n
+            if rx.search(text, ls, le) is None:
+                pos = le + 1
+                continue
+        else:
+            m = rx.search(text, pos)
+            if m is None:
+                return
+            ls = text.rfind("\n", 0, m.start()) + 1
+            le = text.find("\n", m.start())
+            if le < 0:
+                le = n
+        line_no += text.count("\n", line_pos, ls)
+        line_pos = ls
+        line = text[ls:le].rstrip("\r")
+        if len(line) > HIT_TEXT_CHARS:
+            line = line[:HIT_TEXT_CHARS] + "…"
+        hits.append(GrepHit(path, line_no, line))
+        if len(hits) >= limit:
+            return
+        pos = le + 1
