@@ -208,6 +208,6 @@ def _decimal(value: object, name: str) -> Decimal:
         result = Decimal(str(value))
     else:
         raise TypeError(f"price for {name!r} must be a Decimal, not {type(value).__name__}")
-    if result < 0 or not result.is_finite():
+    if not result.is_finite() or result < 0:
         raise ValueError(f"price for {name!r} must be a finite non-negative number: {value}")
     return result
