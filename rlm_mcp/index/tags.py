@@ -256,7 +256,9 @@ def _emit_definitions(
 def _signature(source: bytes, node: Node) -> str:
     """The definition's header: up to its body if it has one, else its first line."""
     start = node.start_byte
-    start = max(source.rfind(b"\n", max(0, start - _SIGNATURE_LIMIT), start) + 1, start - _SIGNATURE_LIMIT)
+    start = max(
+        source.rfind(b"\n", max(0, start - _SIGNATURE_LIMIT), start) + 1, start - _SIGNATURE_LIMIT
+    )
     body = node.child_by_field_name("body")
     if body is not None and start < body.start_byte <= start + _HEADER_SCAN_BYTES:
         raw = source[start : body.start_byte]
