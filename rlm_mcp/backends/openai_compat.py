@@ -248,6 +248,13 @@ class OpenAICompatibleBackend:
             ) from exc
         except openai.APIStatusError as exc:
             raise _Failure.from_status(self, exc) from exc
+        except openai.OpenAIError as exc:
+            raise _Failure(
+                retryable=False,
+                summary=f"client error: {exc}",
+                error=BackendError,
+                message=f"the openai client failed for {self._where}: {_describe(exc)}",
+            ) from exc
         try:
             body = json.loads(text)
         except ValueError as exc:

@@ -8,7 +8,10 @@ from typing import Any
 
 import anyio
 
-from rlm_mcp.backends import CompletionRequest, Message
+from rlm_mcp.backends import CompletionRequest, Message, OpenAICompatibleBackend
+
+BackendFactory = Callable[..., OpenAICompatibleBackend]
+"""What the ``new_backend`` fixture yields: keyword overrides in, backend out."""
 
 
 def ask(text: str = "What is 6 * 7?", **kwargs: Any) -> CompletionRequest:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from backend_helpers import BackendFactory
 
 from rlm_mcp.backends import OpenAICompatibleBackend
 from rlm_mcp.backends.testing import LoopbackLLMServer
@@ -26,11 +27,8 @@ def server() -> Iterator[LoopbackLLMServer]:
     assert _loopback_threads() - before == set()
 
 
-BackendFactory = Callable[..., OpenAICompatibleBackend]
-
-
 @pytest.fixture
-async def make_backend(server: LoopbackLLMServer) -> AsyncIterator[BackendFactory]:
+async def new_backend(server: LoopbackLLMServer) -> AsyncIterator[BackendFactory]:
     """Build backends against ``server`` with millisecond back-off; closes them after."""
     made: list[OpenAICompatibleBackend] = []
 

@@ -9,8 +9,7 @@ import socket
 import time
 
 import pytest
-from backend_helpers import ask, eventually
-from conftest import BackendFactory
+from backend_helpers import BackendFactory, ask, eventually
 
 from rlm_mcp.backends import LLMBackend, Message, OpenAICompatibleBackend, TokenUsage
 from rlm_mcp.backends.base import CompletionRequest
@@ -31,12 +30,12 @@ class SleepRecorder:
 
 
 async def test_a_completion_returns_the_text_model_and_reported_usage(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue(
         Reply(text="42", usage={"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14})
     )
-    backend = make_backend()
+    backend = new_backend()
 
     result = await backend.complete(ask())
 
@@ -50,10 +49,10 @@ async def test_a_completion_returns_the_text_model_and_reported_usage(
 
 
 async def test_the_request_carries_messages_model_and_sampling_options(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue("ok")
-    backend = make_backend(api_key="sk-secret", temperature=0.3, max_output_tokens=99)
+    backend = new_backend(api_key="sk-secret", temperature=0.3, max_output_tokens=99)
     request = CompletionRequest(
         messages=(Message("system", "be brief"), Message("user", "hi")),
         model="other-model",
@@ -76,10 +75,10 @@ async def test_the_request_carries_messages_model_and_sampling_options(
 
 
 async def test_request_options_override_endpoint_defaults_and_unset_ones_are_not_sent(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue("a", "b")
-    backend = make_backend(temperature=0.3)
+    backend = new_backend(temperature=0.3)
 
     await backend.complete(ask(temperature=0.0, max_tokens=5))
     await backend.complete(ask())
@@ -94,10 +93,10 @@ async def test_request_options_override_endpoint_defaults_and_unset_ones_are_not
 
 
 async def test_reasoning_models_get_max_completion_tokens_instead_of_max_tokens(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue("a", "b")
-    backend = make_backend(model="gpt-5-mini")
+    backend = new_backend(model="gpt-5-mini")
 
     await backend.complete(ask(max_tokens=100))
     await backend.complete(ask(max_tokens=100, model="openai/o4-mini"))
@@ -108,20 +107,20 @@ async def test_reasoning_models_get_max_completion_tokens_instead_of_max_tokens(
 
 
 async def test_missing_usage_is_estimated_and_flagged(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue(Reply(text="x" * 40, usage="omit"))
 
-    result = await make_backend().complete(ask("y" * 80))
+    result = await new_backend().complete(ask("y" * 80))
 
     assert result.usage == TokenUsage(input_tokens=20, output_tokens=10, estimated=True)
 
 
 async def test_a_429_with_retry_after_waits_that_long_then_succeeds(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue(Reply.error(429, "slow down", Retry_After="0.2"), "done")
-    backend = make_backend()
+    backend = new_backend()
 
     started = time.monotonic()
     result = await backend.complete(ask())
@@ -135,7 +134,7 @@ async def test_a_429_with_retry_after_waits_that_long_then_succeeds(
 
 
 async def test_retry_after_ms_is_honoured_and_long_retry_after_is_capped(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue(
         Reply.error(429, retry_after_ms="150"),
@@ -143,7 +142,7 @@ async def test_retry_after_ms_is_honoured_and_long_retry_after_is_capped(
         "ok",
     )
     sleeps = SleepRecorder()
-    backend = make_backend(sleep=sleeps, max_retry_after=7.0)
+    backend = new_backend(sleep=sleeps, max_retry_after=7.0)
 
     await backend.complete(ask())
 
@@ -151,11 +150,11 @@ async def test_retry_after_ms_is_honoured_and_long_retry_after_is_capped(
 
 
 async def test_503_twice_then_success_returns_the_answer_on_the_third_attempt(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue(Reply.error(503), Reply.error(503), "third time lucky")
 
-    result = await make_backend().complete(ask())
+    result = await new_backend().complete(ask())
 
     assert result.text == "third time lucky"
     assert result.attempts == 3
@@ -163,11 +162,11 @@ async def test_503_twice_then_success_returns_the_answer_on_the_third_attempt(
 
 
 async def test_backoff_grows_exponentially_with_jitter_between_retries(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue(Reply.error(500), Reply.error(502), Reply.error(504), "ok")
     sleeps = SleepRecorder()
-    backend = make_backend(sleep=sleeps, backoff_base=0.5, rng=random.Random(7))
+    backend = new_backend(sleep=sleeps, backoff_base=0.5, rng=random.Random(7))
 
     await backend.complete(ask())
 
@@ -178,10 +177,10 @@ async def test_backoff_grows_exponentially_with_jitter_between_retries(
 
 
 async def test_persistent_500_exhausts_retries_and_reports_the_attempts(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue(*[Reply.error(500, "upstream exploded")] * 3)
-    backend = make_backend(max_retries=2)
+    backend = new_backend(max_retries=2)
 
     with pytest.raises(BackendResponseError) as caught:
         await backend.complete(ask())
@@ -196,12 +195,12 @@ async def test_persistent_500_exhausts_retries_and_reports_the_attempts(
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 async def test_a_non_retryable_client_error_fails_at_once_with_the_provider_message(
-    server: LoopbackLLMServer, make_backend: BackendFactory, status: int
+    server: LoopbackLLMServer, new_backend: BackendFactory, status: int
 ) -> None:
     server.enqueue(Reply.error(status, "model 'nope' does not exist"))
 
     with pytest.raises(BackendResponseError) as caught:
-        await make_backend().complete(ask())
+        await new_backend().complete(ask())
 
     assert f"HTTP {status}" in str(caught.value)
     assert "model 'nope' does not exist" in str(caught.value)
@@ -210,21 +209,21 @@ async def test_a_non_retryable_client_error_fails_at_once_with_the_provider_mess
 
 
 async def test_x_should_retry_false_stops_retrying_a_server_error(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue(Reply.error(500, "do not bother", x_should_retry="false"))
 
     with pytest.raises(BackendResponseError):
-        await make_backend().complete(ask())
+        await new_backend().complete(ask())
 
     assert len(server.requests) == 1
 
 
 async def test_a_server_slower_than_the_timeout_raises_backend_timeout_after_retries(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue(Reply(text="late", delay=5.0), Reply(text="late", delay=5.0))
-    backend = make_backend(timeout_seconds=0.2, max_retries=1)
+    backend = new_backend(timeout_seconds=0.2, max_retries=1)
 
     started = time.monotonic()
     with pytest.raises(BackendTimeout) as caught:
@@ -262,25 +261,25 @@ async def test_a_server_slower_than_the_timeout_raises_backend_timeout_after_ret
     ],
 )
 async def test_an_unusable_body_raises_a_precise_response_error(
-    server: LoopbackLLMServer, make_backend: BackendFactory, body: str, expected: str
+    server: LoopbackLLMServer, new_backend: BackendFactory, body: str, expected: str
 ) -> None:
     server.enqueue(Reply(body=body))
 
     with pytest.raises(BackendResponseError) as caught:
-        await make_backend().complete(ask())
+        await new_backend().complete(ask())
 
     assert expected in str(caught.value)
     assert len(server.requests) == 1
 
 
 async def test_a_refusal_is_reported_as_such(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     body = {"choices": [{"message": {"content": None, "refusal": "I can't help with that"}}]}
     server.enqueue(Reply(body=json.dumps(body)))
 
     with pytest.raises(BackendResponseError, match="refused: I can't help with that"):
-        await make_backend().complete(ask())
+        await new_backend().complete(ask())
 
 
 def _unused_port() -> int:
@@ -306,10 +305,10 @@ async def test_an_unreachable_endpoint_raises_backend_error_naming_the_url() -> 
 
 
 async def test_cancelling_an_in_flight_call_returns_promptly_and_closes_the_connection(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.enqueue(Reply(hang=True))
-    backend = make_backend(timeout_seconds=30.0)
+    backend = new_backend(timeout_seconds=30.0)
     task = asyncio.create_task(backend.complete(ask()))
     await eventually(lambda: server.in_flight == 1)
 
@@ -324,11 +323,11 @@ async def test_cancelling_an_in_flight_call_returns_promptly_and_closes_the_conn
 
 
 async def test_concurrent_calls_overlap_on_the_wire(
-    server: LoopbackLLMServer, make_backend: BackendFactory
+    server: LoopbackLLMServer, new_backend: BackendFactory
 ) -> None:
     server.latency = 0.2
     server.responder = lambda body: f"echo {body['messages'][0]['content']}"
-    backend = make_backend()
+    backend = new_backend()
 
     results = await asyncio.gather(*(backend.complete(ask(f"q{i}")) for i in range(4)))
 
@@ -336,8 +335,8 @@ async def test_concurrent_calls_overlap_on_the_wire(
     assert server.max_concurrent > 1
 
 
-async def test_aclose_closes_the_http_client(make_backend: BackendFactory) -> None:
-    backend = make_backend()
+async def test_aclose_closes_the_http_client(new_backend: BackendFactory) -> None:
+    backend = new_backend()
 
     await backend.aclose()
 
