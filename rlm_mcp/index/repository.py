@@ -135,7 +135,8 @@ class Repository(SearchMixin):
         found = discover(self.root, follow_symlinks=self.settings.follow_symlinks)
         self._git = found.git
         self._matcher = None
-        return found.candidates, found.skipped
+        own = str(self.store.path)
+        return [c for c in found.candidates if not c.abspath.startswith(own)], found.skipped
 
     def _included(self, paths: Iterable[str]) -> set[str]:
         """Which of ``paths`` the ignore rules let in (existence not checked)."""
@@ -143,7 +144,7 @@ class Repository(SearchMixin):
         if self._single is not None:
             return {p for p in paths if p == self._single}
         if self._git:
-            listed = git_list(self.root)
+            listed = git_list(self.root, paths if len(paths) <= 200 else ())
             if listed is not None:
                 allowed = set(listed)
                 rlm = IgnoreMatcher(self.root, names=(".rlmignore",), use_info_exclude=False)
@@ -174,9 +175,10 @@ class Repository(SearchMixin):
         touch: list[tuple[str, int]] = []
         reused = 0
         cand_paths = {c.path for c in candidates}
+        limit = self.settings.max_file_bytes
         for c in candidates:
             row = known.get(c.path)
-            if row is not None and row.size == c.size:
+            if row is not None and row.size == c.size and c.size <= limit:
                 if row.mtime_ns == c.mtime_ns:
                     reused += 1
                     continue
@@ -190,7 +192,12 @@ class Repository(SearchMixin):
                     reused += 1
                     continue
             sk = known_skips.get(c.path)
-            if sk is not None and sk[0] == c.size and sk[1] == c.mtime_ns:
+            if (
+                sk is not None
+                and sk[0] == c.size
+                and sk[1] == c.mtime_ns
+                and (sk[2].reason == "too_large") == (c.size > limit)
+            ):
                 reused += 1
                 continue
             todo.append(c)

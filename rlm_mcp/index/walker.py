@@ -25,6 +25,7 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,14 +136,18 @@ def stat_candidate(
 _X = ("--exclude-standard",)
 
 
-def git_list(root: Path) -> list[str] | None:
-    """Tracked plus untracked-not-ignored files, or ``None`` outside a work tree."""
+def git_list(root: Path, pathspecs: Sequence[str] = ()) -> list[str] | None:
+    """Tracked plus untracked-not-ignored files, or ``None`` outside a work tree.
+
+    ``pathspecs`` (root-relative, taken literally) limits the listing.
+    """
     git = shutil.which("git")
     if git is None:
         return None
     try:
         proc = subprocess.run(
-            [git, "-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others", *_X],
+            [git, "-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others", *_X]
+            + (["--", *(f":(literal){p}" for p in pathspecs)] if pathspecs else []),
             cwd=root,
             capture_output=True,
             check=False,
