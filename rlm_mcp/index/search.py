@@ -281,7 +281,7 @@ class SearchMixin:
             elif mode == "prefix":
                 where, args = "lower(name) >= ? AND lower(name) < ?", [low, low + "\U0010ffff"]
             elif mode == "substring":
-                where, args = "instr(lower(qualname), ?) > 0", [low]
+                where, args = "instr(lower(name), ?) > 0", [low]
             else:
                 try:
                     re.compile(q)
@@ -370,6 +370,9 @@ def _grep_text(
             le = text.find("\n", m.start())
             if le < 0:
                 le = n
+            if m.end() > le and rx.search(text, ls, le) is None:
+                pos = le + 1
+                continue
         line_no += text.count("\n", line_pos, ls)
         line_pos = ls
         line = text[ls:le].rstrip("\r")

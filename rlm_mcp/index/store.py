@@ -21,12 +21,16 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from rlm_mcp.index.model import Definition, Reference, SkippedFile
+
+T = TypeVar("T")
 
 __all__ = ["SCHEMA_VERSION", "FileRow", "Store", "db_path_for"]
 
@@ -74,6 +78,24 @@ def _compile(pattern: str) -> re.Pattern[str]:
 def _regexp(pattern: str, value: str | None) -> bool:
     """SQLite's ``REGEXP`` operator (``value REGEXP pattern`` calls this)."""
     return value is not None and _compile(pattern).search(value) is not None
+
+
+def _retry_locked(fn: Callable[[], T]) -> T:
+    """Retry ``fn`` while another process holds the lock SQLite's busy handler skips.
+
+    Switching to WAL while a second process creates the same database fails
+    with "database is locked" at once, without waiting on ``busy_timeout``.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def db_path_for(cache_dir: Path, root: Path) -> Path:
@@ -140,7 +162,7 @@ class Store:
 
     def _init_schema(self) -> None:
         conn = self.conn
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        mode = _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
         if mode and str(mode[0]).lower() != "wal":
             log.warning("SQLite index %s is not in WAL mode (%s)", self.path, mode[0])
         with self.transaction() as c:
