@@ -183,8 +183,12 @@ class _Query:
         except (RlmMcpError, OSError) as exc:
             log.exception("query failed")
             outcome = _Outcome("", "error", error=f"{type(exc).__name__}: {exc}")
-        finally:
+        except BaseException:
             await self.close()
+            self.writer.write("end", depth=0, status="cancelled")
+            self.writer.close()
+            raise
+        await self.close()
         result = RLMResult(
             answer=outcome.answer,
             status=outcome.status,
@@ -717,10 +721,11 @@ class _Level:
             limit = q.limit_hit.limit if reason.limit == "max_iterations" else limit
         q.writer.write("note", depth=self.depth, message=f"stopping: {reason}")
         self.spending_disabled = True
-        final_messages = [
-            *messages,
-            Message("user", prompts.FINAL_REQUEST.format(reason=str(reason))),
-        ]
+        request = prompts.FINAL_REQUEST.format(reason=str(reason))
+        if len(messages) > 2 and messages[-1].role == "user":
+            final_messages = [*messages[:-1], Message("user", messages[-1].content + "\n\n" + request)]
+        else:
+            final_messages = [*messages, Message("user", request)]
         try:
             reply = await q.root_call(self._fit(final_messages), final=True)
             q.writer.write(

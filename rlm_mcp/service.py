@@ -1,0 +1,363 @@
+"""The loaded repositories and everything wired to them: index, watcher, REPL, engine.
+
+No MCP types here: the server and the CLI are both thin over this layer.
+Blocking work (indexing, searching, sandbox execution) runs in worker threads
+so that the event loop keeps serving other requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from rlm_mcp.backends import LLMBackend, Pricing, make_backend
+from rlm_mcp.budget import Limits
+from rlm_mcp.config import Settings
+from rlm_mcp.engine.core import ProgressCallback, RLMEngine
+from rlm_mcp.engine.replapi import PRELUDE, RESERVED, repo_functions
+from rlm_mcp.engine.result import EvidenceLog, RLMResult
+from rlm_mcp.errors import (
+    BackendNotConfigured,
+    ConfigError,
+    PathNotAllowed,
+    RepositoryNotFound,
+    UnknownRepository,
+)
+from rlm_mcp.index import Repository, load
+from rlm_mcp.watch import RepositoryWatcher
+from sandbox import ExecResult, Session, SessionConfig, detect_isolation
+
+__all__ = ["LoadedRepo", "RlmService"]
+
+log = logging.getLogger(__name__)
+
+LoadProgress = Callable[[int, int], Coroutine[Any, Any, None]]
+
+
+@dataclass(slots=True)
+class LoadedRepo:
+    """A repository the server has loaded, with its watcher and REPL session."""
+
+    name: str
+    repo: Repository
+    watcher: RepositoryWatcher | None
+    loaded_at: float
+    session: Session | None = None
+    session_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def describe(self) -> dict[str, Any]:
+        report = self.repo.report
+        return {
+            "name": self.name,
+            "root": str(self.repo.root),
+            "files": report.files,
+            "tokens": report.tokens,
+            "symbols": report.symbols,
+            "languages": report.languages,
+            "index_version": self.repo.version,
+            "updated_at": self.repo.updated_at,
+            "watching": self.watcher is not None,
+            "loaded_at": self.loaded_at,
+        }
+
+
+def _name_for(path: Path, taken: Mapping[str, LoadedRepo]) -> str:
+    base = path.name or "root"
+    name, n = base, 2
+    while name in taken and taken[name].repo.root != path:
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+class RlmService:
+    """Loaded repositories by name, and the operations on them.
+
+    Args:
+        settings: server settings; ``allowed_roots`` confines :meth:`load`
+            (empty means the user's home directory).
+        root_backend / sub_backend: override the backends built from settings
+            (library use and tests).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        root_backend: LLMBackend | None = None,
+        sub_backend: LLMBackend | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.settings = settings
+        self.limits = limits or Limits()
+        self._repos: dict[str, LoadedRepo] = {}
+        self._lock = threading.Lock()
+        self._root_backend = root_backend
+        self._sub_backend = sub_backend
+        self._engine: RLMEngine | None = None
+        roots = settings.allowed_roots or (Path.home(),)
+        self.allowed_roots = tuple(Path(r).expanduser().resolve() for r in roots)
+
+    # -- repositories ----------------------------------------------------------------
+
+    def check_allowed(self, path: str | Path) -> Path:
+        """Resolve ``path`` (symlinks and ``..`` included) and refuse it outside the allowed roots."""
+        if not isinstance(path, str | Path) or not str(path).strip():
+            raise RepositoryNotFound("the path is empty")
+        raw = Path(path).expanduser()
+        try:
+            resolved = raw.resolve(strict=True)
+        except FileNotFoundError:
+            raise RepositoryNotFound(f"no such file or directory: {raw}") from None
+        except (OSError, RuntimeError) as exc:
+            raise RepositoryNotFound(f"cannot resolve {raw}: {exc}") from None
+        if not any(resolved == r or resolved.is_relative_to(r) for r in self.allowed_roots):
+            roots = ", ".join(str(r) for r in self.allowed_roots)
+            raise PathNotAllowed(
+                f"{raw} resolves to {resolved}, outside the allowed roots ({roots}); "
+                "start the server with --allow-root to permit it"
+            )
+        return resolved
+
+    async def load(
+        self,
+        path: str | Path,
+        name: str | None = None,
+        *,
+        progress: LoadProgress | None = None,
+        confine: bool = True,
+    ) -> tuple[LoadedRepo, dict[str, Any]]:
+        """Load (or reload) a repository; returns it and a summary of the load report."""
+        resolved = self.check_allowed(path) if confine else Path(path).expanduser().resolve()
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigError("the repository name must be a non-empty string")
+        existing = self._find_by_root(resolved)
+        report_cb = self._thread_progress(progress)
+        if existing is not None and (name is None or name == existing.name):
+            report = await anyio.to_thread.run_sync(partial(existing.repo.refresh, report_cb))
+            return existing, {**self._summary(existing, report), "reloaded": True}
+        repo = await anyio.to_thread.run_sync(
+            partial(load, resolved, self.settings.index, progress=report_cb)
+        )
+        watcher: RepositoryWatcher | None = None
+        if self.settings.index.watch and resolved.is_dir():
+            watcher = RepositoryWatcher(repo, debounce=self.settings.index.debounce_seconds)
+            try:
+                watcher.start()
+            except OSError as exc:
+                log.warning("cannot watch %s: %s", resolved, exc)
+                watcher = None
+        with self._lock:
+            chosen = name.strip() if name else _name_for(resolved, self._repos)
+            old = self._repos.get(chosen)
+            loaded = LoadedRepo(chosen, repo, watcher, time.time())
+            self._repos[chosen] = loaded
+        if old is not None:
+            await anyio.to_thread.run_sync(self._close_repo, old)
+        return loaded, {**self._summary(loaded, repo.report), "reloaded": False}
+
+    def _thread_progress(self, progress: LoadProgress | None) -> Callable[[int, int], None] | None:
+        if progress is None:
+            return None
+        last = [0.0]
+
+        def report(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done < total and now - last[0] < 0.1:
+                return
+            last[0] = now
+            try:
+                anyio.from_thread.run(progress, done, total)
+            except Exception:
+                log.debug("load progress failed", exc_info=True)
+
+        return report
+
+    @staticmethod
+    def _summary(loaded: LoadedRepo, report: Any) -> dict[str, Any]:
+        return {
+            "name": loaded.name,
+            "root": str(loaded.repo.root),
+            "files": report.files,
+            "bytes": report.bytes,
+            "tokens": report.tokens,
+            "lines": report.lines,
+            "symbols": report.symbols,
+            "languages": dict(report.languages),
+            "skipped": report.skipped_by_reason(),
+            "skipped_files": [
+                {"path": s.path, "reason": s.reason, "detail": s.detail}
+                for s in report.skipped[:200]
+            ],
+            "invalid_utf8": list(report.invalid_utf8[:200]),
+            "parsed": report.parsed,
+            "reused": report.reused,
+            "removed": report.removed,
+            "seconds": round(report.seconds, 3),
+            "git": report.git,
+            "index_version": loaded.repo.version,
+            "watching": loaded.watcher is not None,
+        }
+
+    def _find_by_root(self, root: Path) -> LoadedRepo | None:
+        with self._lock:
+            return next((r for r in self._repos.values() if r.repo.root == root), None)
+
+    def get(self, name: str | None = None) -> LoadedRepo:
+        """The repository called ``name``; with no name, the only (or latest) one loaded."""
+        with self._lock:
+            if not self._repos:
+                raise UnknownRepository("no repository is loaded: call rlm_load with a path first")
+            if name is None or name == "":
+                return max(self._repos.values(), key=lambda r: r.loaded_at)
+            if name in self._repos:
+                return self._repos[name]
+            known = ", ".join(sorted(self._repos))
+        raise UnknownRepository(f"no loaded repository is named {name!r}; loaded: {known}")
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            repos = list(self._repos.values())
+        return [r.describe() for r in sorted(repos, key=lambda r: r.name)]
+
+    async def unload(self, name: str) -> dict[str, Any]:
+        loaded = self.get(name)
+        with self._lock:
+            self._repos.pop(loaded.name, None)
+        await anyio.to_thread.run_sync(self._close_repo, loaded)
+        return {"name": loaded.name, "root": str(loaded.repo.root), "unloaded": True}
+
+    @staticmethod
+    def _close_repo(loaded: LoadedRepo) -> None:
+        if loaded.watcher is not None:
+            loaded.watcher.stop()
+        if loaded.session is not None:
+            loaded.session.close()
+        loaded.repo.close()
+
+    # -- the LLM ----------------------------------------------------------------------
+
+    def engine(self) -> RLMEngine:
+        """The engine, built on first use; raises BackendNotConfigured naming the settings."""
+        if self._engine is not None:
+            return self._engine
+        s = self.settings
+        root = self._root_backend or make_backend(s.root_model, role="root")
+        sub = self._sub_backend or (make_backend(s.sub_model, role="sub") if s.sub_model else root)
+        root_ep = s.root_model
+        sub_ep = s.sub_model or s.root_model
+        self._engine = RLMEngine(
+            root,
+            sub,
+            limits=self.limits,
+            sandbox=s.sandbox,
+            pricing=Pricing(overrides=s.prices_usd_per_mtok),
+            trajectory_dir=s.trajectory_dir,
+            root_window=root_ep.context_window if root_ep else 128_000,
+            sub_window=sub_ep.context_window if sub_ep else 128_000,
+            root_max_output=root_ep.max_output_tokens if root_ep else None,
+            sub_max_output=sub_ep.max_output_tokens if sub_ep else None,
+        )
+        return self._engine
+
+    @property
+    def llm_configured(self) -> bool:
+        return self._root_backend is not None or self.settings.root_model is not None
+
+    async def query(
+        self,
+        question: str,
+        repo: str | None = None,
+        limits: Mapping[str, Any] | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> RLMResult:
+        if not isinstance(question, str) or not question.strip():
+            raise ConfigError("the question is empty: pass the question to answer")
+        loaded = self.get(repo)
+        engine = self.engine()
+        tightened = self.limits.tighten(
+            Limits.from_mapping(limits, self.limits) if limits else None
+        )
+        return await engine.run(question, loaded.repo, limits=tightened, progress=progress)
+
+    # -- the client-driven REPL -------------------------------------------------------
+
+    def _session(self, loaded: LoadedRepo) -> Session:
+        if loaded.session is not None:
+            return loaded.session
+        host: dict[str, Callable[..., Any]] = dict(repo_functions(loaded.repo, EvidenceLog()))
+        host["llm_query"] = self._no_llm
+        host["llm_query_batched"] = self._no_llm
+        host["rlm_query"] = self._no_llm
+        sb = self.settings.sandbox
+        root = loaded.repo.root
+        loaded.session = Session(
+            SessionConfig(
+                root=root if root.is_dir() else root.parent,
+                prelude=PRELUDE,
+                reserved=RESERVED,
+                exec_timeout=min(sb.exec_timeout_seconds, self.limits.exec_timeout_seconds),
+                output_limit=sb.output_limit_chars,
+                memory_bytes=sb.memory_mb * 1024 * 1024 if sb.memory_mb else None,
+                cpu_seconds=sb.cpu_seconds,
+                allow_unsafe=sb.allow_unsafe,
+            ),
+            host,
+        )
+        loaded.session.start()
+        return loaded.session
+
+    @staticmethod
+    def _no_llm(*args: Any, **kwargs: Any) -> Any:
+        raise BackendNotConfigured(
+            "rlm_exec runs without an LLM: you are the root model, so read the data and reason "
+            "about it yourself (or use rlm_query for the server's own model)"
+        )
+
+    async def exec(self, code: str, repo: str | None = None) -> ExecResult:
+        """Run ``code`` in the repository's persistent REPL (variables survive between calls)."""
+        if not isinstance(code, str) or not code.strip():
+            raise ConfigError("the code is empty")
+        loaded = self.get(repo)
+
+        def run() -> ExecResult:
+            with loaded.session_lock:
+                return self._session(loaded).exec(code)
+
+        session = loaded.session
+        try:
+            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            if (session := loaded.session) is not None:
+                session.interrupt()
+            raise
+
+    @staticmethod
+    def isolation() -> dict[str, Any]:
+        report = detect_isolation()
+        return {
+            "level": report.level,
+            "missing": list(report.missing),
+            "description": report.describe(),
+        }
+
+    async def aclose(self) -> None:
+        with self._lock:
+            repos, self._repos = list(self._repos.values()), {}
+        for loaded in repos:
+            await anyio.to_thread.run_sync(self._close_repo, loaded)
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.root.aclose()
+            if engine.sub is not engine.root:
+                await engine.sub.aclose()

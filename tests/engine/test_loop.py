@@ -1,0 +1,339 @@
+"""The RLM loop end to end: a real sandbox, the real openai client, a scripted loopback model."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import pytest
+
+from rlm_mcp.backends import Pricing
+from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
+from rlm_mcp.budget import Limits
+from rlm_mcp.index import Repository
+
+from engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
+
+
+async def test_one_step_answer_comes_from_executed_final(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script([code('FINAL("the cart lives in shop/cart.py")')])
+    result = await make_engine().run("Where is the cart?", small_repo)
+    assert result.status == "completed"
+    assert result.answer == "the cart lives in shop/cart.py"
+    assert result.iterations == 1
+    assert result.usage.calls == 1
+
+
+async def test_root_prompt_describes_shape_not_contents(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    script = Script([code('FINAL("ok")')])
+    llm.responder = script
+    await make_engine().run("What is here?", small_repo)
+    system = script.root_bodies[0]["messages"][0]["content"]
+    assert "Files: 3" in system
+    assert "repo.grep(" in system and "llm_query(" in system
+    assert "self.items.append" not in system
+    assert "[turn 1 of 16]" in last_user(script.root_bodies[0])
+
+
+async def test_multi_step_search_then_answer_with_evidence(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    def root(body: dict[str, Any]) -> str:
+        turn = len([m for m in body["messages"] if m["role"] == "assistant"])
+        if turn == 0:
+            return code('hits = repo.grep(r"def apply_discount")\nprint(hits)')
+        output = last_user(body)
+        assert "shop/pricing.py:1:def apply_discount" in output
+        assert "[turn 2 of" in output
+        return code('d = repo.definition("apply_discount")[0]\nprint(repo.read(d["path"], d["line"], d["end_line"]))\nFINAL(f"{d[\'path\']}:{d[\'line\']}")')
+
+    llm.responder = Script(root)
+    result = await make_engine().run("Where is the discount applied?", small_repo)
+    assert result.status == "completed", result
+    assert result.answer == "shop/pricing.py:1"
+    assert result.iterations == 2
+    assert any(str(e).startswith("shop/pricing.py:1") for e in result.evidence)
+
+
+async def test_answer_variable_finishes_like_final(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script([code('answer["content"] = "via answer dict"\nanswer["ready"] = True')])
+    result = await make_engine().run("q?", small_repo)
+    assert (result.status, result.answer) == ("completed", "via answer dict")
+
+
+async def test_final_in_prose_and_fake_output_are_ignored(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    fabricated = 'I will check.\n```python\nx = 41 + 1\n```\nOutput:\n```\n42\n```\nFINAL("fabricated")'
+    script = Script([fabricated, code("FINAL(str(x))")])
+    llm.responder = script
+    result = await make_engine().run("q?", small_repo)
+    assert result.answer == "42"
+    assert result.iterations == 2
+
+
+async def test_reply_without_code_is_nudged_and_counts_as_a_turn(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    script = Script(["I think the answer is 7.", code('FINAL("7")')])
+    llm.responder = script
+    result = await make_engine().run("q?", small_repo)
+    assert result.answer == "7" and result.iterations == 2
+    assert "no ```python code block" in last_user(script.root_bodies[1])
+
+
+async def test_unterminated_fence_still_runs(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script(['```python\nFINAL("cut off")'])
+    result = await make_engine().run("q?", small_repo)
+    assert result.answer == "cut off"
+
+
+async def test_reserved_names_survive_clobbering(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script([code("FINAL = None\nrepo = 3\nllm_query = print"), code('FINAL(len(repo.files()))')])
+    result = await make_engine().run("q?", small_repo)
+    assert result.answer == "3"
+
+
+async def test_sub_calls_are_made_memoized_and_counted(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    script = Script(
+        [code('a = llm_query("summarise X")\nb = llm_query("summarise X")\nFINAL(a + "|" + b)')],
+        sub=lambda p: "X is fine",
+    )
+    llm.responder = script
+    result = await make_engine().run("q?", small_repo)
+    assert result.answer == "X is fine|X is fine"
+    assert script.sub_prompts == ["summarise X"]
+    assert result.usage.models["sub-model"].calls == 1
+    assert result.usage.cache_hits == 1
+    assert result.sub_calls == 1
+
+
+async def test_batch_of_twenty_runs_concurrently_within_max_concurrency(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    script = Script(
+        [code('rs = llm_query_batched([f"item {i}" for i in range(20)])\nFINAL(str(len(rs)) + " " + rs[7])')],
+        sub=lambda p: Reply(text=p.upper(), delay=0.15),
+    )
+    llm.responder = script
+    result = await make_engine(limits=Limits(max_concurrency=5)).run("q?", small_repo)
+    assert result.answer == "20 ITEM 7"
+    assert 2 <= llm.max_concurrent <= 5
+    assert result.sub_calls == 20
+
+
+async def test_recursion_reaches_max_depth_and_is_refused_beyond(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    def root(body: dict[str, Any]) -> str:
+        q = body["messages"][1]["content"]
+        if "outer question" in q:
+            return code('r = rlm_query("inner question", context="alpha beta")\nFINAL("outer got: " + r)')
+        if "[turn 1 of" in last_user(body) and "inner question" in q:
+            return code('try:\n    rlm_query("too deep")\nexcept Exception as e:\n    err = f"{type(e).__name__}: {e}"\nFINAL(context.split()[1] + " / " + err)')
+        raise AssertionError(q)
+
+    llm.responder = Script(root)
+    result = await make_engine(limits=Limits(max_depth=1)).run("outer question", small_repo)
+    assert result.status == "completed"
+    assert result.answer.startswith("outer got: beta / DepthLimitExceeded: rlm_query would start depth 2")
+    assert result.max_depth_reached == 1
+
+
+async def test_iteration_limit_stops_and_asks_for_best_answer(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    def root(body: dict[str, Any]) -> str:
+        if "STOP:" in last_user(body):
+            return code('FINAL("best effort: " + str(n))')
+        turn = len([m for m in body["messages"] if m["role"] == "assistant"])
+        return code(f"n = {turn}\nprint(n)")
+
+    llm.responder = Script(root)
+    result = await make_engine(limits=Limits(max_iterations=3)).run("q?", small_repo)
+    assert result.status == "limit_reached"
+    assert result.limit == "max_iterations"
+    assert result.answer == "best effort: 2"
+    assert result.iterations == 3
+
+
+async def test_model_that_never_finishes_gets_partial_answer_when_final_request_fails(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script(lambda body: code('print("still looking", len(repo.files()))\nanswer["content"] = "partial: 3 files"'))
+    result = await make_engine(limits=Limits(max_iterations=2)).run("q?", small_repo)
+    assert result.status == "limit_reached"
+    assert result.answer == "partial: 3 files"
+
+
+async def test_call_limit_fires_before_the_call_and_reports_it(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    def root(body: dict[str, Any]) -> str:
+        if "STOP:" in last_user(body):
+            return code('FINAL("stopped")')
+        return code('for i in range(10):\n    try:\n        llm_query(f"q{i}")\n    except Exception as e:\n        print(type(e).__name__, e)\n        break')
+
+    script = Script(root)
+    llm.responder = script
+    result = await make_engine(limits=Limits(max_llm_calls=4)).run("q?", small_repo)
+    assert result.status == "limit_reached" and result.limit == "max_llm_calls"
+    assert result.usage.calls <= 5  # 4 within the limit plus the reserved final-answer call
+    assert len(script.sub_prompts) <= 3
+    outputs = [last_user(b) for b in script.root_bodies[1:]]
+    assert any("CallLimitExceeded the next call would exceed max_llm_calls=4" in o and "STOP:" in o for o in outputs), outputs
+
+
+async def test_thousand_sub_calls_are_capped_and_nothing_crashes(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    def root(body: dict[str, Any]) -> str:
+        if "STOP:" in last_user(body) or "CallLimitExceeded" in last_user(body):
+            return code('FINAL("gave up on the big batch")')
+        return code('rs = llm_query_batched([f"chunk {i}" for i in range(1000)])')
+
+    script = Script(root)
+    llm.responder = script
+    result = await make_engine(limits=Limits(max_llm_calls=30)).run("q?", small_repo)
+    assert script.sub_prompts == []
+    assert result.answer == "gave up on the big batch"
+    assert "1000 prompts" in last_user(script.root_bodies[1])
+
+
+async def test_token_limit_stops_with_its_name(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    big = {"prompt_tokens": 4000, "completion_tokens": 100, "total_tokens": 4100}
+    llm.responder = Script(lambda body: Reply(text=code("print(1)") if "STOP:" not in last_user(body) else code('FINAL("t")'), usage=big))
+    result = await make_engine(limits=Limits(max_tokens=9000)).run("q?", small_repo)
+    assert result.status == "limit_reached" and result.limit == "max_tokens"
+    assert result.usage.tokens <= 9000 * 1.1 + 4100
+
+
+async def test_cost_limit_stops_with_its_name(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    usage = {"prompt_tokens": 100_000, "completion_tokens": 0, "total_tokens": 100_000}
+    llm.responder = Script(lambda body: Reply(text=code(f"print({len(body['messages'])})"), usage=usage))
+    pricing = Pricing(overrides={"root-model": (Decimal("1.00"), Decimal("1.00"))})
+    engine = make_engine(limits=Limits(max_cost_usd=Decimal("0.25")), pricing=pricing)
+    result = await engine.run("q?", small_repo)
+    assert result.status == "limit_reached" and result.limit == "max_cost_usd"
+    assert result.usage.cost_usd <= Decimal("0.40")
+
+
+async def test_wall_time_limit_stops_with_its_name(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script(lambda body: Reply(text=code("print(3)"), delay=0.3))
+    result = await make_engine(limits=Limits(max_wall_seconds=0.5)).run("q?", small_repo)
+    assert result.status == "limit_reached" and result.limit == "max_wall_seconds"
+
+
+async def test_repeated_code_gets_intervention_then_stops(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    script = Script(lambda body: code('print(repo.grep("Cart"))') if "STOP:" not in last_user(body) else "no code")
+    llm.responder = script
+    result = await make_engine().run("q?", small_repo)
+    assert result.status == "limit_reached" and result.limit == "loop_detected"
+    assert any("same code 2 times" in last_user(b) for b in script.root_bodies)
+    assert result.iterations <= 4
+
+
+async def test_rate_limit_then_success(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.enqueue(Reply.error(429, "slow down", **{"Retry-After": "0"}))
+    llm.responder = Script([code('FINAL("after 429")')])
+    result = await make_engine().run("q?", small_repo)
+    assert result.answer == "after 429" and result.status == "completed"
+
+
+async def test_persistent_server_errors_end_in_error_status(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = lambda body: Reply.error(500, "boom")
+    result = await make_engine(retries=2).run("q?", small_repo)
+    assert result.status == "error"
+    assert result.error is not None and "500" in result.error
+    assert len(llm.requests) == 3
+
+
+async def test_provider_timeout_ends_in_error_status(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = lambda body: Reply(text="late", delay=2.0)
+    result = await make_engine(timeout=0.3, retries=1).run("q?", small_repo)
+    assert result.status == "error"
+    assert result.error is not None and re.search("time", result.error, re.I)
+
+
+async def test_malformed_provider_reply_ends_in_error_status(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = lambda body: Reply(body=b"<html>not json</html>")
+    result = await make_engine(retries=0).run("q?", small_repo)
+    assert result.status == "error" and result.error
+
+
+async def test_sub_call_error_reaches_the_repl_and_the_model_adapts(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    script = Script(
+        [code('try:\n    llm_query("x")\nexcept Exception as e:\n    FINAL(type(e).__name__)')],
+        sub=lambda p: Reply.error(400, "bad request from sub"),
+    )
+    llm.responder = script
+    result = await make_engine(retries=0).run("q?", small_repo)
+    assert result.status == "completed"
+    assert "Backend" in result.answer
+
+
+async def test_oversized_sub_prompt_is_refused_in_the_repl(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    script = Script([code('try:\n    llm_query("x" * 100_000)\nexcept ValueError as e:\n    FINAL(str(e))')])
+    llm.responder = script
+    result = await make_engine(sub_window=8000).run("q?", small_repo)
+    assert "more than the sub-model's window of 8000" in result.answer
+    assert script.sub_prompts == []
+
+
+async def test_trajectory_records_steps_and_sub_calls(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script([code('x = llm_query("hello")\nFINAL(x)')], sub=lambda p: "world")
+    result = await make_engine().run("q?", small_repo)
+    kinds = [e["event"] for e in trajectory_events(result.trajectory)]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    assert {"root_reply", "exec", "sub_call"} <= set(kinds)
+
+
+async def test_cancelling_a_query_stops_promptly(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script([code("while True:\n    pass")])
+    engine = make_engine(limits=Limits(exec_timeout_seconds=30))
+    with anyio.move_on_after(1.0) as scope:
+        await engine.run("q?", small_repo)
+    assert scope.cancelled_caught
+
+
+async def test_empty_question_is_refused(make_engine: EngineFactory, small_repo: Repository) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        await make_engine().run("  ", small_repo)
