@@ -38,7 +38,6 @@ import struct
 import sys
 import textwrap
 import threading
-import time
 import traceback
 import types
 import typing
@@ -224,7 +223,13 @@ ARCHES: dict[str, Arch] = {
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _libc.prctl.restype = ctypes.c_int
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 
 
 def current_arch() -> Arch | None:
@@ -575,9 +580,7 @@ class _Stream(io.TextIOBase):
         self._worker = worker
         self._name = name
 
-    @property
-    def encoding(self) -> str:
-        return "utf-8"
+    encoding = "utf-8"
 
     def writable(self) -> bool:
         return True
@@ -610,10 +613,6 @@ def _code_names(code: types.CodeType) -> Iterator[str]:
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             yield from _code_names(const)
-
-
-class _Interrupted(KeyboardInterrupt):
-    pass
 
 
 class Worker:
@@ -670,9 +669,8 @@ class Worker:
                     if slot is not None:
                         slot[1] = msg
                         slot[0].set()
-                elif kind == "interrupt":
-                    if self.active and msg.get("id") == self.current_id:
-                        signal.pthread_kill(self.main_ident, signal.SIGUSR1)
+                elif kind == "interrupt" and self.active and msg.get("id") == self.current_id:
+                    signal.pthread_kill(self.main_ident, signal.SIGUSR1)
         except BaseException:
             _exit(0)
 
@@ -756,13 +754,12 @@ class Worker:
         if self.active:
             self.timer_fired = True
             raise TimeoutError(
-                f"cell exceeded its {self.timeout:g} s time limit "
-                "(stopped; variables are kept)"
+                f"cell exceeded its {self.timeout:g} s time limit (stopped; variables are kept)"
             )
 
     def on_interrupt(self, signum: int, frame: Any) -> None:
         if self.active:
-            raise _Interrupted("interrupted by the host")
+            raise KeyboardInterrupt("interrupted by the host")
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGALRM, self.on_alarm)
@@ -792,11 +789,15 @@ class Worker:
 
     # execution
     def format_error(self, exc: BaseException) -> str:
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_code.co_filename == WORKER_FILE:
-            tb = tb.tb_next
         try:
-            text = "".join(traceback.format_exception(type(exc), exc, tb))
+            summary = traceback.extract_tb(exc.__traceback__)
+            frames = traceback.StackSummary.from_list(
+                [f for f in summary if f.filename != WORKER_FILE]
+            )
+            text = ""
+            if frames:
+                text = "Traceback (most recent call last):\n" + "".join(frames.format())
+            text += "".join(traceback.format_exception_only(type(exc), exc))
         except Exception:
             text = f"{type(exc).__name__}: <unprintable>\n"
         if len(text) > self.limit:
@@ -851,9 +852,7 @@ class Worker:
                 if tree.body and isinstance(tree.body[-1], ast.Expr):
                     last = tree.body.pop().value  # type: ignore[attr-defined]
                 body = compile(tree, filename, "exec")
-                expr = (
-                    compile(ast.Expression(last), filename, "eval") if last is not None else None
-                )
+                expr = compile(ast.Expression(last), filename, "eval") if last is not None else None
                 names = set(_code_names(body))
                 if expr is not None:
                     names |= set(_code_names(expr))
@@ -960,10 +959,7 @@ class Worker:
     def serve(self) -> None:
         while True:
             msg = self.requests.get()
-            if msg["type"] == "exec":
-                reply = self.run_exec(msg)
-            else:
-                reply = self.run_get(msg)
+            reply = self.run_exec(msg) if msg["type"] == "exec" else self.run_get(msg)
             try:
                 self.send(reply)
             except (TypeError, ValueError):

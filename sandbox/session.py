@@ -331,7 +331,7 @@ class _WorkerHandle:
                 raise _ProtocolError("malformed call")
             if name not in self.session.functions:
                 raise _ProtocolError(f"call to unknown host function {name[:80]!r}")
-            self.session.on_call(self, call_id, name, args, kwargs)
+            self.session.on_call(self, _as_int(call_id), name, args, kwargs)
         elif kind == "hello" and not self.hello_seen:
             if not (isinstance(msg.get("layers"), dict) and _is_int(msg.get("uid"))):
                 raise _ProtocolError("malformed hello")
@@ -352,6 +352,11 @@ class _WorkerHandle:
             self.results.put(("value", msg))
         else:
             raise _ProtocolError(f"unexpected message type {str(kind)[:40]!r}")
+
+
+def _as_int(value: Any) -> int:
+    assert isinstance(value, int)
+    return value
 
 
 def _is_int(value: Any) -> bool:
@@ -404,37 +409,40 @@ class Session:
     def start(self) -> None:
         """Spawn the worker (idempotent); refuses when isolation is insufficient."""
         with self._exec_lock:
-            self._check_open()
-            if self._started:
-                return
-            available = detect_isolation()
-            if available.missing_core:
-                if not self.config.allow_unsafe:
-                    raise SandboxUnavailableError(
-                        "refusing to run untrusted code: isolation layers missing: "
-                        f"{', '.join(available.missing_core)} ({available.describe()}); "
-                        "set SessionConfig(allow_unsafe=True) to run without them (UNSAFE)"
-                    )
-                logger.warning(
-                    "UNSAFE sandbox: running without %s (%s)",
-                    ", ".join(available.missing_core),
-                    available.describe(),
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        self._check_open()
+        if self._started:
+            return
+        available = detect_isolation()
+        if available.missing_core:
+            if not self.config.allow_unsafe:
+                raise SandboxUnavailableError(
+                    "refusing to run untrusted code: isolation layers missing: "
+                    f"{', '.join(available.missing_core)} ({available.describe()}); "
+                    "set SessionConfig(allow_unsafe=True) to run without them (UNSAFE)"
                 )
-            if self.config.use_bwrap is None:
-                self._use_bwrap = available.bwrap
-            elif self.config.use_bwrap and not available.bwrap:
-                raise SandboxUnavailableError("use_bwrap=True but bubblewrap does not work here")
-            else:
-                self._use_bwrap = self.config.use_bwrap
-            self._spawner = _Spawner()
-            self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sandbox-call")
-            self._started = True
-            try:
-                self._handle = self._spawn()
-            except BaseException:
-                self._shutdown_threads()
-                self._started = False
-                raise
+            logger.warning(
+                "UNSAFE sandbox: running without %s (%s)",
+                ", ".join(available.missing_core),
+                available.describe(),
+            )
+        if self.config.use_bwrap is None:
+            self._use_bwrap = available.bwrap
+        elif self.config.use_bwrap and not available.bwrap:
+            raise SandboxUnavailableError("use_bwrap=True but bubblewrap does not work here")
+        else:
+            self._use_bwrap = self.config.use_bwrap
+        self._spawner = _Spawner()
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sandbox-call")
+        self._started = True
+        try:
+            self._handle = self._spawn()
+        except BaseException:
+            self._shutdown_threads()
+            self._started = False
+            raise
 
     def close(self) -> None:
         """Kill the worker and join every thread the session started."""
@@ -595,7 +603,9 @@ class Session:
             landlock_abi=abi if _is_int(abi) else 0,
             seccomp=layers.get("seccomp") is True,
             bwrap=use_bwrap and hello["uid"] != 0,
-            errors=tuple(f"{k}: {v}" for k, v in errors.items()) if isinstance(errors, dict) else (),
+            errors=tuple(f"{k}: {v}" for k, v in errors.items())
+            if isinstance(errors, dict)
+            else (),
         )
         if report.missing_core:
             if not self.config.allow_unsafe:
@@ -610,7 +620,9 @@ class Session:
         """The live worker, respawning a dead one; also returns a pending restart notice."""
         self._check_open()
         if not self._started:
-            raise SandboxError("session not started; call start() first")
+            self._start_locked()
+            assert self._handle is not None
+            return self._handle, None
         handle = self._handle
         if handle is None or handle.dead or handle.kill_reason is not None:
             reason = handle.kill_reason if handle is not None else None
@@ -623,10 +635,11 @@ class Session:
                 )
                 self._pending_notice = notice
             self._handle = None
-            self._handle = self._spawn()
+            handle = self._spawn()
+            self._handle = handle
             self.restarts += 1
-        notice, self._pending_notice = self._pending_notice, None
-        return self._handle, notice
+        pending, self._pending_notice = self._pending_notice, None
+        return handle, pending
 
     def _respawn_after(self, handle: _WorkerHandle) -> None:
         handle.join()
@@ -684,12 +697,15 @@ class Session:
                 raise ValueError(f"result of {name} too large ({size} bytes)")
         except Exception as exc:
             exc_name = type(exc).__name__
+            message = str(exc)
+            if isinstance(exc, KeyError) and len(exc.args) == 1:
+                message = str(exc.args[0])
             reply = {
                 "type": "result",
                 "id": call_id,
                 "ok": False,
                 "exc_type": exc_name if _EXC_NAME.fullmatch(exc_name) else "RuntimeError",
-                "message": str(exc)[:10_000],
+                "message": message[:10_000],
             }
         self._reply(handle, reply)
 
