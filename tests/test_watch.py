@@ -1,0 +1,149 @@
+"""The watcher keeps the index fresh: edits, deletes, moves, ignore edits, bursts, root loss."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "index"))
+from index_helpers import write
+
+from rlm_mcp.config import IndexSettings
+from rlm_mcp.index import Repository, load
+from rlm_mcp.watch import RepositoryWatcher
+
+DEADLINE = 10.0
+
+
+def eventually(check: Callable[[], bool], timeout: float = DEADLINE) -> None:
+    """Poll ``check`` until it holds; fail with the deadline otherwise."""
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    r = tmp_path / "repo"
+    write(r, {"a.py": "def alpha():\n    pass\n", "b.py": "x = 1\n"})
+    return r
+
+
+@pytest.fixture
+def repo(root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repository]:
+    settings = IndexSettings(cache_dir=tmp_path_factory.mktemp("cache"), workers=2)
+    r = load(root, settings)
+    yield r
+    r.close()
+
+
+@pytest.fixture(params=["inotify", "polling"])
+def watcher(request: pytest.FixtureRequest, repo: Repository) -> Iterator[RepositoryWatcher]:
+    w = RepositoryWatcher(
+        repo, debounce=0.05, force_polling=request.param == "polling", poll_interval=0.05
+    )
+    w.start()
+    yield w
+    w.stop()
+
+
+def test_created_modified_and_deleted_files_reach_the_index(
+    root: Path, repo: Repository, watcher: RepositoryWatcher
+) -> None:
+    write(root, {"new.py": "def fresh():\n    pass\n"})
+    eventually(lambda: bool(repo.definition("fresh")))
+    write(root, {"a.py": "def beta():\n    pass\n"})
+    eventually(lambda: bool(repo.definition("beta")) and not repo.definition("alpha"))
+    assert [h.path for h in repo.grep("def beta")] == ["a.py"]
+    (root / "b.py").unlink()
+    eventually(lambda: "b.py" not in repo.files())
+
+
+def test_moved_files_and_directories_are_reindexed_under_the_new_path(
+    root: Path, repo: Repository, watcher: RepositoryWatcher
+) -> None:
+    (root / "a.py").rename(root / "moved.py")
+    eventually(lambda: repo.files() == ["b.py", "moved.py"])
+    write(root, {"d/one.py": "ONE = 1\n"})
+    eventually(lambda: "d/one.py" in repo.files())
+    (root / "d").rename(root / "e")
+    eventually(lambda: "e/one.py" in repo.files() and "d/one.py" not in repo.files())
+
+
+def test_editing_gitignore_changes_the_file_set(
+    root: Path, repo: Repository, watcher: RepositoryWatcher
+) -> None:
+    write(root, {".gitignore": "b.py\n"})
+    eventually(lambda: "b.py" not in repo.files())
+    write(root, {".gitignore": "\n"})
+    eventually(lambda: "b.py" in repo.files())
+    write(root, {".rlmignore": "a.py\n"})
+    eventually(lambda: "a.py" not in repo.files())
+
+
+def test_ignored_files_stay_out_of_the_index(
+    root: Path, repo: Repository, watcher: RepositoryWatcher
+) -> None:
+    write(root, {".gitignore": "*.log\n"})
+    eventually(lambda: ".gitignore" in repo.files())
+    v = repo.version
+    write(root, {"noise.log": "x\n", "c.py": "y = 2\n"})
+    eventually(lambda: "c.py" in repo.files())
+    assert repo.version > v
+    assert "noise.log" not in repo.files()
+
+
+def test_a_burst_of_2000_files_is_coalesced_into_few_updates(root: Path, repo: Repository) -> None:
+    with RepositoryWatcher(repo, debounce=0.2):
+        v0 = repo.version
+        write(root, {f"burst/f{i}.py": f"def burst_{i}():\n    pass\n" for i in range(2000)})
+        eventually(lambda: len(repo.files("burst/**")) == 2000, timeout=30)
+        assert repo.version - v0 <= 3
+        assert len(repo.definition("burst_1999")) == 1
+
+
+def test_the_index_survives_the_root_being_deleted_and_recreated(
+    root: Path, repo: Repository
+) -> None:
+    with RepositoryWatcher(repo, debounce=0.05):
+        shutil.rmtree(root)
+        write(root, {"reborn.py": "def reborn():\n    pass\n"})
+        eventually(lambda: repo.files() == ["reborn.py"])
+        assert repo.grep("reborn")[0].path == "reborn.py"
+        write(root, {"later.py": "LATER = 1\n"})
+        eventually(lambda: "later.py" in repo.files())
+
+
+def test_running_out_of_inotify_watches_falls_back_to_polling(
+    root: Path, repo: Repository, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import rlm_mcp.watch as watch
+
+    class Exhausted:
+        def schedule(self, *a: object, **k: object) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+        def stop(self) -> None: ...
+
+        def is_alive(self) -> bool:
+            return False
+
+    monkeypatch.setattr(watch, "Observer", Exhausted)
+    with RepositoryWatcher(repo, debounce=0.05, poll_interval=0.05) as w:
+        assert w.using_polling
+        write(root, {"polled.py": "def polled():\n    pass\n"})
+        eventually(lambda: bool(repo.definition("polled")))
+    assert "falling back to polling" in caplog.text
+
+
+def test_wait_for_version_returns_false_on_timeout(repo: Repository) -> None:
+    assert repo.wait_for_version(repo.version, timeout=0.01)
+    assert not repo.wait_for_version(repo.version + 1, timeout=0.01)
