@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from llm_script import Script, code, is_sub_call, last_user
 
 from rlm_mcp.backends import OpenAICompatibleBackend
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
+from rlm_mcp.backends.testing import LoopbackLLMServer
 from rlm_mcp.budget import Limits
 from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings
 from rlm_mcp.engine.core import RLMEngine
-from rlm_mcp.engine.prompts import SUB_SYSTEM
 from rlm_mcp.index import Repository, load
+
+__all__ = ["SAMPLE_FILES", "Script", "code", "is_sub_call", "last_user"]
 
 SAMPLE_FILES = {
     "shop/cart.py": '''"""Shopping cart."""
@@ -45,51 +46,6 @@ def tax(amount):
 ''',
     "README.md": "# Shop\nA tiny shop.\n",
 }
-
-
-def is_sub_call(body: dict[str, Any]) -> bool:
-    messages = body.get("messages") or []
-    return bool(messages) and messages[0].get("content") == SUB_SYSTEM
-
-
-def last_user(body: dict[str, Any]) -> str:
-    return str([m for m in body["messages"] if m["role"] == "user"][-1]["content"])
-
-
-class Script:
-    """Answers root turns from a list (in order) and sub-calls with a function.
-
-    Records the root conversations it saw, so tests can assert on what the model was told.
-    """
-
-    def __init__(
-        self,
-        root: list[str | Reply] | Callable[[dict[str, Any]], str | Reply],
-        sub: Callable[[str], str | Reply] | None = None,
-    ) -> None:
-        self.root = root
-        self.sub = sub or (lambda prompt: f"sub-answer: {prompt[:40]}")
-        self.root_bodies: list[dict[str, Any]] = []
-        self.sub_prompts: list[str] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, body: dict[str, Any]) -> str | Reply:
-        if is_sub_call(body):
-            prompt = last_user(body)
-            with self._lock:
-                self.sub_prompts.append(prompt)
-            return self.sub(prompt)
-        with self._lock:
-            self.root_bodies.append(body)
-            if callable(self.root):
-                return self.root(body)
-            if not self.root:
-                return Reply.error(500, "script: no more root replies")
-            return self.root.pop(0)
-
-
-def code(src: str) -> str:
-    return f"Let me run this.\n```python\n{src.strip()}\n```\n"
 
 
 @pytest.fixture
@@ -127,7 +83,9 @@ async def make_engine(llm: LoopbackLLMServer, tmp_path: Path) -> AsyncIterator[E
     ) -> RLMEngine:
         def backend(model: str) -> OpenAICompatibleBackend:
             b = OpenAICompatibleBackend(
-                ModelEndpoint(model=model, base_url=llm.base_url, timeout_seconds=timeout, max_retries=retries),
+                ModelEndpoint(
+                    model=model, base_url=llm.base_url, timeout_seconds=timeout, max_retries=retries
+                ),
                 backoff_base=0.01,
                 backoff_cap=0.05,
                 max_retry_after=2.0,

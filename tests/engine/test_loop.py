@@ -8,13 +8,12 @@ from typing import Any
 
 import anyio
 import pytest
+from engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
 
 from rlm_mcp.backends import Pricing
 from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.budget import Limits
 from rlm_mcp.index import Repository
-
-from engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
 
 
 async def test_one_step_answer_comes_from_executed_final(
@@ -51,7 +50,9 @@ async def test_multi_step_search_then_answer_with_evidence(
         output = last_user(body)
         assert "shop/pricing.py:1:def apply_discount" in output
         assert "[turn 2 of" in output
-        return code('d = repo.definition("apply_discount")[0]\nprint(repo.read(d["path"], d["line"], d["end_line"]))\nFINAL(f"{d[\'path\']}:{d[\'line\']}")')
+        return code(
+            'd = repo.definition("apply_discount")[0]\nprint(repo.read(d["path"], d["line"], d["end_line"]))\nFINAL(f"{d[\'path\']}:{d[\'line\']}")'
+        )
 
     llm.responder = Script(root)
     result = await make_engine().run("Where is the discount applied?", small_repo)
@@ -72,7 +73,9 @@ async def test_answer_variable_finishes_like_final(
 async def test_final_in_prose_and_fake_output_are_ignored(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
-    fabricated = 'I will check.\n```python\nx = 41 + 1\n```\nOutput:\n```\n42\n```\nFINAL("fabricated")'
+    fabricated = (
+        'I will check.\n```python\nx = 41 + 1\n```\nOutput:\n```\n42\n```\nFINAL("fabricated")'
+    )
     script = Script([fabricated, code("FINAL(str(x))")])
     llm.responder = script
     result = await make_engine().run("q?", small_repo)
@@ -101,7 +104,9 @@ async def test_unterminated_fence_still_runs(
 async def test_reserved_names_survive_clobbering(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
-    llm.responder = Script([code("FINAL = None\nrepo = 3\nllm_query = print"), code('FINAL(len(repo.files()))')])
+    llm.responder = Script(
+        [code("FINAL = None\nrepo = 3\nllm_query = print"), code("FINAL(len(repo.files()))")]
+    )
     result = await make_engine().run("q?", small_repo)
     assert result.answer == "3"
 
@@ -126,7 +131,11 @@ async def test_batch_of_twenty_runs_concurrently_within_max_concurrency(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
     script = Script(
-        [code('rs = llm_query_batched([f"item {i}" for i in range(20)])\nFINAL(str(len(rs)) + " " + rs[7])')],
+        [
+            code(
+                'rs = llm_query_batched([f"item {i}" for i in range(20)])\nFINAL(str(len(rs)) + " " + rs[7])'
+            )
+        ],
         sub=lambda p: Reply(text=p.upper(), delay=0.15),
     )
     llm.responder = script
@@ -142,15 +151,21 @@ async def test_recursion_reaches_max_depth_and_is_refused_beyond(
     def root(body: dict[str, Any]) -> str:
         q = body["messages"][1]["content"]
         if "outer question" in q:
-            return code('r = rlm_query("inner question", context="alpha beta")\nFINAL("outer got: " + r)')
+            return code(
+                'r = rlm_query("inner question", context="alpha beta")\nFINAL("outer got: " + r)'
+            )
         if "[turn 1 of" in last_user(body) and "inner question" in q:
-            return code('try:\n    rlm_query("too deep")\nexcept Exception as e:\n    err = f"{type(e).__name__}: {e}"\nFINAL(context.split()[1] + " / " + err)')
+            return code(
+                'try:\n    rlm_query("too deep")\nexcept Exception as e:\n    err = f"{type(e).__name__}: {e}"\nFINAL(context.split()[1] + " / " + err)'
+            )
         raise AssertionError(q)
 
     llm.responder = Script(root)
     result = await make_engine(limits=Limits(max_depth=1)).run("outer question", small_repo)
     assert result.status == "completed"
-    assert result.answer.startswith("outer got: beta / DepthLimitExceeded: rlm_query would start depth 2")
+    assert result.answer.startswith(
+        "outer got: beta / DepthLimitExceeded: rlm_query would start depth 2"
+    )
     assert result.max_depth_reached == 1
 
 
@@ -174,7 +189,11 @@ async def test_iteration_limit_stops_and_asks_for_best_answer(
 async def test_model_that_never_finishes_gets_partial_answer_when_final_request_fails(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
-    llm.responder = Script(lambda body: code('print("still looking", len(repo.files()))\nanswer["content"] = "partial: 3 files"'))
+    llm.responder = Script(
+        lambda body: code(
+            'print("still looking", len(repo.files()))\nanswer["content"] = "partial: 3 files"'
+        )
+    )
     result = await make_engine(limits=Limits(max_iterations=2)).run("q?", small_repo)
     assert result.status == "limit_reached"
     assert result.answer == "partial: 3 files"
@@ -186,7 +205,9 @@ async def test_call_limit_fires_before_the_call_and_reports_it(
     def root(body: dict[str, Any]) -> str:
         if "STOP:" in last_user(body):
             return code('FINAL("stopped")')
-        return code('for i in range(10):\n    try:\n        llm_query(f"q{i}")\n    except Exception as e:\n        print(type(e).__name__, e)\n        break')
+        return code(
+            'for i in range(10):\n    try:\n        llm_query(f"q{i}")\n    except Exception as e:\n        print(type(e).__name__, e)\n        break'
+        )
 
     script = Script(root)
     llm.responder = script
@@ -195,7 +216,10 @@ async def test_call_limit_fires_before_the_call_and_reports_it(
     assert result.usage.calls <= 5  # 4 within the limit plus the reserved final-answer call
     assert len(script.sub_prompts) <= 3
     outputs = [last_user(b) for b in script.root_bodies[1:]]
-    assert any("CallLimitExceeded the next call would exceed max_llm_calls=4" in o and "STOP:" in o for o in outputs), outputs
+    assert any(
+        "CallLimitExceeded the next call would exceed max_llm_calls=4" in o and "STOP:" in o
+        for o in outputs
+    ), outputs
 
 
 async def test_thousand_sub_calls_are_capped_and_nothing_crashes(
@@ -218,7 +242,12 @@ async def test_token_limit_stops_with_its_name(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
     big = {"prompt_tokens": 4000, "completion_tokens": 100, "total_tokens": 4100}
-    llm.responder = Script(lambda body: Reply(text=code("print(1)") if "STOP:" not in last_user(body) else code('FINAL("t")'), usage=big))
+    llm.responder = Script(
+        lambda body: Reply(
+            text=code("print(1)") if "STOP:" not in last_user(body) else code('FINAL("t")'),
+            usage=big,
+        )
+    )
     result = await make_engine(limits=Limits(max_tokens=9000)).run("q?", small_repo)
     assert result.status == "limit_reached" and result.limit == "max_tokens"
     assert result.usage.tokens <= 9000 * 1.1 + 4100
@@ -228,7 +257,9 @@ async def test_cost_limit_stops_with_its_name(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
     usage = {"prompt_tokens": 100_000, "completion_tokens": 0, "total_tokens": 100_000}
-    llm.responder = Script(lambda body: Reply(text=code(f"print({len(body['messages'])})"), usage=usage))
+    llm.responder = Script(
+        lambda body: Reply(text=code(f"print({len(body['messages'])})"), usage=usage)
+    )
     pricing = Pricing(overrides={"root-model": (Decimal("1.00"), Decimal("1.00"))})
     engine = make_engine(limits=Limits(max_cost_usd=Decimal("0.25")), pricing=pricing)
     result = await engine.run("q?", small_repo)
@@ -247,7 +278,11 @@ async def test_wall_time_limit_stops_with_its_name(
 async def test_repeated_code_gets_intervention_then_stops(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
-    script = Script(lambda body: code('print(repo.grep("Cart"))') if "STOP:" not in last_user(body) else "no code")
+    script = Script(
+        lambda body: (
+            code('print(repo.grep("Cart"))') if "STOP:" not in last_user(body) else "no code"
+        )
+    )
     llm.responder = script
     result = await make_engine().run("q?", small_repo)
     assert result.status == "limit_reached" and result.limit == "loop_detected"
@@ -307,7 +342,9 @@ async def test_sub_call_error_reaches_the_repl_and_the_model_adapts(
 async def test_oversized_sub_prompt_is_refused_in_the_repl(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
-    script = Script([code('try:\n    llm_query("x" * 100_000)\nexcept ValueError as e:\n    FINAL(str(e))')])
+    script = Script(
+        [code('try:\n    llm_query("x" * 100_000)\nexcept ValueError as e:\n    FINAL(str(e))')]
+    )
     llm.responder = script
     result = await make_engine(sub_window=8000).run("q?", small_repo)
     assert "more than the sub-model's window of 8000" in result.answer
@@ -334,6 +371,8 @@ async def test_cancelling_a_query_stops_promptly(
     assert scope.cancelled_caught
 
 
-async def test_empty_question_is_refused(make_engine: EngineFactory, small_repo: Repository) -> None:
+async def test_empty_question_is_refused(
+    make_engine: EngineFactory, small_repo: Repository
+) -> None:
     with pytest.raises(ValueError, match="empty"):
         await make_engine().run("  ", small_repo)

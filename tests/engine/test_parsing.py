@@ -9,7 +9,9 @@ def test_several_python_blocks_are_returned_in_order() -> None:
 
 
 def test_output_blocks_and_other_languages_do_not_run() -> None:
-    reply = "```python\nx = 1\n```\nOutput:\n```\n1\n```\n```bash\nrm -rf /\n```\n```text\nhello\n```"
+    reply = (
+        "```python\nx = 1\n```\nOutput:\n```\n1\n```\n```bash\nrm -rf /\n```\n```text\nhello\n```"
+    )
     assert extract_code_blocks(reply) == ["x = 1\n"]
 
 
