@@ -56,6 +56,10 @@ class _Handler(FileSystemEventHandler):  # type: ignore[misc]
             return
         w = self._watcher
         src = w._rel(event.src_path)
+        if src == "" and isinstance(event, DirDeletedEvent | DirMovedEvent):
+            w._root_lost.set()
+            w._wake.set()
+            return
         if isinstance(event, FileMovedEvent | DirMovedEvent):
             w._note(changed=w._rel(event.dest_path), deleted=src)
         elif isinstance(event, FileDeletedEvent | DirDeletedEvent):
@@ -95,6 +99,7 @@ class RepositoryWatcher:
         self._observer: Any = None
         self._thread: threading.Thread | None = None
         self._root_id: tuple[int, int] | None = None
+        self._root_lost = threading.Event()
 
     # -- events ----------------------------------------------------------------
 
@@ -228,6 +233,9 @@ class RepositoryWatcher:
     def _check_root(self) -> bool:
         """Handle the root vanishing or being replaced; ``True`` when it did."""
         current = self._root_stat()
+        if current is not None and self._root_lost.is_set():
+            self._root_lost.clear()
+            self._root_id = None
         if current == self._root_id:
             return False
         if current is None:
