@@ -19,6 +19,7 @@ import ctypes
 import dataclasses
 import difflib
 import errno
+import faulthandler
 import functools
 import io
 import itertools
@@ -978,6 +979,7 @@ def _patch_thread_start(worker: Worker) -> None:
 
 def main(argv: list[str]) -> None:
     fd_in, fd_out = int(argv[1]), int(argv[2])
+    faulthandler.enable(all_threads=False)
     init = read_frame(fd_in, 64 << 20)
     layers = lockdown(init) if init["lockdown"] else {"errors": {}}
     worker = Worker(init, fd_in, fd_out)

@@ -223,8 +223,8 @@ class _WorkerHandle:
         if self.thread is not threading.current_thread():
             self.thread.join()
 
-    def _reap(self) -> int | None:
-        deadline = time.monotonic() + 5.0
+    def _reap(self, grace: float = 5.0) -> int | None:
+        deadline = time.monotonic() + grace
         while True:
             with self.proc_lock:
                 try:
@@ -276,9 +276,9 @@ class _WorkerHandle:
             sel.close()
             self._drain_stderr()
             if self.kill_reason is None:
-                self.kill("worker closed its pipe")
-                code = self._reap()
+                code = self._reap(grace=1.0)
                 reason = _describe_exit(code, self.via_bwrap)
+                self.kill(reason)
             else:
                 self.kill(self.kill_reason)
                 self._reap()
