@@ -325,6 +325,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
+    request_queue_size = 256
     owner: LoopbackLLMServer
 
 
