@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sandbox import Session, SessionConfig, detect_isolation  # noqa: E402
+from sandbox import Session, SessionConfig, detect_isolation
 
 
 def percentile(samples: list[float], q: float) -> float:

@@ -786,7 +786,7 @@ class Worker:
             if size == 0:
                 return ""
             with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                return str(mapped, "utf-8", "replace")  # type: ignore[call-overload]
+                return str(mapped, "utf-8", "replace")
 
     # execution
     def format_error(self, exc: BaseException) -> str:
@@ -850,8 +850,10 @@ class Worker:
                 )
                 tree = ast.parse(source, filename, "exec")
                 last: ast.expr | None = None
-                if tree.body and isinstance(tree.body[-1], ast.Expr):
-                    last = tree.body.pop().value  # type: ignore[attr-defined]
+                tail = tree.body[-1] if tree.body else None
+                if isinstance(tail, ast.Expr):
+                    tree.body.pop()
+                    last = tail.value
                 body = compile(tree, filename, "exec")
                 expr = compile(ast.Expression(last), filename, "eval") if last is not None else None
                 names = set(_code_names(body))
