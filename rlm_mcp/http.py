@@ -1,0 +1,153 @@
+"""The Streamable HTTP transport: the SDK's app behind bearer-token auth, served by uvicorn.
+
+Defences, outermost first:
+
+* an optional bearer token (:class:`BearerAuthMiddleware`), compared in
+  constant time; a missing or wrong token gets 401 with ``WWW-Authenticate``;
+* the SDK's DNS-rebinding protection: a ``Host`` outside the allowed hosts
+  gets 421, an ``Origin`` outside the allowed origins 403;
+* the SDK's body limit (413) and its method / content-type / ``Accept``
+  checks (405, 400, 406).
+
+A server bound to a non-loopback address must have a token: anyone who can
+reach the port could otherwise read every file under the allowed roots.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from mcp.server import MCPServer
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rlm_mcp.errors import ConfigError
+
+__all__ = ["BearerAuthMiddleware", "build_http_app", "is_loopback", "serve_http"]
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+_LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class BearerAuthMiddleware:
+    """Require ``Authorization: Bearer <token>`` on every HTTP request."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        if not token:
+            raise ConfigError("the auth token is empty")
+        self.app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = Headers(scope=scope).get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token):
+            await self.app(scope, receive, send)
+            return
+        error = "invalid_token" if header else "invalid_request"
+        response = JSONResponse(
+            {"error": error, "error_description": "a valid bearer token is required"},
+            status_code=401,
+            headers={"WWW-Authenticate": f'Bearer realm="rlm-mcp", error="{error}"'},
+        )
+        await response(scope, receive, send)
+
+
+def _security(
+    host: str, port: int, allowed_hosts: Sequence[str], allowed_origins: Sequence[str]
+) -> TransportSecuritySettings:
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    if not is_loopback(host) and host not in ("0.0.0.0", "::"):
+        shown = f"[{host}]" if ":" in host else host
+        hosts.append(f"{shown}:*")
+    hosts.extend(allowed_hosts)
+    origins.extend(o.rstrip("/") for o in allowed_origins)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+def build_http_app(
+    server: MCPServer[Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    auth_token: str | None = None,
+    allowed_origins: Sequence[str] = (),
+    allowed_hosts: Sequence[str] = (),
+    max_request_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
+) -> ASGIApp:
+    """The ASGI app: the SDK's Streamable HTTP app at ``/mcp``, wrapped in the auth check.
+
+    The SDK app's own lifespan starts the session manager, which enters the
+    MCP server's lifespan (creating the service); uvicorn must run lifespans.
+    """
+    if not is_loopback(host) and not auth_token:
+        raise ConfigError(
+            f"refusing to serve HTTP on {host} without authentication: set --auth-token or "
+            "RLM_AUTH_TOKEN, or bind 127.0.0.1"
+        )
+    app: ASGIApp = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        max_request_body_size=max_request_body_size,
+        transport_security=_security(host, port, allowed_hosts, allowed_origins),
+        host=host,
+    )
+    if auth_token:
+        app = BearerAuthMiddleware(app, auth_token)
+    return app
+
+
+async def serve_http(
+    server: MCPServer[Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    auth_token: str | None = None,
+    allowed_origins: Sequence[str] = (),
+    allowed_hosts: Sequence[str] = (),
+    log_level: str = "WARNING",
+) -> None:
+    """Serve until SIGINT/SIGTERM; uvicorn's logs go through :mod:`logging` to stderr."""
+    app = build_http_app(
+        server,
+        host=host,
+        port=port,
+        auth_token=auth_token,
+        allowed_origins=allowed_origins,
+        allowed_hosts=allowed_hosts,
+    )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        lifespan="on",
+        log_config=None,
+        access_log=log_level.upper() == "DEBUG",
+        server_header=False,
+    )
+    await uvicorn.Server(config).serve()

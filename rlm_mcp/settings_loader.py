@@ -1,0 +1,514 @@
+"""Settings from flags, environment variables and a TOML file, in that order of precedence.
+
+The table :data:`SETTINGS` is the single description of every setting: the CLI
+builds its flags from it, the loader reads the environment and the file with
+it, and ``docs/configuration.md`` is generated from it, so the three cannot
+drift apart. Nothing here reads ``os.environ``: the CLI passes the
+environment in, which keeps this module pure and testable.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from rlm_mcp.budget import Limits
+from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings, Settings
+from rlm_mcp.errors import ConfigError
+
+__all__ = [
+    "LIMIT_NAMES",
+    "SETTINGS",
+    "Config",
+    "Setting",
+    "default_config_path",
+    "load_config",
+    "render_markdown_table",
+]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LIMIT_NAMES = (
+    "max_depth",
+    "max_iterations",
+    "max_llm_calls",
+    "max_tokens",
+    "max_cost_usd",
+    "max_wall_seconds",
+    "exec_timeout_seconds",
+    "max_concurrency",
+)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_DISABLED = {"off", "none", "-"}
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting: its name (also the config-file key), variable, flag, kind and help.
+
+    ``kind`` is one of ``str``, ``secret``, ``int``, ``float``, ``decimal``,
+    ``bool``, ``path``, ``paths``, ``level``.
+    """
+
+    name: str
+    env: str
+    kind: str
+    help: str
+    default: str = ""
+    flag: str | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "model",
+        "RLM_MODEL",
+        "str",
+        "Root model name (required for ask, review and rlm_query).",
+        "",
+        "--model",
+    ),
+    Setting(
+        "base_url",
+        "RLM_BASE_URL",
+        "str",
+        "OpenAI-compatible endpoint for the root model.",
+        "OpenAI",
+        "--base-url",
+    ),
+    Setting(
+        "api_key",
+        "RLM_API_KEY",
+        "secret",
+        "API key for the root endpoint; falls back to `OPENAI_API_KEY` when the endpoint is OpenAI's.",
+    ),
+    Setting(
+        "context_window",
+        "RLM_CONTEXT_WINDOW",
+        "int",
+        "Root model context window in tokens.",
+        "128000",
+    ),
+    Setting(
+        "sub_model",
+        "RLM_SUB_MODEL",
+        "str",
+        "Cheaper model for `llm_query` sub-calls.",
+        "the root model",
+        "--sub-model",
+    ),
+    Setting(
+        "sub_base_url",
+        "RLM_SUB_BASE_URL",
+        "str",
+        "Endpoint for the sub model.",
+        "the root endpoint",
+    ),
+    Setting(
+        "sub_api_key",
+        "RLM_SUB_API_KEY",
+        "secret",
+        "API key for the sub endpoint.",
+        "the root key when the endpoint is shared",
+    ),
+    Setting(
+        "sub_context_window",
+        "RLM_SUB_CONTEXT_WINDOW",
+        "int",
+        "Sub model context window in tokens.",
+        "128000",
+    ),
+    Setting(
+        "allowed_roots",
+        "RLM_ALLOWED_ROOTS",
+        "paths",
+        "Directories `rlm_load` may load from (`os.pathsep`-separated in the variable, a list in the file). The CLI's own commands are not confined.",
+        "your home directory",
+        "--allow-root",
+    ),
+    Setting(
+        "cache_dir",
+        "RLM_CACHE_DIR",
+        "path",
+        "Where the per-repository SQLite index caches live.",
+        "`$XDG_CACHE_HOME/rlm-mcp`",
+        "--cache-dir",
+    ),
+    Setting(
+        "trajectory_dir",
+        "RLM_TRAJECTORY_DIR",
+        "path",
+        "Where query trajectories (JSON Lines) are written; `off` writes none.",
+        "`$XDG_STATE_HOME/rlm-mcp/trajectories`",
+        "--trajectory-dir",
+    ),
+    Setting(
+        "max_file_bytes",
+        "RLM_MAX_FILE_BYTES",
+        "int",
+        "Files larger than this are skipped as `too_large`.",
+        "1048576",
+    ),
+    Setting(
+        "no_watch",
+        "RLM_NO_WATCH",
+        "bool",
+        "Do not watch loaded repositories for changes.",
+        "false",
+        "--no-watch",
+    ),
+    Setting(
+        "log_level",
+        "RLM_LOG_LEVEL",
+        "level",
+        "Logging level (logs go to stderr).",
+        "WARNING",
+        "--log-level",
+    ),
+    Setting(
+        "auth_token",
+        "RLM_AUTH_TOKEN",
+        "secret",
+        "Bearer token the HTTP transport requires (`Authorization: Bearer ...`).",
+        "none",
+        "--auth-token",
+    ),
+    Setting(
+        "max_depth",
+        "RLM_MAX_DEPTH",
+        "int",
+        "How deep `rlm_query` may nest (0 forbids it).",
+        "1",
+        "--max-depth",
+    ),
+    Setting(
+        "max_iterations",
+        "RLM_MAX_ITERATIONS",
+        "int",
+        "Root turns per RLM level.",
+        "16",
+        "--max-iterations",
+    ),
+    Setting(
+        "max_llm_calls",
+        "RLM_MAX_LLM_CALLS",
+        "int",
+        "LLM requests per query, all depths.",
+        "64",
+        "--max-llm-calls",
+    ),
+    Setting(
+        "max_tokens",
+        "RLM_MAX_TOKENS",
+        "int",
+        "Input plus output tokens per query.",
+        "1000000",
+        "--max-tokens",
+    ),
+    Setting(
+        "max_cost_usd",
+        "RLM_MAX_COST_USD",
+        "decimal",
+        "Spend per query in USD.",
+        "1.00",
+        "--max-cost-usd",
+    ),
+    Setting(
+        "max_wall_seconds",
+        "RLM_MAX_WALL_SECONDS",
+        "float",
+        "Wall-clock seconds per query.",
+        "600",
+        "--max-wall-seconds",
+    ),
+    Setting(
+        "exec_timeout_seconds",
+        "RLM_EXEC_TIMEOUT_SECONDS",
+        "float",
+        "Seconds per code execution in the sandbox.",
+        "30",
+        "--exec-timeout-seconds",
+    ),
+    Setting(
+        "max_concurrency",
+        "RLM_MAX_CONCURRENCY",
+        "int",
+        "Sub-calls in flight at once.",
+        "8",
+        "--max-concurrency",
+    ),
+    Setting(
+        "sandbox_unsafe",
+        "RLM_SANDBOX_UNSAFE",
+        "bool",
+        "Run model code without OS isolation when none is available. Unsafe: only for trusted models on throwaway machines.",
+        "false",
+        "--unsafe-no-sandbox",
+    ),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """What the CLI needs: the frozen settings plus the values that live outside them."""
+
+    settings: Settings
+    limits: Limits
+    log_level: str = "WARNING"
+    auth_token: str | None = field(default=None, repr=False)
+    config_file: Path | None = None
+
+
+def default_config_path(env: Mapping[str, str]) -> Path:
+    """``$XDG_CONFIG_HOME/rlm-mcp/config.toml`` (``~/.config`` when unset)."""
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
+    return Path(base) / "rlm-mcp" / "config.toml"
+
+
+def _xdg(env: Mapping[str, str], var: str, fallback: str) -> Path:
+    home = Path(env.get("HOME") or Path.home())
+    return Path(env.get(var) or str(home / fallback)) / "rlm-mcp"
+
+
+def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, tuple[Decimal, Decimal]]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    raw_prices = data.pop("prices", {})
+    unknown = sorted(k for k in data if k not in _BY_NAME)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in {path}: {', '.join(unknown)}; "
+            f"known keys: {', '.join([*_BY_NAME, 'prices'])}"
+        )
+    if not isinstance(raw_prices, dict):
+        raise ConfigError(f'{path}: [prices] must be a table of "model" = [input, output]')
+    prices: dict[str, tuple[Decimal, Decimal]] = {}
+    for model, pair in raw_prices.items():
+        where = f"{path}: prices.{model!r}"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ConfigError(f"{where} must be [input, output] USD per million tokens")
+        try:
+            nums = [Decimal(str(p)) for p in pair if not isinstance(p, bool)]
+        except InvalidOperation:
+            nums = []
+        if len(nums) != 2 or any(n < 0 for n in nums):
+            raise ConfigError(f"{where} must be two non-negative numbers, got {pair!r}")
+        prices[model] = (nums[0], nums[1])
+    return data, prices
+
+
+def _convert(s: Setting, value: Any, source: str) -> Any:
+    """Turn a raw value (a string from the environment, a TOML value) into the setting's type."""
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: {s.name} must be {expected}, got {value!r}")
+
+    if s.kind in ("str", "secret"):
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value.strip() or None
+    if s.kind == "level":
+        if not isinstance(value, str) or value.strip().upper() not in LOG_LEVELS:
+            raise bad("one of " + ", ".join(LOG_LEVELS))
+        return value.strip().upper()
+    if s.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE | {""}:
+            return value.strip().lower() in _TRUE
+        raise bad("a boolean (true/false, 1/0, yes/no)")
+    if s.kind == "int":
+        if isinstance(value, bool):
+            raise bad("an integer")
+        if isinstance(value, str):
+            text = value.strip().replace("_", "")
+            if not text.lstrip("-").isdigit():
+                raise bad("an integer")
+            value = int(text)
+        if not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if s.kind in ("float", "decimal"):
+        if isinstance(value, bool):
+            raise bad("a number")
+        try:
+            return Decimal(str(value).strip()) if s.kind == "decimal" else float(value)
+        except (InvalidOperation, ValueError, TypeError):
+            raise bad("a number") from None
+    if s.kind == "path":
+        if not isinstance(value, str | Path) or not str(value).strip():
+            raise bad("a path")
+        return None if str(value).strip().lower() in _DISABLED else Path(value).expanduser()
+    if s.kind == "paths":
+        if isinstance(value, str):
+            parts = [p for p in value.split(os.pathsep) if p.strip()]
+        elif isinstance(value, list | tuple) and all(isinstance(p, str | Path) for p in value):
+            parts = [str(p) for p in value]
+        else:
+            raise bad("a list of paths")
+        return tuple(Path(p).expanduser() for p in parts)
+    raise AssertionError(f"unknown kind {s.kind}")
+
+
+def _resolve(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    file_values: Mapping[str, Any],
+    file_label: str,
+) -> dict[str, Any]:
+    """Each setting's value from the first source that has it: flag, variable, file."""
+    out: dict[str, Any] = {}
+    for s in SETTINGS:
+        flag_value = flags.get(s.name)
+        if flag_value is not None and flag_value != [] and flag_value != ():
+            out[s.name] = _convert(s, flag_value, s.flag or s.name)
+        elif env.get(s.env, "").strip():
+            out[s.name] = _convert(s, env[s.env], s.env)
+        elif s.name in file_values:
+            out[s.name] = _convert(s, file_values[s.name], file_label)
+    return out
+
+
+def _is_openai(base_url: str | None) -> bool:
+    return base_url is None or (urlparse(base_url).hostname or "") == "api.openai.com"
+
+
+def _endpoint(
+    model: str | None, base_url: str | None, api_key: str | None, window: int | None, who: str
+) -> ModelEndpoint | None:
+    if model is None:
+        return None
+    if window is not None and window <= 0:
+        raise ConfigError(f"{who} context window must be positive, got {window}")
+    if base_url is not None and urlparse(base_url).scheme not in ("http", "https"):
+        raise ConfigError(f"{who} base URL must start with http:// or https://, got {base_url!r}")
+    return ModelEndpoint(
+        model=model,
+        base_url=base_url,
+        api_key=api_key,
+        context_window=window if window is not None else 128_000,
+    )
+
+
+def load_config(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    config_file: Path | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> Config:
+    """Build the settings; raises :class:`ConfigError` with a message fit for a terminal.
+
+    Args:
+        flags: setting name → value from the command line (``None`` when not given).
+        env: the process environment.
+        config_file: an explicit ``--config`` file (must exist); without it the
+            default path is read when present.
+    """
+    path = config_file
+    if path is None:
+        default = default_config_path(env)
+        path = default if default.is_file() else None
+    elif not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    file_values, prices = _read_file(path) if path is not None else ({}, {})
+    v = _resolve(flags, env, file_values, str(path))
+
+    api_key = v.get("api_key")
+    if api_key is None and _is_openai(v.get("base_url")):
+        api_key = env.get("OPENAI_API_KEY") or None
+    root = _endpoint(v.get("model"), v.get("base_url"), api_key, v.get("context_window"), "root")
+    sub_base = v.get("sub_base_url") or v.get("base_url")
+    sub_key = v.get("sub_api_key")
+    if sub_key is None and sub_base == v.get("base_url"):
+        sub_key = api_key
+    sub = _endpoint(v.get("sub_model"), sub_base, sub_key, v.get("sub_context_window"), "sub")
+    if sub is not None and root is None:
+        raise ConfigError("RLM_SUB_MODEL is set but RLM_MODEL is not: set the root model too")
+
+    limits = Limits.from_mapping({k: v[k] for k in LIMIT_NAMES if k in v})
+    max_file_bytes = v.get("max_file_bytes", IndexSettings().max_file_bytes)
+    if max_file_bytes <= 0:
+        raise ConfigError(f"max_file_bytes must be positive, got {max_file_bytes}")
+    unsafe = bool(v.get("sandbox_unsafe", False))
+    if unsafe and warn is not None:
+        warn("the sandbox is disabled where no isolation is available (--unsafe-no-sandbox)")
+    trajectory_dir = (
+        v["trajectory_dir"]
+        if "trajectory_dir" in v
+        else _xdg(env, "XDG_STATE_HOME", ".local/state") / "trajectories"
+    )
+    settings = Settings(
+        index=IndexSettings(
+            max_file_bytes=max_file_bytes,
+            cache_dir=v.get("cache_dir") or _xdg(env, "XDG_CACHE_HOME", ".cache"),
+            watch=not v.get("no_watch", False),
+        ),
+        sandbox=SandboxSettings(
+            exec_timeout_seconds=limits.exec_timeout_seconds, allow_unsafe=unsafe
+        ),
+        root_model=root,
+        sub_model=sub,
+        allowed_roots=v.get("allowed_roots", ()),
+        trajectory_dir=trajectory_dir,
+        prices_usd_per_mtok=prices,
+    )
+    return Config(
+        settings=settings,
+        limits=limits,
+        log_level=v.get("log_level", "WARNING"),
+        auth_token=v.get("auth_token"),
+        config_file=path,
+    )
+
+
+def render_markdown_table() -> str:
+    """The configuration reference as Markdown (``docs/configuration.md``)."""
+    lines = [
+        "# Configuration",
+        "",
+        "rlm-mcp reads its settings from command-line flags, environment variables and an",
+        "optional TOML file, in that order of precedence (flags win). The file is",
+        "`--config FILE`, or `$XDG_CONFIG_HOME/rlm-mcp/config.toml` when it exists; its keys",
+        "are the names in the first column, plus a `[prices]` table. An unknown key or a",
+        "malformed value stops the command with exit code 2 and a message naming it.",
+        "",
+        "| Key (file) | Environment variable | Flag | Default | Meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for s in SETTINGS:
+        flag = f"`{s.flag}`" if s.flag else ""
+        lines.append(f"| `{s.name}` | `{s.env}` | {flag} | {s.default or '—'} | {s.help} |")
+    lines += [
+        "",
+        "Limits (`max_*`, `exec_timeout_seconds`) are the server-wide guardrails; a query's",
+        "own limits (the `limits` argument of `rlm_query`, the flags of `rlm-mcp ask`) can",
+        "only tighten them. The HTTP transport also takes `--host`, `--port`,",
+        "`--allowed-origin` and `--allowed-host` flags.",
+        "",
+        "## Example `config.toml`",
+        "",
+        "```toml",
+        'model = "gpt-4.1"',
+        'sub_model = "gpt-4.1-mini"',
+        'allowed_roots = ["~/src", "~/work"]',
+        "max_cost_usd = 0.50",
+        "max_llm_calls = 40",
+        'log_level = "INFO"',
+        "",
+        "[prices]  # USD per million tokens: [input, output]",
+        '"my-local-model" = [0.0, 0.0]',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
