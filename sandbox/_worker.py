@@ -791,14 +791,18 @@ class Worker:
     # execution
     def format_error(self, exc: BaseException) -> str:
         try:
-            summary = traceback.extract_tb(exc.__traceback__)
-            frames = traceback.StackSummary.from_list(
-                [f for f in summary if f.filename != WORKER_FILE]
-            )
-            text = ""
-            if frames:
-                text = "Traceback (most recent call last):\n" + "".join(frames.format())
-            text += "".join(traceback.format_exception_only(type(exc), exc))
+            report = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+            todo, seen = [report], set()
+            while todo:
+                item = todo.pop()
+                if id(item) in seen:
+                    continue
+                seen.add(id(item))
+                item.stack = traceback.StackSummary.from_list(
+                    [f for f in item.stack if f.filename != WORKER_FILE]
+                )
+                todo += [e for e in (item.__cause__, item.__context__) if e is not None]
+            text = "".join(report.format())
         except Exception:
             text = f"{type(exc).__name__}: <unprintable>\n"
         if len(text) > self.limit:

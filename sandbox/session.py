@@ -722,6 +722,17 @@ class Session:
         """Run ``code`` in the persistent namespace; never raises for model errors."""
         limit = self.config.exec_timeout if timeout is None else timeout
         t0 = time.monotonic()
+        if len(code.encode()) > self.config.max_message_bytes - 4096:
+            return ExecResult(
+                stdout="",
+                stderr="",
+                error=f"SandboxError: code too large ({len(code)} characters); nothing was run",
+                value=None,
+                truncated=False,
+                timed_out=False,
+                restarted=False,
+                duration=0.0,
+            )
         with self._exec_lock:
             handle, notice = self._ensure_worker()
             req = next(self._ids)
@@ -803,23 +814,18 @@ class Session:
             interrupted = self._interrupt_at
             if interrupted is not None:
                 limit = min(limit, interrupted + INTERRUPT_GRACE)
-            if now >= limit:
-                if handle.dead:
-                    continue_kind = "dead"
-                elif interrupted is not None and now >= interrupted + INTERRUPT_GRACE:
-                    continue_kind = "interrupted"
+            if now >= limit and not handle.dead:
+                if interrupted is not None and now >= interrupted + INTERRUPT_GRACE:
+                    kind = "interrupted"
                 else:
-                    continue_kind = "hard-timeout"
-                handle.kill(continue_kind)
+                    kind = "hard-timeout"
+                handle.kill(kind)
                 handle.join()
-                return continue_kind, None
+                return kind, None
             try:
-                kind, payload = handle.results.get(timeout=min(limit - now, 0.05))
+                return handle.results.get(timeout=max(0.0, min(limit - now, 0.05)))
             except queue.Empty:
                 continue
-            if kind == "dead":
-                return "dead", payload
-            return kind, payload
 
     def get(self, name: str, max_bytes: int = 1_000_000) -> Any:
         """JSON value of a session variable (repr text when not JSON), ``None`` if absent."""

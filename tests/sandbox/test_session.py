@@ -339,3 +339,50 @@ def test_isolation_report_describes_missing_layers() -> None:
 def test_host_function_names_must_be_identifiers() -> None:
     with pytest.raises(ValueError):
         Session(SessionConfig(), {"bad name": lambda: None})
+
+
+def test_stdlib_modules_not_preloaded_can_still_be_imported(session: Session) -> None:
+    code = (
+        "import random, hashlib, decimal, sqlite3, csv, fractions, heapq, bisect, zlib\n"
+        "hashlib.sha256(b'x').hexdigest()[:8], str(decimal.Decimal('1.5') * 2)"
+    )
+    result = session.exec(code)
+    assert result.error is None, result.error
+    assert result.value == "('2d711642', '3.0')"
+
+
+def test_a_readable_sqlite_file_can_be_queried(make_session: MakeSession, tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "index.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table t (name text)")
+        conn.execute("insert into t values ('alpha'), ('beta')")
+    conn.close()
+    session = make_session(readable_paths=(db,))
+    code = (
+        "import sqlite3\n"
+        f"conn = sqlite3.connect('file:{db}?mode=ro', uri=True)\n"
+        "[r[0] for r in conn.execute('select name from t order by name')]"
+    )
+    result = session.exec(code)
+    assert result.error is None, result.error
+    assert result.value == "['alpha', 'beta']"
+
+
+def test_chained_exceptions_keep_their_context_in_the_traceback(session: Session) -> None:
+    code = "try:\n    {}['k']\nexcept KeyError as e:\n    raise ValueError('wrapped') from e"
+    error = session.exec(code).error
+    assert error is not None
+    assert "KeyError: 'k'" in error and "ValueError: wrapped" in error
+    assert "direct cause" in error
+
+
+def test_code_larger_than_the_message_limit_is_refused_without_running(
+    make_session: MakeSession,
+) -> None:
+    session = make_session(max_message_bytes=64 * 1024)
+    result = session.exec("x = 1\n" + "#" * 100_000)
+    assert result.error is not None and "too large" in result.error
+    assert not result.restarted
+    assert session.get("x") is None
