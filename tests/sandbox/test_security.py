@@ -480,3 +480,24 @@ def test_an_oversized_host_result_becomes_an_error_in_the_session(
     error = run_error(session, "big()")
     assert "ValueError" in error and "too large" in error
     assert_usable(session)
+
+
+def test_without_bwrap_metadata_changes_and_proc_reads_are_still_denied(
+    make_session: MakeSession, repo: Path
+) -> None:
+    """As root without namespaces, Landlock does not cover chmod/chown: seccomp must."""
+    session = make_session(root=repo, use_bwrap=False)
+    before = (repo / "main.py").stat()
+    run_error(session, "import os\nos.chmod('main.py', 0o777)")
+    run_error(session, "import os\nos.chown('main.py', 1234, 1234)")
+    run_error(session, "import os\nos.utime('main.py', (0, 0))")
+    run_error(session, "import os\nos.setxattr('main.py', 'user.x', b'1')")
+    run_error(session, f"open('/proc/{os.getpid()}/environ', 'rb').read()")
+    run_error(session, "import os\nos.setuid(1000)")
+    after = (repo / "main.py").stat()
+    assert (before.st_mode, before.st_uid, before.st_mtime) == (
+        after.st_mode,
+        after.st_uid,
+        after.st_mtime,
+    )
+    assert_usable(session)
