@@ -145,7 +145,7 @@ class Store:
         conn.create_function("regexp", 2, _regexp, deterministic=True)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=MEMORY")
-        conn.execute("PRAGMA cache_size=-65536")
+        conn.execute("PRAGMA cache_size=-16384")
         return conn
 
     @property
