@@ -20,7 +20,9 @@ Every error the package raises on purpose derives from :class:`RlmMcpError`::
         ├── CallLimitExceeded
         ├── TokenLimitExceeded
         ├── CostLimitExceeded
-        └── TimeLimitExceeded
+        ├── TimeLimitExceeded
+        ├── LoopDetected            the model repeats itself
+        └── SpendingStopped         sub-calls while the final answer is being written
 
 Errors raised by model code inside the REPL are output for the model, not
 exceptions for the server; they never appear in this tree.
@@ -40,11 +42,13 @@ __all__ = [
     "DepthLimitExceeded",
     "IndexingError",
     "IterationLimitExceeded",
+    "LoopDetected",
     "PathNotAllowed",
     "RepositoryNotFound",
     "RlmMcpError",
     "SandboxUnavailable",
     "SearchError",
+    "SpendingStopped",
     "TimeLimitExceeded",
     "TokenLimitExceeded",
     "UnknownRepository",
@@ -136,3 +140,21 @@ class CostLimitExceeded(BudgetExceeded):
 
 class TimeLimitExceeded(BudgetExceeded):
     limit = "max_wall_seconds"
+
+
+class LoopDetected(BudgetExceeded):
+    limit = "loop_detected"
+
+
+class SpendingStopped(BudgetExceeded):
+    """Sub-calls are off while the root writes its final answer after a limit."""
+
+    limit = "final_answer"
+
+    def __init__(
+        self,
+        message: str = "no more sub-calls: the budget is spent; answer from what you have",
+        *,
+        limit: str | None = None,
+    ) -> None:
+        super().__init__(message, limit=limit)

@@ -17,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import re
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -40,18 +38,18 @@ from rlm_mcp.backends.base import (
 from rlm_mcp.budget import Budget, Limits
 from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine import prompts
-from rlm_mcp.engine.parsing import extract_code_blocks, mentions_final_in_prose, normalize_code
-from rlm_mcp.engine.replapi import PRELUDE, RESERVED, RepositoryLike, repo_functions
+from rlm_mcp.engine.level import Outcome, QueryLevel
+from rlm_mcp.engine.replapi import RepositoryLike
 from rlm_mcp.engine.result import EvidenceLog, RLMResult
 from rlm_mcp.engine.trajectory import TrajectoryWriter
 from rlm_mcp.errors import (
-    BackendError,
     BudgetExceeded,
-    IterationLimitExceeded,
+    LoopDetected,
     RlmMcpError,
     SandboxUnavailable,
+    SpendingStopped,
 )
-from sandbox import ExecResult, SandboxUnavailableError, Session, SessionConfig
+from sandbox import SandboxUnavailableError, Session
 
 __all__ = ["ProgressCallback", "RLMEngine"]
 
@@ -60,9 +58,6 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
 T = TypeVar("T")
 
-_CONTEXT_NAME = re.compile(r"\bcontext\b")
-_LOOP_WARN_AT = 2
-_LOOP_STOP_AT = 3
 _SUBQUERY_WARN_AT = 3
 _SUBQUERY_STOP_AT = 6
 
@@ -74,10 +69,6 @@ class PriceTable(Protocol):
 class _FreePrices:
     def cost(self, model: str, usage: TokenUsage) -> Decimal:
         return Decimal(0)
-
-
-class LoopDetected(BudgetExceeded):
-    limit = "loop_detected"
 
 
 class RLMEngine:
@@ -176,13 +167,13 @@ class _Query:
             root=str(self.repo.root),
         )
         try:
-            level = _Level(self, depth=0, question=question, context_text=None)
+            level = QueryLevel(self, depth=0, question=question, context_text=None)
             outcome = await level.run()
         except (SandboxUnavailable, SandboxUnavailableError) as exc:
-            outcome = _Outcome("", "error", error=str(exc))
+            outcome = Outcome("", "error", error=str(exc))
         except (RlmMcpError, OSError) as exc:
             log.exception("query failed")
-            outcome = _Outcome("", "error", error=f"{type(exc).__name__}: {exc}")
+            outcome = Outcome("", "error", error=f"{type(exc).__name__}: {exc}")
         except BaseException:
             await self.close()
             self.writer.write("end", depth=0, status="cancelled")
@@ -265,7 +256,7 @@ class _Query:
         if self.limit_hit is None:
             self.limit_hit = exc
 
-    async def sub_call(self, prompt: Any, model: Any, depth: int, level: _Level) -> str:
+    async def sub_call(self, prompt: Any, model: Any, depth: int, level: QueryLevel) -> str:
         if not isinstance(prompt, str):
             raise TypeError(
                 f"llm_query expects the prompt as a string, got {type(prompt).__name__}"
@@ -275,7 +266,7 @@ class _Query:
         if not prompt.strip():
             raise ValueError("llm_query got an empty prompt")
         if level.spending_disabled:
-            raise CallLimitExceededInFinal()
+            raise SpendingStopped()
         name = model or self.engine.sub.model
         tokens = estimate_tokens(prompt)
         window = self.engine.sub_window
@@ -344,7 +335,7 @@ class _Query:
         await self.notify({"kind": "sub_call", "depth": depth + 1, "sub_calls": self.sub_calls})
         return completion.text
 
-    async def batched(self, prompts_: Any, model: Any, depth: int, level: _Level) -> list[str]:
+    async def batched(self, prompts_: Any, model: Any, depth: int, level: QueryLevel) -> list[str]:
         if isinstance(prompts_, str) or not isinstance(prompts_, list | tuple):
             raise TypeError("llm_query_batched expects a list of prompt strings")
         if not prompts_:
@@ -379,7 +370,7 @@ class _Query:
             raise
         self.max_depth_reached = max(self.max_depth_reached, depth + 1)
         self.writer.write("start", depth=depth + 1, question=prompt)
-        level = _Level(self, depth=depth + 1, question=prompt, context_text=context)
+        level = QueryLevel(self, depth=depth + 1, question=prompt, context_text=context)
         outcome = await level.run()
         if outcome.status == "completed":
             return outcome.answer
@@ -388,381 +379,3 @@ class _Query:
         raise RuntimeError(
             f"the nested rlm_query produced no answer ({outcome.limit or outcome.error})"
         )
-
-
-class CallLimitExceededInFinal(BudgetExceeded):
-    """Sub-calls are off while the root writes its final answer."""
-
-    limit = "final_answer"
-
-    def __init__(self) -> None:
-        super().__init__("no more sub-calls: the budget is spent; answer from what you have")
-
-
-class _Outcome:
-    __slots__ = ("answer", "error", "iterations", "limit", "status")
-
-    def __init__(
-        self,
-        answer: str,
-        status: Any,
-        *,
-        limit: str | None = None,
-        error: str | None = None,
-        iterations: int = 0,
-    ) -> None:
-        self.answer = answer
-        self.status = status
-        self.limit = limit
-        self.error = error
-        self.iterations = iterations
-
-
-class _Level:
-    """One root conversation with its own REPL, at a given depth."""
-
-    def __init__(
-        self, query: _Query, *, depth: int, question: str, context_text: str | None
-    ) -> None:
-        self.q = query
-        self.depth = depth
-        self.question = question
-        self.context_text = context_text
-        self.context_path = Path(query.tmp.name) / f"context-{depth}-{id(self)}.txt"
-        self.context_built = context_text is not None
-        self.spending_disabled = False
-        self.stop_requested: BudgetExceeded | None = None
-        self.notes: list[str] = []
-        self.session: Session | None = None
-        self.last_output = ""
-        self.partial = ""
-        out_limit = min(
-            self.q.engine.sandbox.output_limit_chars, max(2_000, self.q.engine.root_window)
-        )
-        self.output_limit = out_limit
-
-    # -- sandbox -------------------------------------------------------------------------
-
-    async def _start_session(self) -> Session:
-        if self.context_text is not None:
-            self.context_path.write_text(self.context_text, encoding="utf-8")
-        else:
-            self.context_path.touch()
-        q = self.q
-        d = self.depth
-        host: dict[str, Callable[..., Any]] = dict(repo_functions(q.repo, q.evidence))
-        host["llm_query"] = q.bridge(lambda prompt, model=None: q.sub_call(prompt, model, d, self))
-        host["llm_query_batched"] = q.bridge(
-            lambda prompts_, model=None: q.batched(prompts_, model, d, self)
-        )
-        host["rlm_query"] = q.bridge(lambda prompt, context=None: q.child(prompt, context, d))
-        sb = q.engine.sandbox
-        config = SessionConfig(
-            root=q.repo.root if q.repo.root.is_dir() else q.repo.root.parent,
-            readable_paths=(self.context_path,),
-            lazy_text={"context": self.context_path},
-            prelude=PRELUDE,
-            reserved=RESERVED,
-            exec_timeout=q.limits.exec_timeout_seconds,
-            output_limit=self.output_limit,
-            memory_bytes=sb.memory_mb * 1024 * 1024 if sb.memory_mb else None,
-            cpu_seconds=sb.cpu_seconds,
-            allow_unsafe=sb.allow_unsafe,
-        )
-        session = Session(config, host)
-        q.sessions.append(session)
-        await anyio.to_thread.run_sync(session.start)
-        return session
-
-    def _build_context(self) -> None:
-        """Write the whole repository as one text, once, when code first mentions ``context``."""
-        if self.context_built:
-            return
-        self.context_built = True
-        with self.context_path.open("w", encoding="utf-8") as fh:
-            for path in self.q.repo.files():
-                try:
-                    text = self.q.repo.text(path)
-                except RlmMcpError:
-                    continue
-                fh.write(f"=== {path} ===\n")
-                fh.write(text)
-                if not text.endswith("\n"):
-                    fh.write("\n")
-
-    async def _exec(self, code: str) -> ExecResult:
-        assert self.session is not None
-        if not self.context_built and _CONTEXT_NAME.search(code):
-            await anyio.to_thread.run_sync(self._build_context)
-        session = self.session
-        try:
-            return await anyio.to_thread.run_sync(
-                partial(session.exec, code), abandon_on_cancel=True
-            )
-        except anyio.get_cancelled_exc_class():
-            session.interrupt()
-            raise
-
-    async def _answer(self) -> tuple[bool, str]:
-        assert self.session is not None
-        value = await anyio.to_thread.run_sync(self.session.get, "answer")
-        if isinstance(value, dict):
-            content = value.get("content")
-            text = (
-                content if isinstance(content, str) else ("" if content is None else str(content))
-            )
-            if text:
-                self.partial = text
-            return bool(value.get("ready")) and bool(text.strip()), text
-        return False, ""
-
-    # -- the loop ------------------------------------------------------------------------
-
-    def _shape(self) -> str:
-        repo = self.q.repo
-        if self.context_text is not None:
-            return (
-                f"A parent query gave you a `context` string of {len(self.context_text):,} characters "
-                f"(~{estimate_tokens(self.context_text):,} tokens). The repository functions below "
-                f"also work, on the repository at {repo.root.name}."
-            )
-        report = getattr(repo, "report", None)
-        files = getattr(report, "files", None)
-        tokens = getattr(report, "tokens", None)
-        langs = getattr(report, "languages", {}) or {}
-        lang_text = ", ".join(
-            f"{k} ({v})" for k, v in sorted(langs.items(), key=lambda kv: -kv[1])[:12]
-        )
-        try:
-            layout = repo.layout(2)
-        except Exception:
-            layout = ""
-        lines = layout.splitlines()
-        if len(lines) > 40:
-            layout = (
-                "\n".join(lines[:40]) + f"\n... ({len(lines) - 40} more lines: call repo.layout())"
-            )
-        return (
-            f"Name: {repo.root.name}\nFiles: {files}\nSize: ~{tokens} tokens\n"
-            f"Languages: {lang_text or 'unknown'}\nTop-level layout (file counts):\n{layout}"
-        )
-
-    def _system_prompt(self) -> str:
-        lim = self.q.limits
-        functions = "\n".join(
-            f"- {sig}: {doc.format(sub_window=self.q.engine.sub_window)}"
-            for sig, doc in prompts.REPL_FUNCTIONS
-        )
-        tokens = (
-            estimate_tokens(self.context_text)
-            if self.context_text is not None
-            else getattr(getattr(self.q.repo, "report", None), "tokens", "?")
-        )
-        return prompts.ROOT_SYSTEM.format(
-            shape=self._shape(),
-            output_limit=self.output_limit,
-            tokens=tokens,
-            functions=functions,
-            max_iterations=lim.max_iterations,
-            max_llm_calls=lim.max_llm_calls,
-        )
-
-    def _fit(self, messages: list[Message]) -> list[Message]:
-        """Keep the system prompt, the question and as many recent turns as the window holds."""
-        window = self.q.engine.root_window - (self.q.engine.root_max_output or 1024)
-        head, tail = messages[:2], messages[2:]
-        cost = sum(estimate_tokens(m.content) for m in head)
-        kept: list[Message] = []
-        for i in range(len(tail) - 1, -1, -2):
-            pair = tail[max(0, i - 1) : i + 1]
-            pair_cost = sum(estimate_tokens(m.content) for m in pair)
-            if cost + pair_cost > window and kept:
-                break
-            if cost + pair_cost > window:
-                budget_chars = max(500, (window - cost) * 4)
-                pair = [
-                    Message(m.role, m.content[-budget_chars:]) if m.role == "user" else m
-                    for m in pair
-                ]
-                pair_cost = sum(estimate_tokens(m.content) for m in pair)
-            kept[:0] = pair
-            cost += pair_cost
-        dropped = len(tail) - len(kept)
-        if dropped:
-            note = Message(
-                "user",
-                f"[{dropped // 2} earlier turns were dropped to fit the context window; your REPL "
-                "variables still hold everything you computed]",
-            )
-            ack = Message("assistant", "Understood.")
-            return [*head, note, ack, *kept]
-        return head + kept
-
-    def _turn(self, iteration: int) -> str:
-        return prompts.TURN_MARKER.format(
-            iteration=iteration, max_iterations=self.q.limits.max_iterations
-        )
-
-    async def run(self) -> _Outcome:
-        q = self.q
-        self.session = await self._start_session()
-        messages = [
-            Message("system", self._system_prompt()),
-            Message("user", prompts.FIRST_TURN.format(turn=self._turn(1), question=self.question)),
-        ]
-        seen: Counter[str] = Counter()
-        iteration = 0
-        stop: BudgetExceeded | None = None
-        while True:
-            iteration += 1
-            try:
-                q.budget.check_iteration(iteration)
-                reply = await q.root_call(self._fit(messages))
-            except BudgetExceeded as exc:
-                stop = exc
-                break
-            except BackendError as exc:
-                return _Outcome(self.partial, "error", error=str(exc), iterations=iteration)
-            q.writer.write(
-                "root_reply",
-                depth=self.depth,
-                iteration=iteration,
-                reply=reply.text,
-                input_tokens=reply.usage.input_tokens,
-                output_tokens=reply.usage.output_tokens,
-            )
-            await q.notify(
-                {
-                    "kind": "iteration",
-                    "depth": self.depth,
-                    "iteration": iteration,
-                    "max_iterations": q.limits.max_iterations,
-                }
-            )
-            messages.append(Message("assistant", reply.text))
-            next_turn = self._turn(iteration + 1)
-            blocks = extract_code_blocks(reply.text)
-            if not blocks:
-                template = (
-                    prompts.PROSE_FINAL_NUDGE
-                    if mentions_final_in_prose(reply.text)
-                    else prompts.NO_CODE_NUDGE
-                )
-                messages.append(Message("user", template.format(turn=next_turn)))
-                continue
-            outputs, done, answer = await self._run_blocks(blocks, iteration)
-            if done:
-                return _Outcome(answer, "completed", iterations=iteration)
-            if self.stop_requested is not None:
-                stop = self.stop_requested
-                break
-            key = normalize_code("\n".join(blocks)) + "\x00" + outputs
-            seen[key] += 1
-            if seen[key] >= _LOOP_STOP_AT:
-                stop = LoopDetected(f"the same code ran {seen[key]} times with the same output")
-                break
-            if seen[key] >= _LOOP_WARN_AT:
-                q.writer.write("note", depth=self.depth, message="loop intervention")
-                messages.append(
-                    Message(
-                        "user", prompts.LOOP_INTERVENTION.format(turn=next_turn, count=seen[key])
-                    )
-                )
-                continue
-            notes = "".join(f"\nNote: {n}" for n in self.notes)
-            self.notes.clear()
-            messages.append(
-                Message(
-                    "user", prompts.OUTPUT_TEMPLATE.format(turn=next_turn, outputs=outputs) + notes
-                )
-            )
-        return await self._finish(messages, stop, iteration - 1)
-
-    async def _run_blocks(self, blocks: list[str], iteration: int) -> tuple[str, bool, str]:
-        parts: list[str] = []
-        for index, code in enumerate(blocks, 1):
-            result = await self._exec(code)
-            self.q.writer.write(
-                "exec",
-                depth=self.depth,
-                iteration=iteration,
-                code=code,
-                stdout=result.stdout,
-                stderr=result.stderr,
-                error=result.error,
-                value=result.value,
-                duration=result.duration,
-                restarted=result.restarted,
-            )
-            body = _format_exec(result)
-            parts.append(
-                prompts.BLOCK_OUTPUT.format(index=index, body=body) if len(blocks) > 1 else body
-            )
-            ready, text = await self._answer()
-            if ready:
-                return "\n".join(parts), True, text
-        outputs = "\n".join(parts)
-        if len(outputs) > self.output_limit:
-            cut = len(outputs) - self.output_limit
-            outputs = (
-                outputs[: self.output_limit] + f"\n... [output truncated: {cut} more characters]"
-            )
-        self.last_output = outputs
-        return outputs, False, ""
-
-    async def _finish(
-        self, messages: list[Message], stop: BudgetExceeded | None, iterations: int
-    ) -> _Outcome:
-        """A limit stopped the loop: ask once for the best answer, with spending off."""
-        q = self.q
-        reason = stop or IterationLimitExceeded(f"max_iterations={q.limits.max_iterations} reached")
-        limit = reason.limit
-        if reason.limit in ("max_iterations", "loop_detected") and q.limit_hit is not None:
-            limit = q.limit_hit.limit if reason.limit == "max_iterations" else limit
-        q.writer.write("note", depth=self.depth, message=f"stopping: {reason}")
-        self.spending_disabled = True
-        request = prompts.FINAL_REQUEST.format(reason=str(reason))
-        if len(messages) > 2 and messages[-1].role == "user":
-            final_messages = [*messages[:-1], Message("user", messages[-1].content + "\n\n" + request)]
-        else:
-            final_messages = [*messages, Message("user", request)]
-        try:
-            reply = await q.root_call(self._fit(final_messages), final=True)
-            q.writer.write(
-                "root_reply",
-                depth=self.depth,
-                iteration=iterations + 1,
-                reply=reply.text,
-                final=True,
-            )
-            for code in extract_code_blocks(reply.text)[:3]:
-                await self._exec(code)
-                ready, text = await self._answer()
-                if ready:
-                    return _Outcome(text, "limit_reached", limit=limit, iterations=iterations)
-        except (BudgetExceeded, BackendError) as exc:
-            q.writer.write("note", depth=self.depth, message=f"final answer request failed: {exc}")
-        answer = self.partial
-        if not answer:
-            tail = self.last_output[-1500:].strip()
-            answer = f"No final answer: the query stopped ({reason})."
-            if tail:
-                answer += f"\nLast REPL output:\n{tail}"
-        return _Outcome(answer, "limit_reached", limit=limit, iterations=iterations)
-
-
-def _format_exec(result: ExecResult) -> str:
-    parts: list[str] = []
-    if result.restarted:
-        parts.append("[the REPL was restarted: all variables were lost]")
-    if result.stdout:
-        parts.append(result.stdout.rstrip("\n"))
-    if result.stderr:
-        parts.append("[stderr]\n" + result.stderr.rstrip("\n"))
-    if result.value is not None:
-        parts.append(result.value)
-    if result.error:
-        parts.append(result.error.rstrip("\n"))
-    if result.timed_out and not result.restarted:
-        parts.append("[the code timed out; variables were kept]")
-    return "\n".join(parts) if parts else "(no output)"
