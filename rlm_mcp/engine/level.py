@@ -183,7 +183,8 @@ class QueryLevel:
             )
         return (
             f"Name: {repo.root.name}\nFiles: {files}\nSize: ~{tokens} tokens\n"
-            f"Languages: {lang_text or 'unknown'}\nTop-level layout (file counts):\n{layout}"
+            f"Languages: {lang_text or 'unknown'}\nTop-level layout (file counts):\n"
+            + prompts.untrusted(layout, "file names")
         )
 
     def _system_prompt(self) -> str:
@@ -312,7 +313,11 @@ class QueryLevel:
             self.notes.clear()
             messages.append(
                 Message(
-                    "user", prompts.OUTPUT_TEMPLATE.format(turn=next_turn, outputs=outputs) + notes
+                    "user",
+                    prompts.OUTPUT_TEMPLATE.format(
+                        turn=next_turn, outputs=prompts.untrusted(outputs, "REPL output")
+                    )
+                    + notes,
                 )
             )
         return await self._finish(messages, stop, iteration - 1)
