@@ -28,7 +28,7 @@ import anyio.to_thread
 
 from rlm_mcp import __version__
 from rlm_mcp.engine.result import RLMResult
-from rlm_mcp.errors import ConfigError, RlmMcpError
+from rlm_mcp.errors import ConfigError, RlmMcpError, SearchError
 from rlm_mcp.settings_loader import LIMIT_NAMES, SETTINGS, Config, load_config
 
 __all__ = ["build_parser", "main"]
@@ -309,9 +309,12 @@ async def cmd_search(args: argparse.Namespace, config: Config) -> int:
     try:
         await _load(service, args.path)
         repo = service.get().repo
-        hits = await anyio.to_thread.run_sync(
-            partial(repo.grep, args.pattern, args.glob, args.max_results + 1, args.ignore_case)
-        )
+        try:
+            hits = await anyio.to_thread.run_sync(
+                partial(repo.grep, args.pattern, args.glob, args.max_results + 1, args.ignore_case)
+            )
+        except SearchError as exc:
+            raise UsageError(str(exc)) from None
     finally:
         await service.aclose()
     shown, more = hits[: args.max_results], len(hits) > args.max_results
