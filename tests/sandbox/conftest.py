@@ -6,10 +6,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from sandbox_helpers import MakeSession
 
 from sandbox import Session, SessionConfig
-
-MakeSession = Callable[..., Session]
 
 
 @pytest.fixture

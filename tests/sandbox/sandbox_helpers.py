@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from sandbox import Session
 
+MakeSession = Callable[..., Session]
+
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
     """Poll ``predicate`` until true or fail after ``timeout`` seconds."""

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import MakeSession
+from sandbox_helpers import MakeSession
 
 from sandbox import detect_isolation
 

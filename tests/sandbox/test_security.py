@@ -9,8 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import MakeSession
-from sandbox_helpers import assert_usable
+from sandbox_helpers import MakeSession, assert_usable
 
 from sandbox import Session
 

@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MakeSession
-from sandbox_helpers import assert_usable
+from sandbox_helpers import MakeSession, assert_usable
 
 import sandbox.session as session_module
 from sandbox import (
