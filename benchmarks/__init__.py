@@ -1,0 +1,1 @@
+"""Benchmarks for rlm-mcp (run as modules, e.g. ``python -m benchmarks.eval``)."""

@@ -1,0 +1,178 @@
+"""Tables (always) and a plot (when matplotlib is importable) from the results file."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BUCKETS", "bucket_of", "plot", "summarize", "table"]
+
+# Upper bounds in tokens (the index's ~4-characters-per-token estimate).
+BUCKETS: tuple[tuple[str, float], ...] = (
+    ("<=8k", 8_192),
+    ("8k-32k", 32_768),
+    ("32k-128k", 131_072),
+    ("128k-512k", 524_288),
+    ("512k-2M", 2_097_152),
+    (">2M", float("inf")),
+)
+
+
+def bucket_of(tokens: int) -> str:
+    for label, upper in BUCKETS:
+        if tokens <= upper:
+            return label
+    return BUCKETS[-1][0]
+
+
+def _method_order(methods: Sequence[str]) -> list[str]:
+    base = ["retrieval", "direct", "rlm"]
+    return [m for m in base if m in methods] + sorted(m for m in methods if m not in base)
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregates per (bucket, method) and per method, as plain data."""
+    groups: defaultdict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[(bucket_of(int(r["repo_tokens"])), r["method"])].append(r)
+        groups[("all", r["method"])].append(r)
+    out: dict[str, Any] = {}
+    for (bucket, method), rs in groups.items():
+        n = len(rs)
+        limits = Counter(str(r.get("limit")) for r in rs if r.get("limit"))
+        statuses = Counter(str(r.get("status")) for r in rs)
+        row: dict[str, Any] = {
+            "n": n,
+            "accuracy": sum(float(r["score"]["value"]) for r in rs) / n,
+            "exact": sum(1 for r in rs if r["score"]["exact"]) / n,
+            "input_tokens": sum(int(r.get("input_tokens", 0)) for r in rs) / n,
+            "output_tokens": sum(int(r.get("output_tokens", 0)) for r in rs) / n,
+            "cost_usd": str(sum((Decimal(str(r.get("cost_usd", "0"))) for r in rs), Decimal(0))),
+            "wall_seconds": sum(float(r.get("wall_seconds", 0)) for r in rs) / n,
+            "repo_tokens": sorted({int(r["repo_tokens"]) for r in rs}),
+            "statuses": dict(statuses),
+        }
+        if method.startswith("rlm"):
+            row.update(
+                iterations=sum(int(r.get("iterations", 0)) for r in rs) / n,
+                sub_calls=sum(int(r.get("sub_calls", 0)) for r in rs) / n,
+                depth=max(int(r.get("depth", 0)) for r in rs),
+                limits=dict(limits),
+            )
+        if method == "direct":
+            fr = [float(r.get("included_fraction", 0)) for r in rs]
+            row["included_fraction"] = sum(fr) / n
+        out.setdefault(bucket, {})[method] = row
+    return out
+
+
+def _fmt_limits(limits: dict[str, int]) -> str:
+    return ",".join(f"{k}x{v}" for k, v in sorted(limits.items())) or "-"
+
+
+def table(records: Sequence[dict[str, Any]], *, title: str = "") -> str:
+    """A fixed-width text table: one row per (size bucket, method), then totals."""
+    if not records:
+        return "(no results yet)\n"
+    summary = summarize(records)
+    methods = _method_order(sorted({r["method"] for r in records}))
+    header = (
+        f"{'bucket':<10} {'method':<14} {'n':>3} {'acc':>5} {'exact':>5} {'in_tok':>8} "
+        f"{'out_tok':>7} {'cost$':>8} {'wall_s':>7} {'repo%':>6} {'iter':>4} {'sub':>4} "
+        f"{'dep':>3} limits"
+    )
+    lines = [title] if title else []
+    lines += [header, "-" * len(header)]
+    order = [b for b, _ in BUCKETS if b in summary] + ["all"]
+    for bucket in order:
+        for method in methods:
+            row = summary[bucket].get(method)
+            if row is None:
+                continue
+            repo_pct = (
+                f"{100 * row['included_fraction']:.0f}%" if "included_fraction" in row else ""
+            )
+            rlm = method.startswith("rlm")
+            lines.append(
+                f"{bucket:<10} {method:<14} {row['n']:>3} {row['accuracy']:>5.2f} "
+                f"{row['exact']:>5.2f} {row['input_tokens']:>8.0f} {row['output_tokens']:>7.0f} "
+                f"{Decimal(row['cost_usd']):>8.4f} {row['wall_seconds']:>7.1f} {repo_pct:>6} "
+                + (
+                    f"{row['iterations']:>4.1f} {row['sub_calls']:>4.1f} {row['depth']:>3} "
+                    f"{_fmt_limits(row['limits'])}"
+                    if rlm
+                    else f"{'':>4} {'':>4} {'':>3}"
+                )
+            )
+        if bucket != "all":
+            lines.append("")
+    lines.append("")
+    lines.append(
+        "acc = mean score (needle/count: exact 0/1; relation questions: F1); exact = share "
+        "fully right;"
+    )
+    lines.append(
+        "in_tok/out_tok/wall_s = means per question; cost$ = total; repo% = share of the "
+        "repository's tokens in the direct prompt;"
+    )
+    lines.append(
+        "iter/sub = mean RLM root turns and sub-calls; dep = max depth; limits = limits hit."
+    )
+    kinds = sorted({r["kind"] for r in records})
+    lines.append("")
+    lines.append("By kind (acc, n):")
+    for kind in kinds:
+        parts = []
+        for method in methods:
+            rs = [r for r in records if r["kind"] == kind and r["method"] == method]
+            if rs:
+                acc = sum(float(r["score"]["value"]) for r in rs) / len(rs)
+                parts.append(f"{method} {acc:.2f} ({len(rs)})")
+        lines.append(f"  {kind:<13} " + "  ".join(parts))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plot(records: Sequence[dict[str, Any]], path: Path, *, window: int | None = None) -> bool:
+    """Accuracy against repository size per method; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    by: defaultdict[str, defaultdict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        by[r["method"]][int(r["repo_tokens"])].append(float(r["score"]["value"]))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for method in _method_order(list(by)):
+        xs = sorted(by[method])
+        ys = [sum(by[method][x]) / len(by[method][x]) for x in xs]
+        ax.plot(xs, ys, marker="o", label=method)
+    if window:
+        ax.axvline(window, color="grey", linestyle="--", label=f"window ({window})")
+    ax.set_xscale("log")
+    ax.set_xlabel("repository size (tokens, log scale)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write_reports(records: Sequence[dict[str, Any]], out: Path, *, title: str = "") -> str:
+    text = table(records, title=title)
+    (out / "table.txt").write_text(text, encoding="utf-8")
+    (out / "summary.json").write_text(
+        json.dumps(summarize(records), indent=1, default=str) + "\n", encoding="utf-8"
+    )
+    windows = {int(r.get("window", 0)) for r in records if r.get("window")}
+    plot(records, out / "accuracy_vs_size.png", window=min(windows) if windows else None)
+    return text

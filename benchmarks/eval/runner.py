@@ -1,0 +1,219 @@
+"""The resumable run: every (question, method) pair once, one JSON line per result.
+
+Resume: on start the results file is read, a torn last line (a crash mid-write)
+is cut off, and pairs already recorded for this question set are skipped.
+Each record is written with one ``write`` plus ``flush`` and ``fsync``, so an
+interrupt leaves whole lines only.
+
+Budget: ``budget_seconds`` bounds this invocation's wall time;
+``budget_usd`` bounds the spend recorded in the whole file (so a resumed run
+does not get a fresh allowance). Both are checked before each pair; the RLM
+is also given the remaining USD as its own ``max_cost_usd``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from benchmarks.eval.methods import (
+    METHODS,
+    MethodResult,
+    RLMSettings,
+    run_direct,
+    run_retrieval,
+    run_rlm,
+)
+from benchmarks.eval.questions import Question, QuestionSet, ensure_repos
+from benchmarks.eval.scoring import score
+from rlm_mcp.backends.base import LLMBackend
+from rlm_mcp.backends.pricing import Pricing
+from rlm_mcp.config import IndexSettings
+from rlm_mcp.index import Repository, load
+
+__all__ = ["RunConfig", "append_record", "read_records", "run_set"]
+
+RESULTS_FILE = "results.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    out: Path
+    cache: Path
+    window: int
+    direct_max_output: int
+    chars_per_token: float
+    rlm: RLMSettings
+    methods: tuple[str, ...] = METHODS
+    budget_usd: Decimal | None = None
+    budget_seconds: float | None = None
+    max_questions: int | None = None
+    source_root: Path | None = None
+
+
+def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
+    """Whole JSON lines of ``path``; with ``repair``, cut a torn last line off the file."""
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    if repair and raw and not raw.endswith(b"\n"):
+        cut = raw.rfind(b"\n") + 1
+        with path.open("r+b") as fh:
+            fh.truncate(cut)
+        raw = raw[:cut]
+    records = []
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ordered(questions: Iterable[Question], max_questions: int | None) -> list[Question]:
+    """The first ``max_questions`` questions, round-robin over repositories so sizes spread."""
+    qs = list(questions)
+    if max_questions is None or max_questions >= len(qs):
+        return qs
+    by_repo: dict[str, list[Question]] = {}
+    for q in qs:
+        by_repo.setdefault(q.repo, []).append(q)
+    picked: list[Question] = []
+    while len(picked) < max_questions:
+        for repo_qs in by_repo.values():
+            if repo_qs and len(picked) < max_questions:
+                picked.append(repo_qs.pop(0))
+    order = {q.id: i for i, q in enumerate(qs)}
+    return sorted(picked, key=lambda q: order[q.id])
+
+
+def _method_key(method: str, cfg: RunConfig) -> str:
+    if method == "rlm" and cfg.rlm.variant != "default":
+        return f"rlm:{cfg.rlm.variant}"
+    return method
+
+
+async def run_set(
+    qset: QuestionSet,
+    cfg: RunConfig,
+    backend: LLMBackend | None,
+    *,
+    pricing: Pricing,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> str:
+    """Run what is not done yet; returns why it stopped (``done`` or a budget message)."""
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    results = cfg.out / RESULTS_FILE
+    records = read_records(results, repair=True)
+    digest = qset.digest
+    done = {(r["question_id"], r["method"]) for r in records if r.get("set") == digest}
+    spent = sum(
+        (Decimal(str(r.get("cost_usd", "0"))) for r in records if r.get("set") == digest),
+        Decimal(0),
+    )
+    started = time.monotonic()
+    paths = ensure_repos(qset, cfg.cache, source_root=cfg.source_root)
+    questions = _ordered(qset.questions, cfg.max_questions)
+    repos_in_order = list(dict.fromkeys(q.repo for q in questions))
+    for repo_name in repos_in_order:
+        repo_qs = [q for q in questions if q.repo == repo_name]
+        todo = [
+            (m, q) for m in cfg.methods for q in repo_qs if (q.id, _method_key(m, cfg)) not in done
+        ]
+        if not todo:
+            continue
+        info = qset.repos[repo_name]
+        repo: Repository = load(
+            paths[repo_name], IndexSettings(cache_dir=cfg.cache / "index", watch=False)
+        )
+        try:
+            # Method-major within a repository, so direct prompts that share the
+            # repository prefix run back to back (local servers reuse the KV cache).
+            for method, q in todo:
+                if (
+                    cfg.budget_seconds is not None
+                    and time.monotonic() - started >= cfg.budget_seconds
+                ):
+                    return f"time budget of {cfg.budget_seconds:g}s spent"
+                if cfg.budget_usd is not None and spent >= cfg.budget_usd:
+                    return f"USD budget of {cfg.budget_usd} spent (${spent})"
+                log(f"[{time.strftime('%H:%M:%S')}] {method:9} {q.id}")
+                res = await _run_one(method, q, repo, info.tokens, cfg, backend, pricing, spent)
+                sc = score(q, res.answer)
+                record = {
+                    "set": digest,
+                    "question_id": q.id,
+                    "repo": q.repo,
+                    "repo_tokens": info.tokens,
+                    "kind": q.kind,
+                    "method": _method_key(method, cfg),
+                    "answer": res.answer[:4000],
+                    "score": sc.as_dict(),
+                    "status": res.status,
+                    "error": res.error,
+                    "input_tokens": res.input_tokens,
+                    "output_tokens": res.output_tokens,
+                    "cost_usd": str(res.cost_usd),
+                    "wall_seconds": round(res.wall_seconds, 3),
+                    "window": cfg.window,
+                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    **res.extra,
+                }
+                append_record(results, record)
+                spent += res.cost_usd
+                log(
+                    f"           -> {sc.value:.2f} ({sc.detail}) {res.status} "
+                    f"{res.wall_seconds:.0f}s answer={res.answer[:80]!r}"
+                )
+        finally:
+            repo.close()
+    return "done"
+
+
+async def _run_one(
+    method: str,
+    q: Question,
+    repo: Repository,
+    repo_tokens: int,
+    cfg: RunConfig,
+    backend: LLMBackend | None,
+    pricing: Pricing,
+    spent: Decimal,
+) -> MethodResult:
+    if method == "retrieval":
+        return run_retrieval(q, repo)
+    if backend is None:
+        raise ValueError(f"method {method} needs a model endpoint")
+    if method == "direct":
+        return await run_direct(
+            backend,
+            q,
+            repo,
+            window=cfg.window,
+            max_output=cfg.direct_max_output,
+            chars_per_token=cfg.chars_per_token,
+            repo_tokens=repo_tokens,
+            pricing=pricing,
+        )
+    if method == "rlm":
+        remaining = None if cfg.budget_usd is None else cfg.budget_usd - spent
+        return await run_rlm(backend, q, repo, cfg.rlm, pricing, max_cost=remaining)
+    raise ValueError(f"unknown method {method!r}")
