@@ -214,6 +214,7 @@ class _WorkerHandle:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
+                self.proc.kill()
         with self.write_lock:
             if self.to_fd >= 0:
                 os.close(self.to_fd)
@@ -438,7 +439,16 @@ class Session:
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sandbox-call")
         self._started = True
         try:
-            self._handle = self._spawn()
+            try:
+                self._handle = self._spawn()
+            except SandboxError as exc:
+                if isinstance(exc, SandboxUnavailableError) or not (
+                    self.config.use_bwrap is None and self._use_bwrap
+                ):
+                    raise
+                logger.warning("sandbox worker failed under bubblewrap, retrying without: %s", exc)
+                self._use_bwrap = False
+                self._handle = self._spawn()
         except BaseException:
             self._shutdown_threads()
             self._started = False

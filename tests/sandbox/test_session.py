@@ -385,3 +385,20 @@ def test_code_larger_than_the_message_limit_is_refused_without_running(
     assert result.error is not None and "too large" in result.error
     assert not result.restarted
     assert session.get("x") is None
+
+
+def test_a_failing_bubblewrap_launch_falls_back_to_the_in_process_layers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    if not detect_isolation().landlock:
+        pytest.skip("needs landlock")
+    original = Session._bwrap_command
+
+    def broken(self: Session, readable: list[str], cwd: str) -> list[str]:
+        return [*original(self, readable, cwd)[:1], "--no-such-option", "--"]
+
+    monkeypatch.setattr(Session, "_bwrap_command", broken)
+    with Session(SessionConfig(), {}) as session:
+        assert not session.isolation.bwrap and session.isolation.seccomp
+        assert session.exec("1 + 1").value == "2"
+    assert any("without" in r.message for r in caplog.records)
