@@ -1,0 +1,72 @@
+"""Helpers for tests that run ``rlm-mcp serve`` as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+SAMPLE = {
+    "pkg/geometry.py": (
+        "class Circle:\n"
+        "    def __init__(self, r):\n"
+        "        self.r = r\n"
+        "\n"
+        "    def area(self):\n"
+        "        return 3.14159 * self.r ** 2\n"
+    ),
+    "pkg/main.py": "from pkg.geometry import Circle\n\nprint(Circle(2).area())\n",
+}
+
+SERVE = [sys.executable, "-m", "rlm_mcp", "serve"]
+
+
+def write_sample(root: Path) -> Path:
+    for rel, text in SAMPLE.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def server_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """Variables for the server: confined to ``tmp``, caches and state in ``tmp``, no watching."""
+    env = {
+        "RLM_ALLOWED_ROOTS": str(tmp),
+        "RLM_CACHE_DIR": str(tmp / "cache"),
+        "RLM_TRAJECTORY_DIR": str(tmp / "trajectories"),
+        "RLM_NO_WATCH": "1",
+        "RLM_LOG_LEVEL": "INFO",
+        "XDG_CONFIG_HOME": str(tmp / "xdg-config"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def full_env(extra: Mapping[str, str]) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("RLM_", "OPENAI_"))}
+    return {**base, **extra}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, deadline_s: float = 30.0, alive: object = None) -> None:
+    """Poll until something accepts on ``port``; ``alive()`` returning False aborts early."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if callable(alive) and not alive():
+            raise RuntimeError("the server process exited before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on port {port} within {deadline_s}s")
