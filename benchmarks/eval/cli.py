@@ -116,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         budget_seconds=args.budget_seconds,
         max_questions=args.max_questions,
         source_root=args.source_root,
+        order=args.order,
     )
     title = (
         f"model={args.model or '-'} window={args.window} rlm_window={rlm_window} "
@@ -207,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-wall-seconds", type=float, default=300.0)
     r.add_argument("--max-depth", type=int, default=1)
     r.add_argument("--concurrency", type=int, default=1)
+    r.add_argument(
+        "--order",
+        choices=["spread", "size"],
+        default="spread",
+        help="repository order: spread alternates small and large (a cut-short run spans sizes)",
+    )
     r.add_argument("--prompt-variant", choices=sorted(PROMPT_VARIANTS), default="default")
     r.set_defaults(func=cmd_run)
 

@@ -55,6 +55,19 @@ class RunConfig:
     budget_seconds: float | None = None
     max_questions: int | None = None
     source_root: Path | None = None
+    order: str = "spread"
+
+
+def _spread(items: list[str]) -> list[str]:
+    """Smallest, largest, second smallest, ...: a run cut short still spans the sizes."""
+    out: list[str] = []
+    lo, hi = 0, len(items) - 1
+    while lo <= hi:
+        out.append(items[lo])
+        if hi != lo:
+            out.append(items[hi])
+        lo, hi = lo + 1, hi - 1
+    return out
 
 
 def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
@@ -133,6 +146,8 @@ async def run_set(
     paths = ensure_repos(qset, cfg.cache, source_root=cfg.source_root)
     questions = _ordered(qset.questions, cfg.max_questions)
     repos_in_order = list(dict.fromkeys(q.repo for q in questions))
+    if cfg.order == "spread":
+        repos_in_order = _spread(repos_in_order)
     for repo_name in repos_in_order:
         repo_qs = [q for q in questions if q.repo == repo_name]
         todo = [
