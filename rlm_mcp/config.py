@@ -32,8 +32,8 @@ class IndexSettings:
 
     Attributes:
         max_file_bytes: files larger than this are skipped as ``too_large``.
-        cache_dir: where per-repository SQLite caches live; ``None`` keeps the
-            index in a temporary file that is removed on close.
+        cache_dir: where per-repository SQLite caches live; ``None`` uses
+            :func:`default_cache_dir` (``$XDG_CACHE_HOME/rlm-mcp``).
         workers: parser processes; 0 means one per core.
         watch: start a watchdog watcher for loaded repositories.
         debounce_seconds: quiet time before a burst of file events is applied.

@@ -264,7 +264,7 @@ class Repository(SearchMixin):
         items = [(c.path, c.abspath, c.size, c.mtime_ns) for c in todo]
         if len(items) < POOL_THRESHOLD:
             for item in items:
-                yield [process(item, limit)]
+                yield [process(item, limit, explicit=self._single is not None)]
             return
         workers = self.settings.workers or os.cpu_count() or 1
         batches = [items[i : i + BATCH_FILES] for i in range(0, len(items), BATCH_FILES)]

@@ -227,11 +227,26 @@ def _walk(root_real: str, matcher: IgnoreMatcher, follow: bool, found: Discovery
         stack.extend(reversed(subdirs))
 
 
+def _has_entries(directory: str) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return any(True for _ in entries)
+    except OSError:
+        return False
+
+
 def discover(root: Path, *, follow_symlinks: bool = True, use_git: bool = True) -> Discovery:
     """List the files of ``root`` (a resolved directory) that the index should consider."""
     root_real = str(root)
     found = Discovery()
     listed = git_list(root) if use_git else None
+    if listed == [] and _has_entries(root_real):
+        # The root sits inside a work tree that ignores it (a vendored or build
+        # directory, a virtualenv): the user asked for it, so walk it instead.
+        log.info(
+            "git lists no files under %s (ignored by an enclosing repository); walking it", root
+        )
+        listed = None
     if listed is not None:
         found.git = True
         matcher = IgnoreMatcher(root, names=(".rlmignore",), use_info_exclude=False)
@@ -266,8 +281,14 @@ def _generated_reason(rel: str, head: bytes) -> str | None:
     return None
 
 
-def classify(rel: str, abspath: str, size: int, max_file_bytes: int) -> Classified:
-    """Read ``abspath`` and decide whether it is indexable text; never raises."""
+def classify(
+    rel: str, abspath: str, size: int, max_file_bytes: int, *, explicit: bool = False
+) -> Classified:
+    """Read ``abspath`` and decide whether it is indexable text; never raises.
+
+    ``explicit`` marks a file the user named directly (a single-file load): the
+    generated/minified heuristics do not apply to it, only the binary and size checks.
+    """
     if size > max_file_bytes:
         return Classified(skip=SkippedFile(rel, "too_large", f"{size} bytes > {max_file_bytes}"))
     try:
@@ -282,7 +303,7 @@ def classify(rel: str, abspath: str, size: int, max_file_bytes: int) -> Classifi
         return Classified(skip=SkippedFile(rel, "too_large", f"> {max_file_bytes} bytes"))
     if b"\0" in data[:BINARY_SNIFF]:
         return Classified(skip=SkippedFile(rel, "binary", "NUL byte in the first 8 KiB"))
-    gen = _generated_reason(rel, data)
+    gen = None if explicit else _generated_reason(rel, data)
     if gen is not None:
         return Classified(skip=SkippedFile(rel, "generated", gen))
     try:
@@ -292,7 +313,7 @@ def classify(rel: str, abspath: str, size: int, max_file_bytes: int) -> Classifi
         text = data.decode("utf-8", "replace")
         invalid = True
     n = len(text)
-    if n > MAX_AVG_LINE:
+    if n > MAX_AVG_LINE and not explicit:
         lines = text.count("\n") + 1
         if n / lines > MAX_AVG_LINE:
             return Classified(skip=SkippedFile(rel, "minified", f"average line {n // lines} chars"))
@@ -333,13 +354,15 @@ def count_lines(text: str) -> int:
     return text.count("\n") + (0 if text.endswith("\n") else 1)
 
 
-def process(item: tuple[str, str, int, int], max_file_bytes: int) -> Parsed | SkippedFile:
+def process(
+    item: tuple[str, str, int, int], max_file_bytes: int, *, explicit: bool = False
+) -> Parsed | SkippedFile:
     """Classify, decode and tag one file; runs in a pool worker or in-process."""
     from rlm_mcp.index.languages import has_tags, language_for_path
     from rlm_mcp.index.tags import extract_tags
 
     rel, abspath, size, mtime_ns = item
-    got = classify(rel, abspath, size, max_file_bytes)
+    got = classify(rel, abspath, size, max_file_bytes, explicit=explicit)
     if got.skip is not None:
         return got.skip
     text = got.text or ""

@@ -189,3 +189,33 @@ def test_the_report_counts_files_bytes_tokens_languages_and_time(
     assert rep.symbols >= 2
     assert rep.parsed == 3 and rep.reused == 0
     assert rep.seconds > 0
+
+
+def test_a_directory_that_its_enclosing_git_repo_ignores_still_loads(
+    tmp_path: Path, loader: Callable[..., Repository]
+) -> None:
+    from index_helpers import git
+
+    outer = tmp_path / "outer"
+    write(
+        outer,
+        {
+            ".gitignore": "vendor/\n",
+            "main.py": "x = 1\n",
+            "vendor/lib/util.py": "def util():\n    pass\n",
+        },
+    )
+    git(outer, "init", "-q")
+    repo = loader(outer / "vendor")
+    assert repo.files() == ["lib/util.py"]
+    assert repo.definition("util")
+
+
+def test_a_single_file_named_explicitly_is_indexed_even_if_it_looks_minified(
+    tmp_path: Path, loader: Callable[..., Repository]
+) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("word " * 5000 + "needle\n")
+    repo = loader(path)
+    assert repo.files() == ["notes.txt"]
+    assert repo.grep("needle")
