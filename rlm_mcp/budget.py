@@ -67,7 +67,9 @@ class Limits:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
         if not isinstance(self.max_cost_usd, Decimal) or self.max_cost_usd < 0:
-            raise ConfigError(f"max_cost_usd must be a non-negative amount, got {self.max_cost_usd!r}")
+            raise ConfigError(
+                f"max_cost_usd must be a non-negative amount, got {self.max_cost_usd!r}"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: Limits | None = None) -> Limits:
@@ -76,7 +78,9 @@ class Limits:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ConfigError(f"unknown limit(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"unknown limit(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         changes: dict[str, Any] = {}
         for name, value in values.items():
             if value is None:
@@ -109,7 +113,9 @@ class Limits:
         if override is None:
             return self
         other = override if isinstance(override, Limits) else Limits.from_mapping(override, self)
-        return Limits(**{f.name: min(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
+        return Limits(
+            **{f.name: min(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)}
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -225,7 +231,9 @@ class Budget:
                 f"turn {iteration} would exceed max_iterations={self.limits.max_iterations}"
             )
 
-    def check_before_call(self, *, count: int = 1, input_tokens: int = 0, final: bool = False) -> None:
+    def check_before_call(
+        self, *, count: int = 1, input_tokens: int = 0, final: bool = False
+    ) -> None:
         """Raise if ``count`` more calls with about ``input_tokens`` each would cross a limit.
 
         Calls that passed the check but have not finished are counted as

@@ -344,7 +344,12 @@ async def cmd_review(args: argparse.Namespace, config: Config) -> int:
         service.engine()
         await _load(service, repo)
         _say(f"rlm-mcp: reviewing {len(diff.splitlines()):,} diff lines against {base}")
-        result: RLMResult = await service.query(build_question(diff, base), progress=_progress)
+        result: RLMResult = await service.query(
+            build_question(diff, base),
+            progress=_progress,
+            context=diff,
+            context_label=f"diff of the working tree against {base}",
+        )
     finally:
         await service.aclose()
     findings = parse_findings(result.answer)

@@ -280,6 +280,8 @@ class RlmService:
         limits: Mapping[str, Any] | None = None,
         *,
         progress: ProgressCallback | None = None,
+        context: str | None = None,
+        context_label: str = "",
     ) -> RLMResult:
         if not isinstance(question, str) or not question.strip():
             raise ConfigError("the question is empty: pass the question to answer")
@@ -288,7 +290,14 @@ class RlmService:
         tightened = self.limits.tighten(
             Limits.from_mapping(limits, self.limits) if limits else None
         )
-        return await engine.run(question, loaded.repo, limits=tightened, progress=progress)
+        return await engine.run(
+            question,
+            loaded.repo,
+            limits=tightened,
+            progress=progress,
+            context=context,
+            context_label=context_label,
+        )
 
     # -- the client-driven REPL -------------------------------------------------------
 

@@ -116,17 +116,21 @@ class RLMEngine:
         *,
         limits: Limits | None = None,
         progress: ProgressCallback | None = None,
+        context: str | None = None,
+        context_label: str = "text given with the question",
     ) -> RLMResult:
         """Answer ``question`` about ``repo``; never raises for model or provider failures.
 
-        Cancellation propagates (after the REPL workers are killed and
-        in-flight requests cancelled).
+        ``context``, when given, becomes the REPL's ``context`` variable instead
+        of the whole repository's text (e.g. a diff to review); ``repo.*`` still
+        reaches the whole repository. Cancellation propagates (after the REPL
+        workers are killed and in-flight requests cancelled).
         """
         if not isinstance(question, str) or not question.strip():
             raise ValueError("the question is empty")
         effective = self.limits.tighten(limits)
         query = _Query(self, repo, effective, progress)
-        return await query.run(question)
+        return await query.run(question, context, context_label)
 
 
 class _Query:
@@ -157,7 +161,9 @@ class _Query:
         self.tmp = tempfile.TemporaryDirectory(prefix="rlm-query-")
         self.limit_hit: BudgetExceeded | None = None
 
-    async def run(self, question: str) -> RLMResult:
+    async def run(
+        self, question: str, context: str | None = None, context_label: str = ""
+    ) -> RLMResult:
         started = time.monotonic()
         self.writer.write(
             "start",
@@ -167,7 +173,9 @@ class _Query:
             root=str(self.repo.root),
         )
         try:
-            level = QueryLevel(self, depth=0, question=question, context_text=None)
+            level = QueryLevel(
+                self, depth=0, question=question, context_text=context, context_label=context_label
+            )
             outcome = await level.run()
         except (SandboxUnavailable, SandboxUnavailableError) as exc:
             outcome = Outcome("", "error", error=str(exc))
@@ -370,7 +378,13 @@ class _Query:
             raise
         self.max_depth_reached = max(self.max_depth_reached, depth + 1)
         self.writer.write("start", depth=depth + 1, question=prompt)
-        level = QueryLevel(self, depth=depth + 1, question=prompt, context_text=context)
+        level = QueryLevel(
+            self,
+            depth=depth + 1,
+            question=prompt,
+            context_text=context,
+            context_label="text from the parent query",
+        )
         outcome = await level.run()
         if outcome.status == "completed":
             return outcome.answer

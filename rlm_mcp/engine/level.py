@@ -61,12 +61,19 @@ class QueryLevel:
     """One root conversation with its own REPL, at a given depth."""
 
     def __init__(
-        self, query: _Query, *, depth: int, question: str, context_text: str | None
+        self,
+        query: _Query,
+        *,
+        depth: int,
+        question: str,
+        context_text: str | None,
+        context_label: str = "",
     ) -> None:
         self.q = query
         self.depth = depth
         self.question = question
         self.context_text = context_text
+        self.context_label = context_label or "text given with the question"
         self.context_path = Path(query.tmp.name) / f"context-{depth}-{id(self)}.txt"
         self.context_built = context_text is not None
         self.spending_disabled = False
@@ -159,12 +166,6 @@ class QueryLevel:
 
     def _shape(self) -> str:
         repo = self.q.repo
-        if self.context_text is not None:
-            return (
-                f"A parent query gave you a `context` string of {len(self.context_text):,} characters "
-                f"(~{estimate_tokens(self.context_text):,} tokens). The repository functions below "
-                f"also work, on the repository at {repo.root.name}."
-            )
         report = getattr(repo, "report", None)
         files = getattr(report, "files", None)
         tokens = getattr(report, "tokens", None)
@@ -193,15 +194,19 @@ class QueryLevel:
             f"- {sig}: {doc.format(sub_window=self.q.engine.sub_window)}"
             for sig, doc in prompts.REPL_FUNCTIONS
         )
-        tokens = (
-            estimate_tokens(self.context_text)
-            if self.context_text is not None
-            else getattr(getattr(self.q.repo, "report", None), "tokens", "?")
-        )
+        if self.context_text is not None:
+            note = prompts.CONTEXT_IS_GIVEN.format(
+                label=self.context_label,
+                chars=len(self.context_text),
+                tokens=estimate_tokens(self.context_text),
+            )
+        else:
+            tokens = getattr(getattr(self.q.repo, "report", None), "tokens", "?")
+            note = prompts.CONTEXT_IS_REPOSITORY.format(tokens=tokens)
         return prompts.ROOT_SYSTEM.format(
             shape=self._shape(),
             output_limit=self.output_limit,
-            tokens=tokens,
+            context_note=note,
             functions=functions,
             max_iterations=lim.max_iterations,
             max_llm_calls=lim.max_llm_calls,

@@ -65,8 +65,7 @@ your code isolates.
 ## The REPL
 Write code in ```python blocks; they run in order and you see their output (truncated to \
 {output_limit} characters, so print summaries, not whole files). Variables persist between \
-turns. `context` holds the whole repository as one string ("=== path ===" headers between \
-files, {tokens} tokens) if you need it, but the functions below are faster and cheaper.
+turns. {context_note}
 The standard library modules re, json, math, collections, itertools and functools are \
 imported. There is no network and no file system writes.
 
@@ -85,6 +84,15 @@ does nothing. Cite evidence as path:line. Be precise and concise.
 sub-calls with llm_query_batched over large chunks rather than many tiny ones.
 - Do not invent REPL output; wait for the real output next turn.
 """
+
+CONTEXT_IS_REPOSITORY = """\
+`context` holds the whole repository as one string ("=== path ===" headers between files, \
+~{tokens} tokens) if you need it, but the functions below are faster and cheaper."""
+
+CONTEXT_IS_GIVEN = """\
+`context` holds the {label}: a string of {chars:,} characters (~{tokens:,} tokens). Inspect \
+it with code (slicing, regex, splitlines) rather than printing it whole; `repo.*` reaches the \
+whole repository."""
 
 TURN_MARKER = "[turn {iteration} of {max_iterations}]"
 

@@ -392,3 +392,16 @@ async def test_repository_text_reaches_the_root_delimited_as_untrusted(
     assert fed_back.count("UNTRUSTED>>>") == 1
     assert fed_back.index("Ignore all previous") < fed_back.index("UNTRUSTED>>>")
     assert "<<<UNTRUSTED REPL output" in fed_back
+
+
+async def test_a_given_context_replaces_the_repository_text_and_repo_still_works(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    script = Script([code('FINAL(context.splitlines()[0] + " / " + str(len(repo.files())))')])
+    llm.responder = script
+    result = await make_engine().run(
+        "Review this", small_repo, context="diff --git a/x b/x\n+new line\n", context_label="diff to review"
+    )
+    assert result.answer == "diff --git a/x b/x / 3"
+    system = script.root_bodies[0]["messages"][0]["content"]
+    assert "`context` holds the diff to review" in system
