@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import rlm_mcp
 from llm_script import Script, code
+
+import rlm_mcp
 from rlm_mcp import RLM, IndexSettings, ModelEndpoint
 from rlm_mcp.backends.testing import LoopbackLLMServer
 

@@ -5,7 +5,13 @@ from decimal import Decimal
 import pytest
 
 from rlm_mcp.budget import Budget, Limits
-from rlm_mcp.errors import CallLimitExceeded, ConfigError, CostLimitExceeded, DepthLimitExceeded, TokenLimitExceeded
+from rlm_mcp.errors import (
+    CallLimitExceeded,
+    ConfigError,
+    CostLimitExceeded,
+    DepthLimitExceeded,
+    TokenLimitExceeded,
+)
 
 
 def test_per_query_limits_only_tighten() -> None:
@@ -16,7 +22,13 @@ def test_per_query_limits_only_tighten() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"max_llm_calls": -1}, {"max_llm_calls": "many"}, {"max_cost_usd": "x"}, {"max_wall_seconds": 0}, {"nope": 1}],
+    [
+        {"max_llm_calls": -1},
+        {"max_llm_calls": "many"},
+        {"max_cost_usd": "x"},
+        {"max_wall_seconds": 0},
+        {"nope": 1},
+    ],
 )
 def test_bad_limits_are_rejected_with_the_field_name(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError, match=next(iter(bad))):

@@ -400,7 +400,10 @@ async def test_a_given_context_replaces_the_repository_text_and_repo_still_works
     script = Script([code('FINAL(context.splitlines()[0] + " / " + str(len(repo.files())))')])
     llm.responder = script
     result = await make_engine().run(
-        "Review this", small_repo, context="diff --git a/x b/x\n+new line\n", context_label="diff to review"
+        "Review this",
+        small_repo,
+        context="diff --git a/x b/x\n+new line\n",
+        context_label="diff to review",
     )
     assert result.answer == "diff --git a/x b/x / 3"
     system = script.root_bodies[0]["messages"][0]["content"]
