@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import select
 import socket
 import uuid
@@ -291,6 +292,9 @@ def test_io_uring_syscall_via_ctypes_is_denied(repo_session: Session) -> None:
         "rc, ctypes.get_errno()"
     )
     assert repo_session.exec(code).value == "(-1, 1)"
+    x32_getpid = "libc.syscall(0x40000000 | 39), ctypes.get_errno()"
+    if platform.machine() == "x86_64":
+        assert repo_session.exec(x32_getpid).value == "(-1, 1)"
     assert_state_kept(repo_session)
 
 
