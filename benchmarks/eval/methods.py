@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import time
 from collections.abc import Iterator
@@ -20,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.eval.questions import Question
-from rlm_mcp.backends.base import CompletionRequest, LLMBackend, Message, estimate_tokens
+from rlm_mcp.backends.base import (
+    Completion,
+    CompletionRequest,
+    LLMBackend,
+    Message,
+    estimate_tokens,
+)
 from rlm_mcp.backends.pricing import Pricing
 from rlm_mcp.budget import Limits
 from rlm_mcp.config import SandboxSettings
@@ -49,9 +56,14 @@ DIRECT_SYSTEM = (
     "exactly in the format the question asks for, with no explanation."
 )
 
+# Stop sequences the ``stop`` and ``recipes`` variants add to every request: small models
+# otherwise write the next "[turn N of M]" and invent REPL output themselves.
+STOP_SEQUENCES = ("\n[turn ", "REPL output:", "\nAnswer: ")
+
 # Small, opt-in prompt changes for A/B runs (--prompt-variant); "default" changes nothing.
 PROMPT_VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
+    "stop": {},
     "recipes": {
         "FIRST_TURN": prompts.FIRST_TURN + "\n\nUseful recipes (adapt them):\n"
         "- where is the function whose docstring begins 'X': "
@@ -78,6 +90,21 @@ def prompt_variant(name: str) -> Iterator[None]:
     finally:
         for k, v in saved.items():
             setattr(prompts, k, v)
+
+
+class StopBackend:
+    """Wraps a backend and adds :data:`STOP_SEQUENCES` to every request."""
+
+    def __init__(self, inner: LLMBackend) -> None:
+        self.inner = inner
+        self.model = inner.model
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        stop = tuple(dict.fromkeys((*request.stop, *STOP_SEQUENCES)))
+        return await self.inner.complete(dataclasses.replace(request, stop=stop))
+
+    async def aclose(self) -> None:
+        """The inner backend is closed by its owner."""
 
 
 @dataclass(slots=True)
@@ -116,6 +143,8 @@ async def run_rlm(
     *,
     max_cost: Decimal | None = None,
 ) -> MethodResult:
+    if settings.variant != "default":
+        backend = StopBackend(backend)
     engine = RLMEngine(
         backend,
         backend,
@@ -132,7 +161,7 @@ async def run_rlm(
     if max_cost is not None:
         per_query = {"max_cost_usd": max(Decimal(0), max_cost)}
     with prompt_variant(settings.variant):
-        result = await engine.run(question.prompt, repo, limits=per_query)
+        result = await engine.run(question.rlm_prompt, repo, limits=per_query)
     return MethodResult(
         answer=result.answer,
         status=result.status,

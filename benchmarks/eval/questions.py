@@ -53,6 +53,12 @@ FORMAT_INSTRUCTIONS = {
     "integer": "Answer with a single integer only.",
 }
 
+RLM_FORMATS = {
+    "path_line": "the file path and line number as 'path:line' (for example 'pkg/module.py:123')",
+    "name_list": "a comma-separated list of the names (for example 'foo, Bar, baz')",
+    "integer": "a single integer",
+}
+
 _SKIP_PARAMS = frozenset({"self", "cls", "args", "kwargs", "mcs", "metacls"})
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s")
 
@@ -82,8 +88,20 @@ class Question:
 
     @property
     def prompt(self) -> str:
-        """The question plus the requested answer format, as every method receives it."""
+        """The question plus the requested answer format, as direct prompting receives it."""
         return f"{self.question}\n{FORMAT_INSTRUCTIONS[self.format]}"
+
+    @property
+    def rlm_prompt(self) -> str:
+        """The same question for the RLM: the format applies to the FINAL answer, not replies.
+
+        (Asking a small model to "answer with a list of names only" made it reply with
+        bare names instead of code.)
+        """
+        return (
+            f"{self.question}\nFind it with code first. Then call FINAL(answer) in a "
+            f"```python block, where answer is {RLM_FORMATS[self.format]}."
+        )
 
 
 @dataclass(slots=True)
