@@ -40,3 +40,25 @@ def test_integer_and_sentence() -> None:
     assert parse_integer("py3.11 none") is None
     assert score(_q("integer", {"count": 3}), "3").exact
     assert first_sentence("Split the string. More text.\n\nBody.") == "Split the string."
+
+
+def test_prompt_variant_restores_prompts() -> None:
+    from benchmarks.eval.methods import PROMPT_VARIANTS, prompt_variant
+    from rlm_mcp.engine import prompts
+
+    before = prompts.FIRST_TURN
+    with prompt_variant("recipes"):
+        assert prompts.FIRST_TURN == PROMPT_VARIANTS["recipes"]["FIRST_TURN"] != before
+    assert before == prompts.FIRST_TURN
+
+
+async def test_stop_backend_adds_stop_sequences() -> None:
+    from benchmarks.eval.methods import STOP_SEQUENCES, StopBackend
+    from rlm_mcp.backends import ScriptedBackend
+    from rlm_mcp.backends.base import CompletionRequest, Message
+
+    inner = ScriptedBackend(["ok"])
+    wrapped = StopBackend(inner)
+    got = await wrapped.complete(CompletionRequest(messages=(Message("user", "hi"),)))
+    assert got.text == "ok"
+    assert set(STOP_SEQUENCES) <= set(inner.history[0].stop)
