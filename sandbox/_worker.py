@@ -45,6 +45,7 @@ import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
+# Imported before lockdown so that the modules models use most are already in memory.
 PRELOADED = (collections, dataclasses, difflib, functools, itertools, math, re, statistics)
 PRELOADED_MORE = (string, textwrap, typing)
 
@@ -671,6 +672,12 @@ def _code_names(code: types.CodeType) -> Iterator[str]:
 
 
 class Worker:
+    """The worker's state: namespace, pending host calls, per-cell capture and timers.
+
+    The main thread runs cells; a reader thread receives host messages so that host-call
+    results and interrupts arrive while a cell is running.
+    """
+
     def __init__(self, init: dict[str, Any], fd_in: int, fd_out: int) -> None:
         self.fd_in = fd_in
         self.fd_out = fd_out
@@ -697,6 +704,7 @@ class Worker:
         self.stdout = _Stream(self, "stdout")
         self.stderr = _Stream(self, "stderr")
         self.reserved: dict[str, Any] = {}
+        self.default_timeout = float(init["exec_timeout"])
 
     # protocol
     def send(self, msg: dict[str, Any]) -> None:
@@ -1002,8 +1010,6 @@ class Worker:
             self.restore()
         return {"type": "value", "id": msg["id"], "found": True, "value": value}
 
-    default_timeout = 30.0
-
     def run_prelude(self, prelude: str, reserved: list[str]) -> str | None:
         error = None
         if prelude:
@@ -1043,7 +1049,6 @@ def main(argv: list[str]) -> None:
     init = read_frame(fd_in, 64 << 20)
     layers = lockdown(init) if init["lockdown"] else {"errors": {}}
     worker = Worker(init, fd_in, fd_out)
-    worker.default_timeout = float(init["exec_timeout"])
     worker.install_signals()
     sys.stdout = worker.stdout
     sys.stderr = worker.stderr
