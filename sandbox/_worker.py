@@ -63,6 +63,7 @@ SECCOMP_RET_KILL_PROCESS = 0x80000000
 SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_ALLOW = 0x7FFF0000
 CLONE_THREAD = 0x00010000
+AF_UNIX = 1
 
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
@@ -84,6 +85,7 @@ class Arch:
     clone3: int
     kill: tuple[int, ...]
     prlimit64: int
+    socketpair: int
     deny: dict[str, int]
 
 
@@ -115,9 +117,9 @@ ARCHES: dict[str, Arch] = {
         clone3=435,
         kill=(62, 200, 234),
         prlimit64=302,
+        socketpair=53,
         deny={
             "socket": 41,
-            "socketpair": 53,
             "connect": 42,
             "bind": 49,
             "listen": 50,
@@ -204,9 +206,9 @@ ARCHES: dict[str, Arch] = {
         clone3=435,
         kill=(129, 130, 131),
         prlimit64=261,
+        socketpair=199,
         deny={
             "socket": 198,
-            "socketpair": 199,
             "bind": 200,
             "listen": 201,
             "accept": 202,
@@ -448,7 +450,11 @@ def _arg_lo(i: int) -> int:
 
 
 def seccomp_program(arch: Arch, pid: int) -> list[tuple[int, int, int, int]]:
-    """The BPF program: deny dangerous syscalls with EPERM, everything else allowed."""
+    """The BPF program: deny dangerous syscalls with EPERM, everything else allowed.
+
+    ``socketpair`` stays allowed for AF_UNIX only because asyncio's self-pipe needs it; such a
+    pair can only ever talk to itself.
+    """
     eperm = SECCOMP_RET_ERRNO | errno.EPERM
     prog: list[tuple[int, int, int, int]] = [
         (_LD_ABS, 0, 0, 4),
@@ -476,6 +482,13 @@ def seccomp_program(arch: Arch, pid: int) -> list[tuple[int, int, int, int]]:
             (_RET, 0, 0, SECCOMP_RET_ALLOW),
             (_RET, 0, 0, eperm),
         ]
+    prog += [
+        (_JEQ, 0, 4, arch.socketpair),
+        (_LD_ABS, 0, 0, _arg_lo(0)),
+        (_JEQ, 0, 1, AF_UNIX),
+        (_RET, 0, 0, SECCOMP_RET_ALLOW),
+        (_RET, 0, 0, eperm),
+    ]
     prog += [
         (_JEQ, 0, 6, arch.prlimit64),
         (_LD_ABS, 0, 0, _arg_lo(2)),

@@ -173,7 +173,7 @@ def test_unix_socket_connect_fails(make_session: MakeSession, tmp_path: Path) ->
         session = make_session(root=tmp_path)
         code = f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({str(path)!r})"
         run_error(session, code)
-        run_error(session, "import socket\nsocket.socketpair()")
+        run_error(session, "import socket\nsocket.socketpair(socket.AF_INET)")
         readable, _, _ = select.select([server], [], [], 0)
         assert readable == []
     finally:

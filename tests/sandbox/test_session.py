@@ -402,3 +402,15 @@ def test_a_failing_bubblewrap_launch_falls_back_to_the_in_process_layers(
         assert not session.isolation.bwrap and session.isolation.seccomp
         assert session.exec("1 + 1").value == "2"
     assert any("without" in r.message for r in caplog.records)
+
+
+def test_asyncio_event_loops_work_inside_the_sandbox(session: Session) -> None:
+    code = (
+        "import asyncio\n"
+        "async def main():\n"
+        "    return sum(await asyncio.gather(*(asyncio.sleep(0, i) for i in range(5))))\n"
+        "asyncio.run(main())"
+    )
+    result = session.exec(code)
+    assert result.error is None, result.error
+    assert result.value == "10"
