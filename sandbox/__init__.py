@@ -8,8 +8,8 @@ expression. The boundary is the operating system, not the language:
   space scaled to the data, no file writes, few fds, no core, CPU budget), no_new_privs,
   Landlock (read-only access to the root, the readable paths and the interpreter; nothing
   writable; TCP bind/connect denied; signals and abstract unix sockets scoped) and a seccomp
-  filter (no sockets but AF_UNIX socketpair for asyncio, no exec, fork, ptrace, io_uring, namespaces, mounts, rlimit changes,
-  signals to other processes, chmod/chown/xattr, ...);
+  filter (no sockets except an AF_UNIX socketpair for asyncio; no exec, fork, ptrace,
+  io_uring, namespaces, mounts, rlimit changes, signals to other processes, chmod/chown/xattr);
 * where bubblewrap works it wraps the worker in fresh user, network, PID, IPC and UTS
   namespaces as uid 65534 with no capabilities and only the needed paths mounted read-only;
 * the host reads length-prefixed JSON frames from dedicated pipes with a size bound, a schema
