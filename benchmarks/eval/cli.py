@@ -167,6 +167,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from benchmarks.eval.diagnose import diagnose
+
+    records = read_records(args.out / RESULTS_FILE)
+    if args.set.exists() and not args.all_sets:
+        digest = load_set(args.set).digest
+        records = [r for r in records if r.get("set") == digest]
+    text = diagnose(records, show=args.show)
+    (args.out / "diagnosis.txt").write_text(text, encoding="utf-8")
+    _say(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.eval", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", type=Path, default=DEFAULT_SET)
     p.add_argument("--all-sets", action="store_true", help="include records of other sets")
     p.set_defaults(func=cmd_report)
+
+    d = sub.add_parser("diagnose", help="count RLM failure patterns in the trajectories")
+    d.add_argument("--out", type=Path, default=RESULTS)
+    d.add_argument("--set", type=Path, default=DEFAULT_SET)
+    d.add_argument("--all-sets", action="store_true")
+    d.add_argument("--show", type=int, default=0, help="print N wrong trajectories")
+    d.set_defaults(func=cmd_diagnose)
     return parser
 
 
@@ -230,6 +250,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     t0 = time.monotonic()
     code: int = args.func(args)
-    if args.command != "report":
+    if args.command not in ("report", "diagnose"):
         _say(f"({time.monotonic() - t0:.0f}s)")
     return code
