@@ -79,9 +79,26 @@ def load_query(language: str) -> Query | None:
     """
     if language not in query_languages():
         return None
-    text = (files("rlm_mcp.index") / "queries" / f"{language}-tags.scm").read_text("utf-8")
     lang: Language = get_language(language)  # type: ignore[arg-type]
-    return Query(lang, text)
+    return Query(lang, query_text(language))
+
+
+_INHERITS = "; inherits:"
+
+
+def query_text(language: str) -> str:
+    """The query source for ``language``, with ``; inherits: other`` first lines expanded.
+
+    A grammar that extends another (TSX over TypeScript) lists the parent's
+    patterns by reference instead of a copy; the file's own patterns come
+    first, so they win where both capture the same name.
+    """
+    text = (files("rlm_mcp.index") / "queries" / f"{language}-tags.scm").read_text("utf-8")
+    first, _, rest = text.partition("\n")
+    if not first.startswith(_INHERITS):
+        return text
+    parents = [p.strip() for p in first.removeprefix(_INHERITS).split(",") if p.strip()]
+    return "\n".join([rest, *(query_text(p) for p in parents)])
 
 
 _local = threading.local()
