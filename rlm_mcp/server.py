@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
+import anyio
+import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -22,6 +24,7 @@ from pydantic import BaseModel, Field
 from rlm_mcp import __version__
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import RlmMcpError
+from rlm_mcp.index import Repository
 from rlm_mcp.service import RlmService
 
 __all__ = ["INSTRUCTIONS", "create_server"]
@@ -197,6 +200,16 @@ async def _guard(call: Awaitable[T]) -> T:
         raise ToolError(str(exc)) from exc
 
 
+async def _on_repo(ctx: ServiceContext, repo: str | None, work: Callable[[Repository], T]) -> T:
+    """Run index work for one tool call off the event loop, with our errors made tool errors."""
+
+    async def run() -> T:
+        loaded = _svc(ctx).get(repo)
+        return await anyio.to_thread.run_sync(lambda: work(loaded.repo))
+
+    return await _guard(run())
+
+
 def _ro(title: str) -> ToolAnnotations:
     return ToolAnnotations(
         title=title, read_only_hint=True, idempotent_hint=True, open_world_hint=False
@@ -319,20 +332,15 @@ def create_server(
     ) -> GrepResult:
         """Search file contents with a Python regular expression; hits are path:line:text."""
 
-        async def run() -> GrepResult:
-            loaded = _svc(ctx).get(repo)
-            import anyio.to_thread
-
-            hits = await anyio.to_thread.run_sync(
-                lambda: loaded.repo.grep(pattern, glob, max_results + 1, ignore_case)
-            )
+        def work(r: Repository) -> GrepResult:
+            hits = r.grep(pattern, glob, max_results + 1, ignore_case)
             return GrepResult(
                 hits=[str(h) for h in hits[:max_results]],
                 truncated=len(hits) > max_results,
-                index_version=loaded.repo.version,
+                index_version=r.version,
             )
 
-        return await _guard(run())
+        return await _on_repo(ctx, repo, work)
 
     @mcp.tool(title="Find symbols", annotations=_ro("Find symbols"))
     async def rlm_symbols(
@@ -349,12 +357,14 @@ def create_server(
         Each result has kind, path, line range, signature and the first docstring line.
         """
 
-        async def run() -> SymbolsResult:
-            loaded = _svc(ctx).get(repo)
-            defs = loaded.repo.symbols(query, kind, path_glob, match, limit)
-            return SymbolsResult(symbols=[_sym(d) for d in defs], index_version=loaded.repo.version)
-
-        return await _guard(run())
+        return await _on_repo(
+            ctx,
+            repo,
+            lambda r: SymbolsResult(
+                symbols=[_sym(d) for d in r.symbols(query, kind, path_glob, match, limit)],
+                index_version=r.version,
+            ),
+        )
 
     @mcp.tool(title="Find references", annotations=_ro("Find references"))
     async def rlm_references(
@@ -365,27 +375,26 @@ def create_server(
     ) -> ReferencesResult:
         """Where a name is used (calls, type references), as path:line."""
 
-        async def run() -> ReferencesResult:
-            loaded = _svc(ctx).get(repo)
-            refs = loaded.repo.references(name, limit)
-            return ReferencesResult(
-                references=[f"{r.path}:{r.line}" for r in refs], index_version=loaded.repo.version
-            )
-
-        return await _guard(run())
+        return await _on_repo(
+            ctx,
+            repo,
+            lambda r: ReferencesResult(
+                references=[f"{ref.path}:{ref.line}" for ref in r.references(name, limit)],
+                index_version=r.version,
+            ),
+        )
 
     @mcp.tool(title="File outline", annotations=_ro("File outline"))
     async def rlm_outline(path: str, ctx: ServiceContext, repo: str | None = None) -> SymbolsResult:
         """The definitions in one file, in source order."""
 
-        async def run() -> SymbolsResult:
-            loaded = _svc(ctx).get(repo)
-            return SymbolsResult(
-                symbols=[_sym(d) for d in loaded.repo.outline(path)],
-                index_version=loaded.repo.version,
-            )
-
-        return await _guard(run())
+        return await _on_repo(
+            ctx,
+            repo,
+            lambda r: SymbolsResult(
+                symbols=[_sym(d) for d in r.outline(path)], index_version=r.version
+            ),
+        )
 
     @mcp.tool(title="Read a file", annotations=_ro("Read a file"))
     async def rlm_read(
@@ -397,13 +406,9 @@ def create_server(
     ) -> TextResult:
         """Read lines `start`..`end` (1-based, inclusive) of a file, with line numbers."""
 
-        async def run() -> TextResult:
-            loaded = _svc(ctx).get(repo)
-            return TextResult(
-                text=loaded.repo.read(path, start, end), index_version=loaded.repo.version
-            )
-
-        return await _guard(run())
+        return await _on_repo(
+            ctx, repo, lambda r: TextResult(text=r.read(path, start, end), index_version=r.version)
+        )
 
     @mcp.tool(title="Repository map", annotations=_ro("Repository map"))
     async def rlm_repo_map(
@@ -418,14 +423,11 @@ def create_server(
         cut to fit `max_tokens`. A good first call on an unfamiliar repository.
         """
 
-        async def run() -> TextResult:
-            loaded = _svc(ctx).get(repo)
-            import anyio.to_thread
-
-            text = await anyio.to_thread.run_sync(lambda: loaded.repo.repo_map(max_tokens, focus))
-            return TextResult(text=text, index_version=loaded.repo.version)
-
-        return await _guard(run())
+        return await _on_repo(
+            ctx,
+            repo,
+            lambda r: TextResult(text=r.repo_map(max_tokens, focus), index_version=r.version),
+        )
 
     @mcp.tool(
         title="Run Python against the index",
