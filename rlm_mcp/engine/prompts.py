@@ -27,11 +27,16 @@ REPL_FUNCTIONS: tuple[tuple[str, str], ...] = (
     ),
     (
         "repo.symbols(query, kind=None, path_glob=None, match='auto', limit=50) -> list[dict]",
-        "find definitions by name (exact, prefix, substring or regex); dicts have "
-        "name, qualname, kind, path, line, end_line, signature, doc",
+        "find definitions by name (exact, prefix, substring or regex; match='regex', query='.*' "
+        "lists all); dicts have name, qualname, kind, path, line, end_line, signature (with the "
+        "parameters), doc",
     ),
     ("repo.definition(name) -> list[dict]", "where a name or Class.method is defined"),
     ("repo.references(name, limit=200) -> list[str]", "where a name is used, as 'path:line'"),
+    (
+        "repo.callers(name, limit=200) -> list[dict]",
+        "each use of a name with the function/class that contains it: path, line, caller (qualname), caller_kind",
+    ),
     ("repo.outline(path) -> list[dict]", "the definitions in one file, in order"),
     ("repo.read(path, start=1, end=None) -> str", "file text with line numbers"),
     ("repo.repo_map(max_tokens=1024, focus=None) -> str", "ranked overview of important symbols"),

@@ -50,6 +50,8 @@ class RepositoryLike(Protocol):
 
     def references(self, name: str, limit: int = 200) -> Sequence[Any]: ...
 
+    def callers(self, name: str, limit: int = 200) -> Sequence[tuple[Any, Any]]: ...
+
     def outline(self, path: str) -> Sequence[Any]: ...
 
     def repo_map(self, max_tokens: int = 1024, focus: Any = None) -> str: ...
@@ -69,6 +71,8 @@ _RLM_HIDDEN = {
 
 def FINAL(value):
     """Finish the query with ``value`` as the final answer."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("FINAL got an empty answer (None or ''): compute the answer first, then call FINAL(answer)")
     text = value if isinstance(value, str) else str(value)
     globals()["answer"] = {"content": text, "ready": True}
     return "final answer set"
@@ -175,6 +179,20 @@ def repo_functions(repo: RepositoryLike, evidence: EvidenceLog) -> dict[str, Cal
     def references(name: str, limit: int = 200) -> list[str]:
         return [f"{r.path}:{r.line}" for r in repo.references(name, limit)]
 
+    def callers(name: str, limit: int = 200) -> list[dict[str, Any]]:
+        found = []
+        for ref, enclosing in repo.callers(name, limit):
+            d = _def_dict(enclosing) if enclosing is not None else None
+            found.append(
+                {
+                    "path": ref.path,
+                    "line": ref.line,
+                    "caller": d["qualname"] if d else None,
+                    "caller_kind": d["kind"] if d else None,
+                }
+            )
+        return found
+
     def outline(path: str) -> list[dict[str, Any]]:
         return [_def_dict(d) for d in repo.outline(path)]
 
@@ -191,6 +209,7 @@ def repo_functions(repo: RepositoryLike, evidence: EvidenceLog) -> dict[str, Cal
         "symbols": symbols,
         "definition": definition,
         "references": references,
+        "callers": callers,
         "outline": outline,
         "repo_map": repo_map,
         "layout": layout,

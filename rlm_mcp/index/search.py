@@ -309,6 +309,28 @@ class SearchMixin:
         p = self._known(path)
         return self.store.query_defs("path = ?", [p], 100_000)
 
+    def callers(self, name: str, limit: int = 200) -> list[tuple[Reference, Definition | None]]:
+        """Each use of ``name`` with the innermost definition enclosing it (None at top level).
+
+        Answers "which functions call X" without the caller reading every hit.
+        """
+        refs = self.references(name, limit)
+        by_path: dict[str, list[Definition]] = {}
+        out: list[tuple[Reference, Definition | None]] = []
+        for ref in refs:
+            defs = by_path.get(ref.path)
+            if defs is None:
+                defs = self.store.query_defs("path = ?", [ref.path], 100_000)
+                by_path[ref.path] = defs
+            inner: Definition | None = None
+            for d in defs:
+                if d.start_line <= ref.line <= d.end_line and (
+                    inner is None or d.start_line >= inner.start_line
+                ):
+                    inner = d
+            out.append((ref, inner))
+        return out
+
     # -- overview ------------------------------------------------------------
 
     def repo_map(self, max_tokens: int = 1024, focus: str | Sequence[str] | None = None) -> str:

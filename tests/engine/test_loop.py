@@ -408,3 +408,23 @@ async def test_a_given_context_replaces_the_repository_text_and_repo_still_works
     assert result.answer == "diff --git a/x b/x / 3"
     system = script.root_bodies[0]["messages"][0]["content"]
     assert "`context` holds the diff to review" in system
+
+
+async def test_final_with_nothing_is_an_error_the_model_sees(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    script = Script([code("x = None\nFINAL(x)"), code('FINAL("found it")')])
+    llm.responder = script
+    result = await make_engine().run("q?", small_repo)
+    assert result.answer == "found it" and result.iterations == 2
+    assert "FINAL got an empty answer" in last_user(script.root_bodies[1])
+
+
+async def test_callers_name_the_enclosing_function(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script(
+        [code('FINAL(sorted({c["caller"] for c in repo.callers("apply_discount")}))')]
+    )
+    result = await make_engine().run("Who calls apply_discount?", small_repo)
+    assert result.answer == "['tax']"

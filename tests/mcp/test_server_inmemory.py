@@ -20,6 +20,7 @@ EXPECTED_TOOLS = [
     "rlm_search",
     "rlm_symbols",
     "rlm_references",
+    "rlm_callers",
     "rlm_outline",
     "rlm_read",
     "rlm_repo_map",
@@ -101,6 +102,11 @@ async def test_load_search_symbols_read_outline_references_and_map(
             "references"
         ]
         assert refs == ["pkg/core.py:5"]
+
+        callers = structured(await client.call_tool("rlm_callers", {"name": "helper"}))["callers"]
+        assert callers == [
+            {"path": "pkg/core.py", "line": 5, "caller": "Engine.start", "caller_kind": "method"}
+        ]
 
         repo_map = structured(await client.call_tool("rlm_repo_map", {"max_tokens": 200}))["text"]
         assert "pkg/core.py" in repo_map

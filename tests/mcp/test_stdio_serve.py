@@ -19,6 +19,7 @@ TOOLS = [
     "rlm_search",
     "rlm_symbols",
     "rlm_references",
+    "rlm_callers",
     "rlm_outline",
     "rlm_read",
     "rlm_repo_map",
