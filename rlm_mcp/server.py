@@ -153,7 +153,9 @@ class ReferencesResult(BaseModel):
 class CallerOut(BaseModel):
     path: str
     line: int
-    caller: str | None = Field(description="qualified name of the enclosing definition; null at top level")
+    caller: str | None = Field(
+        description="qualified name of the enclosing definition; null at top level"
+    )
     caller_kind: str | None
 
 

@@ -90,17 +90,29 @@ def test_stdout_carries_only_json_rpc_while_logs_go_to_stderr(tmp_path: Path) ->
     }
     listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
     notify = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-    stdin = "".join(json.dumps(m) + "\n" for m in (init, notify, listing))
-    proc = subprocess.run(
+    env = full_env(server_env(tmp_path, RLM_LOG_LEVEL="DEBUG"))
+    with subprocess.Popen(
         SERVE,
-        input=stdin,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
-        env=full_env(server_env(tmp_path, RLM_LOG_LEVEL="DEBUG")),
-    )
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    messages = [json.loads(ln) for ln in lines]
+        env=env,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        for message in (init, notify, listing):
+            proc.stdin.write(json.dumps(message) + "\n")
+        proc.stdin.flush()
+        messages = []
+        while not any(m.get("id") == 2 for m in messages):
+            line = proc.stdout.readline()
+            assert line, "the server closed stdout before answering tools/list"
+            if line.strip():
+                messages.append(json.loads(line))
+        proc.stdin.close()
+        rest, stderr = proc.stdout.read(), proc.stderr.read()
+        proc.wait(timeout=60)
+    messages += [json.loads(ln) for ln in rest.splitlines() if ln.strip()]
     assert all(m.get("jsonrpc") == "2.0" for m in messages)
     assert {m.get("id") for m in messages} >= {1, 2}
-    assert "serving MCP over stdio" in proc.stderr
+    assert "serving MCP over stdio" in stderr
