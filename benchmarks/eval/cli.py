@@ -117,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_questions=args.max_questions,
         source_root=args.source_root,
         order=args.order,
+        only_repos=tuple(n.strip() for n in (args.only_repos or "").split(",") if n.strip()),
     )
     title = (
         f"model={args.model or '-'} window={args.window} rlm_window={rlm_window} "
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="spread",
         help="repository order: spread alternates small and large (a cut-short run spans sizes)",
     )
+    r.add_argument("--only-repos", help="comma-separated repositories of the set to run")
     r.add_argument("--prompt-variant", choices=sorted(PROMPT_VARIANTS), default="default")
     r.set_defaults(func=cmd_run)
 

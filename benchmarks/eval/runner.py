@@ -56,6 +56,7 @@ class RunConfig:
     max_questions: int | None = None
     source_root: Path | None = None
     order: str = "spread"
+    only_repos: tuple[str, ...] = ()
 
 
 def _spread(items: list[str]) -> list[str]:
@@ -144,7 +145,8 @@ async def run_set(
     )
     started = time.monotonic()
     paths = ensure_repos(qset, cfg.cache, source_root=cfg.source_root)
-    questions = _ordered(qset.questions, cfg.max_questions)
+    pool = [q for q in qset.questions if not cfg.only_repos or q.repo in cfg.only_repos]
+    questions = _ordered(pool, cfg.max_questions)
     repos_in_order = list(dict.fromkeys(q.repo for q in questions))
     if cfg.order == "spread":
         repos_in_order = _spread(repos_in_order)
