@@ -65,15 +65,20 @@ PROMPT_VARIANTS: dict[str, dict[str, str]] = {
     "default": {},
     "stop": {},
     "recipes": {
-        "FIRST_TURN": prompts.FIRST_TURN + "\n\nUseful recipes (adapt them):\n"
+        "FIRST_TURN": prompts.FIRST_TURN + "\n\nRules for this REPL:\n"
+        "- repo.files() returns path strings; repo.grep() returns 'path:line:text' strings; "
+        "repo.symbols()/repo.definition() return dicts with 'path' and 'line'.\n"
+        "- Never call FINAL in the same block as a search: print the result, read it next "
+        "turn, then call FINAL.\n"
+        "Recipes (adapt them):\n"
         "- where is the function whose docstring begins 'X': "
         "print(repo.grep(re.escape('first words of X'), max_results=5)); the def is a few "
-        "lines above the hit: repo.read(path, line-5, line+1)\n"
-        "- who calls f: print(repo.references('f'))\n"
+        "lines above the hit: print(repo.read(path, line-5, line+1))\n"
+        "- who calls f: print(repo.references('f')) then repo.outline(path) to name the "
+        "enclosing functions\n"
         "- which class defines method m: print(repo.definition('m'))\n"
         "- count defs with a parameter p: "
-        "print(len(repo.grep(r'def \\w+\\([^)]*\\bp\\b', glob='pkg/**')))\n"
-        "Print results, read them next turn, then call FINAL(answer) in code.",
+        "print(len(repo.grep(r'def \\w+\\([^)]*\\bp\\b', glob='pkg/**', max_results=1000)))",
     },
 }
 
