@@ -15,7 +15,7 @@ from benchmarks.eval.corpus import DEFAULT_REPOS, RepoSpec
 from benchmarks.eval.methods import METHODS, PROMPT_VARIANTS, RLMSettings
 from benchmarks.eval.questions import DEFAULT_SEED, generate_set, load_set
 from benchmarks.eval.report import write_reports
-from benchmarks.eval.runner import RESULTS_FILE, RunConfig, read_records, run_set
+from benchmarks.eval.runner import RESULTS_FILE, RunConfig, dedupe, read_records, run_set
 from rlm_mcp.backends import OpenAICompatibleBackend
 from rlm_mcp.backends.pricing import Pricing
 from rlm_mcp.budget import Limits
@@ -154,13 +154,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _say("interrupted: the results file holds every finished pair; run again to resume")
         code = 130
-    records = [r for r in read_records(args.out / RESULTS_FILE) if r.get("set") == qset.digest]
+    records = [
+        r for r in dedupe(read_records(args.out / RESULTS_FILE)) if r.get("set") == qset.digest
+    ]
     _say(write_reports(records, args.out, title=title))
     return code
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    records = read_records(args.out / RESULTS_FILE)
+    records = dedupe(read_records(args.out / RESULTS_FILE))
     if args.set.exists() and not args.all_sets:
         digest = load_set(args.set).digest
         records = [r for r in records if r.get("set") == digest]
@@ -171,7 +173,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from benchmarks.eval.diagnose import diagnose
 
-    records = read_records(args.out / RESULTS_FILE)
+    records = dedupe(read_records(args.out / RESULTS_FILE))
     if args.set.exists() and not args.all_sets:
         digest = load_set(args.set).digest
         records = [r for r in records if r.get("set") == digest]

@@ -37,7 +37,7 @@ from rlm_mcp.backends.pricing import Pricing
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
 
-__all__ = ["RunConfig", "append_record", "read_records", "run_set"]
+__all__ = ["RunConfig", "append_record", "dedupe", "read_records", "run_set"]
 
 RESULTS_FILE = "results.jsonl"
 
@@ -90,6 +90,18 @@ def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return records
+
+
+def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (set, question, method): the first (two runs on one file may overlap)."""
+    seen: set[tuple[Any, Any, Any]] = set()
+    out = []
+    for r in records:
+        key = (r.get("set"), r.get("question_id"), r.get("method"))
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
