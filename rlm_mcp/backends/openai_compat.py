@@ -284,7 +284,7 @@ class OpenAICompatibleBackend:
         )
         if temperature is not None:
             params["temperature"] = temperature
-        if request.stop:
+        if request.stop and not _REASONING_MODEL.match(model):
             params["stop"] = list(request.stop)
         return params
 

@@ -48,6 +48,7 @@ from rlm_mcp.errors import (
     RlmMcpError,
     SandboxUnavailable,
     SpendingStopped,
+    TimeLimitExceeded,
 )
 from sandbox import SandboxUnavailableError, Session
 
@@ -97,6 +98,7 @@ class RLMEngine:
         sub_window: int = 128_000,
         root_max_output: int | None = None,
         sub_max_output: int | None = None,
+        confirm_blind_final: bool = True,
     ) -> None:
         self.root = root
         self.sub = sub or root
@@ -108,6 +110,7 @@ class RLMEngine:
         self.sub_window = sub_window
         self.root_max_output = root_max_output
         self.sub_max_output = sub_max_output
+        self.confirm_blind_final = confirm_blind_final
 
     async def run(
         self,
@@ -240,14 +243,30 @@ class _Query:
     async def root_call(self, messages: list[Message], *, final: bool = False) -> Completion:
         est = sum(estimate_tokens(m.content) for m in messages)
         self.budget.check_before_call(input_tokens=est, final=final)
-        return await self._complete(
-            self.engine.root,
-            CompletionRequest(messages=tuple(messages), max_tokens=self.engine.root_max_output),
+        request = CompletionRequest(
+            messages=tuple(messages), max_tokens=self.engine.root_max_output, stop=prompts.ROOT_STOP
         )
+        if final:
+            # The reserved final-answer call may pass max_wall_seconds, but only by a bounded slice.
+            allowance = min(120.0, max(15.0, 0.25 * self.limits.max_wall_seconds))
+            return await self._complete(self.engine.root, request, deadline=allowance)
+        return await self._complete(self.engine.root, request)
 
-    async def _complete(self, backend: LLMBackend, request: CompletionRequest) -> Completion:
+    async def _complete(
+        self, backend: LLMBackend, request: CompletionRequest, *, deadline: float | None = None
+    ) -> Completion:
+        """One LLM call, booked on the budget, cut off when the query's time runs out."""
+        seconds = self.budget.remaining_seconds if deadline is None else deadline
         try:
-            completion = await backend.complete(request)
+            with anyio.fail_after(max(0.001, seconds)):
+                completion = await backend.complete(request)
+        except TimeoutError:
+            self.budget.release()
+            exc = TimeLimitExceeded(
+                f"the call was cut off at max_wall_seconds={self.limits.max_wall_seconds:g}"
+            )
+            self._note_limit(exc)
+            raise exc from None
         except BaseException:
             self.budget.release()
             raise

@@ -36,6 +36,7 @@ __all__ = ["Outcome", "QueryLevel"]
 _CONTEXT_NAME = re.compile(r"\bcontext\b")
 _LOOP_WARN_AT = 2
 _LOOP_STOP_AT = 3
+_CELL = re.compile(r"<cell-\d+>")
 
 
 class Outcome:
@@ -82,6 +83,8 @@ class QueryLevel:
         self.session: Session | None = None
         self.last_output = ""
         self.partial = ""
+        self._dropped = 0
+        self._blind = False
         out_limit = min(
             self.q.engine.sandbox.output_limit_chars, max(2_000, self.q.engine.root_window)
         )
@@ -213,34 +216,38 @@ class QueryLevel:
         )
 
     def _fit(self, messages: list[Message]) -> list[Message]:
-        """Keep the system prompt, the question and as many recent turns as the window holds."""
+        """Keep the system prompt, the question and as many recent turns as the window holds.
+
+        Old turns are dropped in large steps (down to ~60% of the window) and the
+        cut point is remembered, so the prompt's prefix stays the same for
+        several turns and a server's prompt cache keeps working.
+        """
         window = self.q.engine.root_window - (self.q.engine.root_max_output or 1024)
         head, tail = messages[:2], messages[2:]
-        cost = sum(estimate_tokens(m.content) for m in head)
-        kept: list[Message] = []
-        for i in range(len(tail) - 1, -1, -2):
-            pair = tail[max(0, i - 1) : i + 1]
-            pair_cost = sum(estimate_tokens(m.content) for m in pair)
-            if cost + pair_cost > window and kept:
-                break
-            if cost + pair_cost > window:
-                budget_chars = max(500, (window - cost) * 4)
-                pair = [
-                    Message(m.role, m.content[-budget_chars:]) if m.role == "user" else m
-                    for m in pair
-                ]
-                pair_cost = sum(estimate_tokens(m.content) for m in pair)
-            kept[:0] = pair
-            cost += pair_cost
-        dropped = len(tail) - len(kept)
-        if dropped:
+        head_cost = sum(estimate_tokens(m.content) for m in head)
+
+        def cost_from(start: int) -> int:
+            return head_cost + sum(estimate_tokens(m.content) for m in tail[start:])
+
+        start = min(self._dropped, max(0, len(tail) - 2))
+        if cost_from(start) > window:
+            target = int(window * 0.6)
+            while start < len(tail) - 2 and cost_from(start) > target:
+                start += 2
+        self._dropped = start
+        kept = tail[start:]
+        overflow = cost_from(start) - window
+        if overflow > 0 and kept:
+            budget_chars = max(500, (estimate_tokens(kept[-1].content) - overflow) * 4)
+            last = kept[-1]
+            kept = [*kept[:-1], Message(last.role, "[...cut...]\n" + last.content[-budget_chars:])]
+        if start:
             note = Message(
                 "user",
-                f"[{dropped // 2} earlier turns were dropped to fit the context window; your REPL "
+                f"[{start // 2} earlier turns were dropped to fit the context window; your REPL "
                 "variables still hold everything you computed]",
             )
-            ack = Message("assistant", "Understood.")
-            return [*head, note, ack, *kept]
+            return [*head, note, Message("assistant", "Understood."), *kept]
         return head + kept
 
     def _turn(self, iteration: int) -> str:
@@ -296,12 +303,29 @@ class QueryLevel:
                 messages.append(Message("user", template.format(turn=next_turn)))
                 continue
             outputs, done, answer = await self._run_blocks(blocks, iteration)
+            if done and iteration == 1 and self.q.engine.confirm_blind_final and self._blind:
+                await self._exec(_RESET_ANSWER)
+                self.partial = answer
+                q.writer.write(
+                    "note", depth=self.depth, message="blind FINAL in turn 1: asked to confirm"
+                )
+                messages.append(
+                    Message(
+                        "user",
+                        prompts.BLIND_FINAL.format(
+                            turn=next_turn,
+                            answer=answer[:500],
+                            outputs=prompts.untrusted(outputs, "REPL output"),
+                        ),
+                    )
+                )
+                continue
             if done:
                 return Outcome(answer, "completed", iterations=iteration)
             if self.stop_requested is not None:
                 stop = self.stop_requested
                 break
-            key = normalize_code("\n".join(blocks)) + "\x00" + outputs
+            key = normalize_code("\n".join(blocks)) + "\x00" + _CELL.sub("<cell>", outputs)
             seen[key] += 1
             if seen[key] >= _LOOP_STOP_AT:
                 stop = LoopDetected(f"the same code ran {seen[key]} times with the same output")
@@ -328,7 +352,13 @@ class QueryLevel:
         return await self._finish(messages, stop, iteration - 1)
 
     async def _run_blocks(self, blocks: list[str], iteration: int) -> tuple[str, bool, str]:
+        """Run the blocks in order until one sets the answer.
+
+        ``self._blind`` records whether the code printed anything (or failed)
+        in the same reply that set the answer: output the model never saw.
+        """
         parts: list[str] = []
+        self._blind = False
         for index, code in enumerate(blocks, 1):
             result = await self._exec(code)
             self.q.writer.write(
@@ -344,6 +374,9 @@ class QueryLevel:
                 restarted=result.restarted,
             )
             body = _format_exec(result)
+            self._blind = self._blind or bool(
+                result.stdout.strip() or result.stderr.strip() or result.error
+            )
             parts.append(
                 prompts.BLOCK_OUTPUT.format(index=index, body=body) if len(blocks) > 1 else body
             )
@@ -371,13 +404,21 @@ class QueryLevel:
         q.writer.write("note", depth=self.depth, message=f"stopping: {reason}")
         self.spending_disabled = True
         request = prompts.FINAL_REQUEST.format(reason=str(reason))
-        if len(messages) > 2 and messages[-1].role == "user":
-            final_messages = [
-                *messages[:-1],
+        final_messages = messages[:2]
+        if len(messages) > 3 and messages[-1].role == "user":
+            # Only the last exchange: the final call must be quick, even on a slow local model.
+            final_messages += [
+                messages[-2],
                 Message("user", messages[-1].content + "\n\n" + request),
             ]
+        elif len(messages) > 2 and messages[-1].role == "assistant":
+            final_messages += [messages[-1], Message("user", request)]
         else:
-            final_messages = [*messages, Message("user", request)]
+            final_messages = (
+                [*final_messages, Message("user", request)]
+                if len(messages) <= 2
+                else [*messages[:-1], Message("user", messages[-1].content + "\n\n" + request)]
+            )
         try:
             reply = await q.root_call(self._fit(final_messages), final=True)
             q.writer.write(
@@ -401,6 +442,9 @@ class QueryLevel:
             if tail:
                 answer += f"\nLast REPL output:\n{tail}"
         return Outcome(answer, "limit_reached", limit=limit, iterations=iterations)
+
+
+_RESET_ANSWER = 'answer = {"content": "", "ready": False}\n'
 
 
 def _format_exec(result: ExecResult) -> str:

@@ -13,6 +13,7 @@ __all__ = [
     "NO_CODE_NUDGE",
     "OUTPUT_TEMPLATE",
     "REPL_FUNCTIONS",
+    "ROOT_STOP",
     "ROOT_SYSTEM",
     "SUB_SYSTEM",
     "TURN_MARKER",
@@ -77,6 +78,17 @@ imported. There is no network and no file system writes.
 Functions:
 {functions}
 
+## Example of a good first turn
+```python
+hits = repo.grep(r"def load_config")   # a list of 'path:line:text' strings
+print(len(hits), hits[:10])
+```
+and, after reading its output in the next turn:
+```python
+d = repo.definition("load_config")[0]   # a dict: path, line, end_line, signature, ...
+print(repo.read(d["path"], d["line"], d["end_line"]))
+```
+
 ## How to finish
 When you know the answer, run code that calls FINAL(answer_text) or sets \
 answer["content"] = ...; answer["ready"] = True. Only code counts: writing FINAL in prose \
@@ -105,7 +117,19 @@ FIRST_TURN = """\
 {turn}
 Question: {question}
 
-Start by exploring the repository with code. Do not answer yet unless the question is trivial."""
+Start by exploring the repository with code. Do not answer yet unless the question is trivial. \
+If the question asks for an answer format, that format applies to the value you pass to FINAL."""
+
+BLIND_FINAL = """\
+{turn}
+You called FINAL({answer!r}) in the same reply as code whose output you had not seen yet, \
+so the answer was not accepted. The output was:
+{outputs}
+
+Check it. If the answer is still right, call FINAL with it again; otherwise fix it first."""
+
+ROOT_STOP = ("\n[turn ", "\nREPL output")
+"""Stop sequences for root replies: a model that starts inventing the next turn is cut off."""
 
 OUTPUT_TEMPLATE = """\
 {turn}

@@ -69,8 +69,10 @@ _RLM_HIDDEN = {
 }
 
 
-def FINAL(value):
+def FINAL(value=None, answer=None):
     """Finish the query with ``value`` as the final answer."""
+    if value is None:
+        value = answer
     if value is None or (isinstance(value, str) and not value.strip()):
         raise ValueError("FINAL got an empty answer (None or ''): compute the answer first, then call FINAL(answer)")
     text = value if isinstance(value, str) else str(value)

@@ -428,3 +428,59 @@ async def test_callers_name_the_enclosing_function(
     )
     result = await make_engine().run("Who calls apply_discount?", small_repo)
     assert result.answer == "['tax']"
+
+
+async def test_final_in_turn_one_next_to_unseen_output_must_be_confirmed(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    script = Script([code('print(repo.grep("Cart"))\nFINAL("guessed")'), code('FINAL("checked")')])
+    llm.responder = script
+    result = await make_engine().run("q?", small_repo)
+    assert result.answer == "checked" and result.iterations == 2
+    confirm = last_user(script.root_bodies[1])
+    assert "FINAL('guessed')" in confirm and "shop/cart.py" in confirm
+
+
+async def test_root_requests_carry_stop_sequences_against_invented_turns(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script([code('FINAL("x")')])
+    await make_engine().run("q?", small_repo)
+    assert llm.requests[0].json["stop"] == ["\n[turn ", "\nREPL output"]
+
+
+async def test_repeated_failing_code_counts_as_a_loop_despite_cell_numbers(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script(
+        lambda body: code("undefined_name + 1") if "STOP:" not in last_user(body) else "no"
+    )
+    result = await make_engine().run("q?", small_repo)
+    assert result.limit == "loop_detected" and result.iterations <= 4
+
+
+async def test_a_slow_model_is_cut_off_at_the_wall_time_limit(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script(lambda body: Reply(text=code("print(1)"), delay=5.0))
+    engine = make_engine(limits=Limits(max_wall_seconds=0.6), timeout=30)
+    with anyio.fail_after(25):
+        result = await engine.run("q?", small_repo)
+    assert result.status == "limit_reached" and result.limit == "max_wall_seconds"
+    assert result.wall_seconds < 0.6 + 15 + 3
+
+
+async def test_history_is_dropped_in_large_steps_so_the_prompt_prefix_stays_stable(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    def root(body: dict[str, Any]) -> str:
+        turn = len([m for m in body["messages"] if m["role"] == "assistant"])
+        return code(f'print("{turn}" * 2000)')
+
+    script = Script(root)
+    llm.responder = script
+    await make_engine(root_window=6000, root_max_output=500, limits=Limits(max_iterations=9)).run(
+        "q?", small_repo
+    )
+    firsts = [b["messages"][2]["content"][:60] for b in script.root_bodies[3:9]]
+    assert len(set(firsts)) < len(firsts), "the prefix changed on every turn"

@@ -148,7 +148,7 @@ async def test_query_answers_with_status_usage_evidence_and_trajectory(
         llm.responder = Script(
             [
                 code(
-                    'd = repo.definition("helper")[0]\nprint(repo.read(d["path"], d["line"], d["end_line"]))\nFINAL("helper returns 42")'
+                    'd = repo.definition("helper")[0]\nbody = repo.read(d["path"], d["line"], d["end_line"])\nFINAL("helper returns 42")'
                 )
             ]
         )

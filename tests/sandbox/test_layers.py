@@ -40,7 +40,7 @@ def needs(layer: str) -> None:
 def test_rlimits_alone_turn_a_memory_bomb_into_memory_error() -> None:
     needs("rlimits")
     out = run_isolated(
-        "from sandbox import _worker as w\n"
+        "from sandbox import _lockdown as w\n"
         "w.apply_rlimits(512 << 20, 60, 32)\n"
         "try:\n    bytearray(1 << 30)\nexcept MemoryError:\n    print('memory-error')\n"
         "try:\n    open('/tmp/x-rlimit-probe', 'w').write('x' * 10); print('wrote')\n"
@@ -52,7 +52,7 @@ def test_rlimits_alone_turn_a_memory_bomb_into_memory_error() -> None:
 def test_no_new_privs_alone_is_reported_by_the_kernel() -> None:
     needs("no_new_privs")
     out = run_isolated(
-        "from sandbox import _worker as w\n"
+        "from sandbox import _lockdown as w\n"
         "w._prctl(w.PR_SET_NO_NEW_PRIVS, 1)\n"
         "print(w._prctl(w.PR_GET_NO_NEW_PRIVS))"
     )
@@ -67,7 +67,7 @@ def test_landlock_alone_denies_reads_outside_and_all_writes(tmp_path: Path) -> N
     (tmp_path / "secret.txt").write_text("secret")
     out = run_isolated(
         "import socket\n"
-        "from sandbox import _worker as w\n"
+        "from sandbox import _lockdown as w\n"
         "w._prctl(w.PR_SET_NO_NEW_PRIVS, 1)\n"
         f"w.apply_landlock(w.readable_system_paths() + [{str(allowed)!r}])\n"
         f"print(open({str(allowed / 'ok.txt')!r}).read())\n"
@@ -90,7 +90,7 @@ def test_seccomp_alone_denies_process_and_socket_syscalls_but_allows_threads() -
     needs("seccomp")
     out = run_isolated(
         "import os, socket, threading, signal, resource\n"
-        "from sandbox import _worker as w\n"
+        "from sandbox import _lockdown as w\n"
         "w._prctl(w.PR_SET_NO_NEW_PRIVS, 1)\n"
         "w.apply_seccomp()\n"
         "for name, fn in [('fork', os.fork), ('socket', socket.socket), "
