@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from sandbox import _worker
+from sandbox import _lockdown
 
 logger = logging.getLogger(__name__)
 
@@ -104,14 +104,14 @@ def detect_isolation() -> IsolationReport:
         rlimits = True
     except (ImportError, OSError, ValueError):
         rlimits = False
-    abi = _worker.landlock_abi()
+    abi = _lockdown.landlock_abi()
     path = bwrap_path()
     report = IsolationReport(
         rlimits=rlimits,
-        no_new_privs=_worker.no_new_privs_available(),
+        no_new_privs=_lockdown.no_new_privs_available(),
         landlock=abi >= 1,
         landlock_abi=abi,
-        seccomp=_worker.seccomp_available(),
+        seccomp=_lockdown.seccomp_available(),
         bwrap=path is not None and _bwrap_works(path),
     )
     logger.debug("%s", report.describe())

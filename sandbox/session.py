@@ -1,8 +1,9 @@
-"""Host side of the sandbox: spawns, talks to, supervises and respawns the worker process.
+"""The ``Session``: one sandboxed REPL and the lifecycle of the worker process behind it.
 
-Every byte from the worker is untrusted. Frames are read with a size bound, decoded as JSON,
-checked against a small schema and an allow-list of host functions; any anomaly kills the
-worker (the next ``exec`` respawns it). Pickle never crosses the boundary.
+Starting a worker lives in ``_launch`` and talking to it (bounded frames, schema checks, the
+host-function allow-list) in ``_handle``; this module decides when a worker is started,
+verified, killed and respawned, serves host calls, and tells the model when its variables were
+lost. Pickle never crosses the boundary.
 """
 
 from __future__ import annotations
@@ -13,355 +14,29 @@ import logging
 import os
 import queue
 import re
-import select
-import selectors
-import signal
-import struct
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from sandbox import _worker
+from sandbox._frames import HEADER
+from sandbox._handle import WorkerHandle, is_int
+from sandbox._launch import Spawner, bwrap_command, memory_limit, start_worker
+from sandbox._types import ExecResult, HostFunction, SessionConfig
 from sandbox.errors import SandboxError, SandboxUnavailableError
-from sandbox.isolation import IsolationReport, bwrap_path, detect_isolation
+from sandbox.isolation import IsolationReport, detect_isolation
+
+__all__ = ["ExecResult", "HostFunction", "Session", "SessionConfig"]
 
 logger = logging.getLogger(__name__)
 
-HostFunction = Callable[..., Any]
-
-HEADER = struct.Struct(">I")
-WORKER_SCRIPT = _worker.WORKER_FILE
 START_TIMEOUT = 20.0
 INTERRUPT_GRACE = 1.0
 WORKER_NOFILE = 64
-STDERR_TAIL = 4096
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _EXC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """Limits and data for one sandboxed REPL session (see the package docstring)."""
-
-    root: Path | None = None
-    readable_paths: tuple[Path, ...] = ()
-    lazy_text: Mapping[str, Path] = field(default_factory=dict)
-    prelude: str = ""
-    reserved: frozenset[str] = frozenset()
-    exec_timeout: float = 30.0
-    hard_timeout_grace: float = 5.0
-    output_limit: int = 20_000
-    memory_bytes: int | None = None
-    cpu_seconds: int = 900
-    max_host_calls: int = 100_000
-    max_message_bytes: int = 8 * 1024 * 1024
-    allow_unsafe: bool = False
-    use_bwrap: bool | None = None
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """What one cell produced; ``error`` also carries restart notices meant for the model."""
-
-    stdout: str
-    stderr: str
-    error: str | None
-    value: str | None
-    truncated: bool
-    timed_out: bool
-    restarted: bool
-    duration: float
-
-
-class _ProtocolError(Exception):
-    pass
-
-
-class _Spawner:
-    """Owns the thread that forks workers.
-
-    ``--die-with-parent`` (PR_SET_PDEATHSIG) fires when the *thread* that forked the child
-    exits, so forking from whatever thread happens to call ``exec`` could kill the worker
-    later; this thread lives exactly as long as the session.
-    """
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._loop, name="sandbox-spawner", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            fn, fut = item
-            try:
-                fut.set_result(fn())
-            except BaseException as exc:
-                fut.set_exception(exc)
-
-    def run(self, fn: Callable[[], Any]) -> Any:
-        fut: Future[Any] = Future()
-        self._queue.put((fn, fut))
-        return fut.result()
-
-    def stop(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-
-def _memory_limit(config: SessionConfig) -> int:
-    if config.memory_bytes is not None:
-        return config.memory_bytes
-    lazy = sum(os.path.getsize(p) for p in config.lazy_text.values())
-    return (1 << 30) + 3 * lazy
-
-
-def _worker_env() -> dict[str, str]:
-    """A minimal environment: nothing from the host (API keys!) reaches the worker."""
-    return {
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "LC_ALL": "C.UTF-8",
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONSAFEPATH": "1",
-        "PYTHONIOENCODING": "utf-8",
-        "PYTHONUTF8": "1",
-        "MALLOC_ARENA_MAX": "2",
-        "HOME": "/nonexistent",
-    }
-
-
-def _describe_exit(code: int | None, via_bwrap: bool) -> str:
-    if code is None:
-        return "worker did not exit"
-    if code < 0:
-        return f"worker killed by {signal.Signals(-code).name}"
-    if via_bwrap and code > 128 and code - 128 in signal.valid_signals():
-        return f"worker killed by {signal.Signals(code - 128).name}"
-    return f"worker exited with status {code}"
-
-
-class _WorkerHandle:
-    """One worker process, its pipes and the thread that reads from it."""
-
-    def __init__(
-        self,
-        session: Session,
-        proc: subprocess.Popen[bytes],
-        to_fd: int,
-        from_fd: int,
-        err_fd: int,
-        via_bwrap: bool,
-    ) -> None:
-        self.session = session
-        self.proc = proc
-        self.to_fd = to_fd
-        self.from_fd = from_fd
-        self.err_fd = err_fd
-        self.via_bwrap = via_bwrap
-        self.max_message = session.config.max_message_bytes
-        self.results: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self.write_lock = threading.Lock()
-        self.proc_lock = threading.Lock()
-        self.expect: tuple[str, int] | None = None
-        self.hello_seen = False
-        self.kill_reason: str | None = None
-        self.dead = False
-        self.stderr_tail = bytearray()
-        os.set_blocking(to_fd, False)
-        self.thread = threading.Thread(target=self._io_loop, name="sandbox-io", daemon=True)
-        self.thread.start()
-
-    # writing
-    def send(self, msg: dict[str, Any], timeout: float) -> None:
-        data = json.dumps(msg).encode()
-        frame = HEADER.pack(len(data)) + data
-        deadline = time.monotonic() + timeout
-        with self.write_lock:
-            if self.to_fd < 0:
-                raise BrokenPipeError("worker is gone")
-            view = memoryview(frame)
-            poller = select.poll()
-            poller.register(self.to_fd, select.POLLOUT)
-            while view:
-                try:
-                    view = view[os.write(self.to_fd, view) :]
-                except BlockingIOError:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError("worker is not reading its input") from None
-                    poller.poll(min(remaining, 0.1) * 1000)
-
-    # lifecycle
-    def kill(self, reason: str) -> None:
-        with self.proc_lock:
-            if self.kill_reason is None:
-                self.kill_reason = reason
-            if self.proc.returncode is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                self.proc.kill()
-        with self.write_lock:
-            if self.to_fd >= 0:
-                os.close(self.to_fd)
-                self.to_fd = -1
-
-    def join(self) -> None:
-        if self.thread is not threading.current_thread():
-            self.thread.join()
-
-    def _reap(self, grace: float = 5.0) -> int | None:
-        deadline = time.monotonic() + grace
-        while True:
-            with self.proc_lock:
-                try:
-                    return self.proc.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    if time.monotonic() > deadline:
-                        try:
-                            os.killpg(self.proc.pid, signal.SIGKILL)
-                        except (ProcessLookupError, PermissionError):
-                            pass
-                        deadline = time.monotonic() + 5.0
-
-    # reading
-    def _io_loop(self) -> None:
-        buf = bytearray()
-        sel = selectors.DefaultSelector()
-        sel.register(self.from_fd, selectors.EVENT_READ, "proto")
-        sel.register(self.err_fd, selectors.EVENT_READ, "err")
-        open_fds = 2
-        try:
-            while open_fds and self.kill_reason is None:
-                for key, _ in sel.select():
-                    fd = key.fd
-                    try:
-                        chunk = os.read(fd, 1 << 20)
-                    except OSError:
-                        chunk = b""
-                    if not chunk:
-                        sel.unregister(fd)
-                        open_fds -= 1
-                        if key.data == "proto":
-                            open_fds = 0
-                        continue
-                    if key.data == "err":
-                        self.stderr_tail += chunk
-                        del self.stderr_tail[:-STDERR_TAIL]
-                        continue
-                    buf += chunk
-                    try:
-                        self._parse(buf)
-                    except _ProtocolError as exc:
-                        logger.warning("sandbox worker broke the protocol: %s", exc)
-                        self.kill(f"protocol violation by the worker ({exc})")
-                        break
-        except Exception as exc:
-            logger.exception("sandbox io thread failed")
-            self.kill(f"host io failure: {exc}")
-        finally:
-            sel.close()
-            self._drain_stderr()
-            if self.kill_reason is None:
-                code = self._reap(grace=1.0)
-                reason = _describe_exit(code, self.via_bwrap)
-                self.kill(reason)
-            else:
-                self.kill(self.kill_reason)
-                self._reap()
-                reason = self.kill_reason
-            os.close(self.from_fd)
-            os.close(self.err_fd)
-            self.dead = True
-            self.results.put(("dead", reason))
-
-    def _drain_stderr(self) -> None:
-        os.set_blocking(self.err_fd, False)
-        try:
-            while len(self.stderr_tail) < 1 << 20:
-                chunk = os.read(self.err_fd, 1 << 16)
-                if not chunk:
-                    break
-                self.stderr_tail += chunk
-        except OSError:
-            pass
-        del self.stderr_tail[:-STDERR_TAIL]
-
-    def _parse(self, buf: bytearray) -> None:
-        while len(buf) >= HEADER.size:
-            (size,) = HEADER.unpack_from(buf)
-            if size > self.max_message:
-                raise _ProtocolError(f"frame of {size} bytes exceeds {self.max_message}")
-            if len(buf) < HEADER.size + size:
-                return
-            payload = bytes(buf[HEADER.size : HEADER.size + size])
-            del buf[: HEADER.size + size]
-            try:
-                msg = json.loads(payload)
-            except (ValueError, RecursionError) as exc:
-                raise _ProtocolError(f"undecodable frame: {exc}") from None
-            self._dispatch(msg)
-
-    def _dispatch(self, msg: Any) -> None:
-        if not isinstance(msg, dict):
-            raise _ProtocolError("frame is not an object")
-        kind = msg.get("type")
-        if kind == "call" and self.hello_seen:
-            call_id, name = msg.get("id"), msg.get("name")
-            args, kwargs = msg.get("args"), msg.get("kwargs")
-            if not (
-                _is_int(call_id)
-                and isinstance(name, str)
-                and isinstance(args, list)
-                and isinstance(kwargs, dict)
-            ):
-                raise _ProtocolError("malformed call")
-            if name not in self.session.functions:
-                raise _ProtocolError(f"call to unknown host function {name[:80]!r}")
-            self.session.on_call(self, _as_int(call_id), name, args, kwargs)
-        elif kind == "hello" and not self.hello_seen:
-            if not (isinstance(msg.get("layers"), dict) and _is_int(msg.get("uid"))):
-                raise _ProtocolError("malformed hello")
-            self.hello_seen = True
-            self.results.put(("hello", msg))
-        elif kind == "done" and self.expect is not None and self.expect == ("exec", msg.get("id")):
-            ok = all(isinstance(msg.get(k), str) for k in ("stdout", "stderr")) and all(
-                isinstance(msg.get(k), (str, type(None))) for k in ("error", "value")
-            )
-            if not (ok and isinstance(msg.get("truncated"), bool)):
-                raise _ProtocolError("malformed exec result")
-            self.expect = None
-            self.results.put(("done", msg))
-        elif kind == "value" and self.expect is not None and self.expect == ("get", msg.get("id")):
-            if not isinstance(msg.get("found"), bool):
-                raise _ProtocolError("malformed value")
-            self.expect = None
-            self.results.put(("value", msg))
-        else:
-            raise _ProtocolError(f"unexpected message type {str(kind)[:40]!r}")
-
-
-def _as_int(value: Any) -> int:
-    assert isinstance(value, int)
-    return value
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class Session:
@@ -382,12 +57,12 @@ class Session:
         self.restarts = 0
         self._exec_lock = threading.Lock()
         self._state_lock = threading.Lock()
-        self._handle: _WorkerHandle | None = None
-        self._spawner: _Spawner | None = None
+        self._handle: WorkerHandle | None = None
+        self._spawner: Spawner | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._ids = itertools.count(1)
         self._calls = 0
-        self._current: tuple[_WorkerHandle, int] | None = None
+        self._current: tuple[WorkerHandle, int] | None = None
         self._interrupt_at: float | None = None
         self._closed = False
         self._started = False
@@ -435,7 +110,7 @@ class Session:
             raise SandboxUnavailableError("use_bwrap=True but bubblewrap does not work here")
         else:
             self._use_bwrap = self.config.use_bwrap
-        self._spawner = _Spawner()
+        self._spawner = Spawner()
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sandbox-call")
         self._started = True
         try:
@@ -491,85 +166,32 @@ class Session:
         return [os.path.realpath(p) for p in paths]
 
     def _bwrap_command(self, readable: list[str], cwd: str) -> list[str]:
-        exe = bwrap_path()
-        if exe is None:
-            raise SandboxUnavailableError("bubblewrap not found")
-        cmd = [
-            exe,
-            "--unshare-all", "--unshare-user",
-            "--uid", "65534", "--gid", "65534",
-            "--cap-drop", "ALL", "--die-with-parent", "--new-session",
-            "--hostname", "sandbox",
-            "--dev", "/dev",
-        ]  # fmt: skip
-        binds = ["/usr", "/etc/ld.so.cache"]
-        for top in ("/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"):
-            if os.path.islink(top):
-                cmd += ["--symlink", os.readlink(top), top]
-            elif os.path.isdir(top):
-                binds.append(top)
-        binds += [
-            os.path.realpath(p)
-            for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)
-        ]
-        binds += [
-            os.path.dirname(os.path.realpath(sys.executable)),
-            os.path.dirname(WORKER_SCRIPT),
-            *readable,
-        ]
-        chosen: list[str] = []
-        for path in sorted({os.path.normpath(p) for p in binds if os.path.exists(p)}):
-            if not any(path == c or path.startswith(c.rstrip("/") + "/") for c in chosen):
-                chosen.append(path)
-        for path in chosen:
-            cmd += ["--ro-bind", path, path]
-        cmd += ["--chdir", cwd, "--"]
-        return cmd
+        """A method rather than a direct call so that tests can make bubblewrap fail."""
+        return bwrap_command(readable, cwd)
 
-    def _spawn(self) -> _WorkerHandle:
+    def _spawn(self) -> WorkerHandle:
         assert self._spawner is not None
         cfg = self.config
         readable = self._readable()
         cwd = os.path.realpath(cfg.root) if cfg.root is not None else "/"
         use_bwrap = bool(self._use_bwrap)
-        to_r, to_w = os.pipe()
-        from_r, from_w = os.pipe()
-        err_r, err_w = os.pipe()
-        cmd = [sys.executable, "-I", "-B", WORKER_SCRIPT, str(to_r), str(from_w)]
-        if use_bwrap:
-            cmd = self._bwrap_command(readable, cwd) + cmd
-
-        def popen() -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err_w,
-                pass_fds=(to_r, from_w),
-                env=_worker_env(),
-                cwd=cwd,
-                start_new_session=True,
-                close_fds=True,
-            )
-
-        try:
-            proc = self._spawner.run(popen)
-        except BaseException:
-            for fd in (to_r, to_w, from_r, from_w, err_r, err_w):
-                os.close(fd)
-            raise
-        finally:
-            for fd in (to_r, from_w, err_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        handle = _WorkerHandle(self, proc, to_w, from_r, err_r, use_bwrap)
+        wrapper = self._bwrap_command(readable, cwd) if use_bwrap else []
+        proc, to_w, from_r, err_r = start_worker(self._spawner, wrapper, cwd)
+        handle = WorkerHandle(
+            proc,
+            to_w,
+            from_r,
+            err_r,
+            use_bwrap,
+            max_message=cfg.max_message_bytes,
+            functions=self.functions,
+            on_call=self.on_call,
+        )
         init = {
             "type": "init",
             "lockdown": True,
             "allow_unsafe": cfg.allow_unsafe,
-            "memory_bytes": _memory_limit(cfg),
+            "memory_bytes": memory_limit(cfg),
             "cpu_seconds": cfg.cpu_seconds,
             "nofile": WORKER_NOFILE,
             "readable": readable,
@@ -609,8 +231,8 @@ class Session:
         report = IsolationReport(
             rlimits=layers.get("rlimits") is True,
             no_new_privs=layers.get("no_new_privs") is True,
-            landlock=_is_int(abi) and abi > 0,
-            landlock_abi=abi if _is_int(abi) else 0,
+            landlock=is_int(abi) and abi > 0,
+            landlock_abi=abi if is_int(abi) else 0,
             seccomp=layers.get("seccomp") is True,
             bwrap=use_bwrap and hello["uid"] != 0,
             errors=tuple(f"{k}: {v}" for k, v in errors.items())
@@ -626,7 +248,7 @@ class Session:
             logger.warning("UNSAFE sandbox worker: %s", report.describe())
         return report
 
-    def _ensure_worker(self) -> tuple[_WorkerHandle, str | None]:
+    def _ensure_worker(self) -> tuple[WorkerHandle, str | None]:
         """The live worker, respawning a dead one; also returns a pending restart notice."""
         self._check_open()
         if not self._started:
@@ -651,7 +273,7 @@ class Session:
         pending, self._pending_notice = self._pending_notice, None
         return handle, pending
 
-    def _respawn_after(self, handle: _WorkerHandle) -> None:
+    def _respawn_after(self, handle: WorkerHandle) -> None:
         handle.join()
         if self._closed:
             return
@@ -665,7 +287,7 @@ class Session:
     # --- host calls ----------------------------------------------------------------------
     def on_call(
         self,
-        handle: _WorkerHandle,
+        handle: WorkerHandle,
         call_id: int,
         name: str,
         args: list[Any],
@@ -693,7 +315,7 @@ class Session:
 
     def _serve_call(
         self,
-        handle: _WorkerHandle,
+        handle: WorkerHandle,
         call_id: int,
         name: str,
         args: list[Any],
@@ -719,7 +341,7 @@ class Session:
             }
         self._reply(handle, reply)
 
-    def _reply(self, handle: _WorkerHandle, reply: dict[str, Any]) -> None:
+    def _reply(self, handle: WorkerHandle, reply: dict[str, Any]) -> None:
         try:
             handle.send(reply, timeout=self.config.exec_timeout + self.config.hard_timeout_grace)
         except TimeoutError:
@@ -809,7 +431,7 @@ class Session:
         return text
 
     def _request(
-        self, handle: _WorkerHandle, msg: dict[str, Any], deadline: float
+        self, handle: WorkerHandle, msg: dict[str, Any], deadline: float
     ) -> tuple[str, Any]:
         try:
             handle.send(msg, timeout=max(deadline - time.monotonic(), 0.1))
