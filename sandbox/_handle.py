@@ -130,10 +130,12 @@ class WorkerHandle:
         sel = selectors.DefaultSelector()
         sel.register(self.from_fd, selectors.EVENT_READ, "proto")
         sel.register(self.err_fd, selectors.EVENT_READ, "err")
-        open_fds = 2
+        proto_open = True
         try:
-            while open_fds and self.kill_reason is None:
-                for key, _ in sel.select():
+            # The timeout lets a kill() from another thread end the loop even when
+            # the worker's pipes stay silent.
+            while proto_open and self.kill_reason is None:
+                for key, _ in sel.select(timeout=0.5):
                     fd = key.fd
                     try:
                         chunk = os.read(fd, 1 << 20)
@@ -141,9 +143,9 @@ class WorkerHandle:
                         chunk = b""
                     if not chunk:
                         sel.unregister(fd)
-                        open_fds -= 1
                         if key.data == "proto":
-                            open_fds = 0
+                            proto_open = False
+                            break
                         continue
                     if key.data == "err":
                         self.stderr_tail += chunk
