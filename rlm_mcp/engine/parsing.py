@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 
 __all__ = ["extract_code_blocks", "mentions_final_in_prose", "normalize_code"]
 
@@ -41,6 +42,7 @@ def extract_code_blocks(reply: str) -> list[str]:
             tag == "" and _is_fabricated_output(reply, opening.start(), body)
         ):
             code = _strip_prompts(body) if tag == "pycon" or _looks_like_pycon(body) else body
+            code = textwrap.dedent(code)
             if code.strip():
                 blocks.append(code.rstrip() + "\n")
         if end_match is None:
@@ -57,7 +59,7 @@ def _is_fabricated_output(reply: str, fence_start: int, body: str) -> bool:
     if _OUTPUT_LABEL.search(before):
         return True
     try:
-        ast.parse(_strip_prompts(body) if _looks_like_pycon(body) else body)
+        ast.parse(textwrap.dedent(_strip_prompts(body) if _looks_like_pycon(body) else body))
     except SyntaxError:
         return True
     return False

@@ -34,3 +34,8 @@ def test_final_in_prose_is_detected_but_not_in_code() -> None:
 
 def test_normalized_code_ignores_whitespace_and_comments() -> None:
     assert normalize_code("x  =  1   # note\n\n") == normalize_code("x = 1")
+
+
+def test_a_block_indented_inside_a_markdown_list_is_dedented() -> None:
+    reply = "1. Search:\n   ```python\n   hits = repo.grep('x')\n   print(hits)\n   ```\n"
+    assert extract_code_blocks(reply) == ["hits = repo.grep('x')\nprint(hits)\n"]
