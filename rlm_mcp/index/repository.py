@@ -10,6 +10,7 @@ few paths for the watcher.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 POOL_THRESHOLD = 200
+BULK_THRESHOLD = 200
 BATCH_FILES = 48
 CONTENT_SKIPS = frozenset({"binary", "too_large", "generated", "minified"})
 
@@ -217,19 +219,23 @@ class Repository(SearchMixin):
         if progress is not None:
             progress(done, total)
         results: list[SkippedFile] = []
-        for batch in self._parse(todo):
-            with store.transaction() as conn:
-                for res in batch:
-                    self._store_result(conn, res)
-            results.extend(r for r in batch if isinstance(r, SkippedFile))
-            self._update_text_cache(b for b in batch if isinstance(b, Parsed))
-            done += len(batch)
-            if progress is not None:
-                progress(done, total)
+        fresh = not known and not known_skips and len(todo) >= BULK_THRESHOLD
+        with store.bulk_load() if fresh else contextlib.nullcontext():
+            for batch in self._parse(todo):
+                with store.transaction() as conn:
+                    for res in batch:
+                        self._store_result(conn, res, fresh=fresh)
+                results.extend(r for r in batch if isinstance(r, SkippedFile))
+                self._update_text_cache(b for b in batch if isinstance(b, Parsed))
+                done += len(batch)
+                if progress is not None:
+                    progress(done, total)
         self._refresh_state(walk_skips, results, gone, full=remove is None)
         return len(todo), reused, len(gone)
 
-    def _store_result(self, conn: sqlite3.Connection, res: Parsed | SkippedFile) -> None:
+    def _store_result(
+        self, conn: sqlite3.Connection, res: Parsed | SkippedFile, *, fresh: bool = False
+    ) -> None:
         if isinstance(res, Parsed):
             row = FileRow(
                 res.path,
@@ -241,11 +247,11 @@ class Repository(SearchMixin):
                 res.tokens,
                 res.invalid_utf8,
             )
-            self.store.put_file(conn, row, res.text, res.defs, res.refs)
+            self.store.put_file(conn, row, res.text, res.defs, res.refs, fresh=fresh)
         elif res.reason in CONTENT_SKIPS:
             st = self._stat(res.path)
             if st is not None:
-                self.store.put_skipped(conn, res, st[0], st[1])
+                self.store.put_skipped(conn, res, st[0], st[1], fresh=fresh)
             else:
                 self.store.delete_paths(conn, [res.path])
         else:
