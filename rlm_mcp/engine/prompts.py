@@ -39,7 +39,12 @@ REPL_FUNCTIONS: tuple[tuple[str, str], ...] = (
         "each use of a name with the function/class that contains it: path, line, caller (qualname), caller_kind",
     ),
     ("repo.outline(path) -> list[dict]", "the definitions in one file, in order"),
-    ("repo.read(path, start=1, end=None) -> str", "file text with line numbers"),
+    ("repo.read(path, start=1, end=None) -> str", "file text with line numbers ('  12| code')"),
+    ("repo.text(path) -> str", "a file's raw text (no line numbers)"),
+    (
+        "repo.enclosing(path, line) -> dict | None",
+        "the innermost function/class containing a line (e.g. of a grep hit)",
+    ),
     ("repo.repo_map(max_tokens=1024, focus=None) -> str", "ranked overview of important symbols"),
     ("repo.layout(depth=2) -> str", "directory tree with file counts"),
     (

@@ -52,6 +52,8 @@ class RepositoryLike(Protocol):
 
     def callers(self, name: str, limit: int = 200) -> Sequence[tuple[Any, Any]]: ...
 
+    def enclosing(self, path: str, line: int) -> Any: ...
+
     def outline(self, path: str) -> Sequence[Any]: ...
 
     def repo_map(self, max_tokens: int = 1024, focus: Any = None) -> str: ...
@@ -195,6 +197,19 @@ def repo_functions(repo: RepositoryLike, evidence: EvidenceLog) -> dict[str, Cal
             )
         return found
 
+    def enclosing(path: str, line: int) -> dict[str, Any] | None:
+        found = repo.enclosing(path, int(line))
+        if found is None:
+            return None
+        d = _def_dict(found)
+        evidence.add(path, d["line"], d["end_line"] or d["line"])
+        return d
+
+    def text(path: str) -> str:
+        body = repo.text(path)
+        evidence.add(path, 1, body.count("\n") + 1)
+        return body
+
     def outline(path: str) -> list[dict[str, Any]]:
         return [_def_dict(d) for d in repo.outline(path)]
 
@@ -212,6 +227,8 @@ def repo_functions(repo: RepositoryLike, evidence: EvidenceLog) -> dict[str, Cal
         "definition": definition,
         "references": references,
         "callers": callers,
+        "enclosing": enclosing,
+        "text": text,
         "outline": outline,
         "repo_map": repo_map,
         "layout": layout,

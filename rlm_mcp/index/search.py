@@ -309,6 +309,16 @@ class SearchMixin:
         p = self._known(path)
         return self.store.query_defs("path = ?", [p], 100_000)
 
+    def enclosing(self, path: str, line: int) -> Definition | None:
+        """The innermost definition whose lines contain ``line`` of ``path`` (None at top level)."""
+        inner: Definition | None = None
+        for d in self.outline(path):
+            if d.start_line <= line <= d.end_line and (
+                inner is None or d.start_line >= inner.start_line
+            ):
+                inner = d
+        return inner
+
     def callers(self, name: str, limit: int = 200) -> list[tuple[Reference, Definition | None]]:
         """Each use of ``name`` with the innermost definition enclosing it (None at top level).
 

@@ -484,3 +484,21 @@ async def test_history_is_dropped_in_large_steps_so_the_prompt_prefix_stays_stab
     )
     firsts = [b["messages"][2]["content"][:60] for b in script.root_bodies[3:9]]
     assert len(set(firsts)) < len(firsts), "the prefix changed on every turn"
+
+
+async def test_enclosing_and_raw_text_help_turn_a_grep_hit_into_a_definition(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script(
+        [
+            code(
+                'hit = repo.grep("percentage discount")[0]\n'
+                'path, line, _ = hit.split(":", 2)\n'
+                "d = repo.enclosing(path, int(line))\n"
+                "raw = repo.text(path)\n"
+                "FINAL(f\"{d['qualname']}@{d['line']} {raw.splitlines()[0]}\")"
+            )
+        ]
+    )
+    result = await make_engine().run("q?", small_repo)
+    assert result.answer == "apply_discount@1 def apply_discount(amount, percent):"
