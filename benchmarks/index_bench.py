@@ -24,6 +24,8 @@ import sysconfig
 import tarfile
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,9 @@ from rlm_mcp.watch import RepositoryWatcher  # noqa: E402
 
 PIP_DOWNLOAD = (sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q")
 SDISTS = ("tree-sitter",)
+# Multi-language sdists fetched straight from the registry's JSON API: no metadata build.
+REGISTRY_SDISTS = ("numpy",)
+PYPI_JSON = "https://pypi.org/pypi/{name}/json"
 GREP_PATTERNS = (r"def \w+_handler", r"\w+Error\(", r"import (os|sys)$")
 CHILD = """
 import json, resource, sys, time
@@ -64,7 +69,30 @@ def copy_stdlib(dest: Path) -> Path:
     return dest
 
 
+def fetch_registry_sdist(name: str, work: Path) -> Path | None:
+    """Download the latest sdist of ``name`` via PyPI's JSON API (relative URLs resolved)."""
+    url = PYPI_JSON.format(name=name)
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            meta = json.load(resp)
+        sdist = next(u for u in meta["urls"] if u["packagetype"] == "sdist")
+        target = work / sdist["filename"]
+        with urllib.request.urlopen(urllib.parse.urljoin(url, sdist["url"]), timeout=120) as resp:
+            target.write_bytes(resp.read())
+    except (OSError, ValueError, KeyError, StopIteration):
+        return None
+    return target
+
+
 def fetch_multi(work: Path) -> tuple[str, Path]:
+    for name in REGISTRY_SDISTS:
+        archive = fetch_registry_sdist(name, work)
+        if archive is None:
+            continue
+        out = work / f"src-{name}"
+        with tarfile.open(archive) as tar:
+            tar.extractall(out, filter="data")
+        return f"sdist {archive.name}", out
     for name in SDISTS:
         dl = work / f"dl-{name}"
         try:
