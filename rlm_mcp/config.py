@@ -6,7 +6,7 @@ flags, environment variables and the config file, and passes them down.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -20,9 +20,13 @@ __all__ = [
 ]
 
 
-def default_cache_dir() -> Path:
-    """The XDG cache directory for rlm-mcp (``$XDG_CACHE_HOME/rlm-mcp``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The XDG cache directory for rlm-mcp: ``$XDG_CACHE_HOME/rlm-mcp``, else ``~/.cache/rlm-mcp``.
+
+    The environment is the caller's to pass (the CLI does); library code that
+    passes none gets the XDG default location.
+    """
+    base = (environ or {}).get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "rlm-mcp"
 
 
@@ -33,7 +37,8 @@ class IndexSettings:
     Attributes:
         max_file_bytes: files larger than this are skipped as ``too_large``.
         cache_dir: where per-repository SQLite caches live; ``None`` uses
-            :func:`default_cache_dir` (``$XDG_CACHE_HOME/rlm-mcp``).
+            :func:`default_cache_dir` (``~/.cache/rlm-mcp``; the CLI honours
+            ``$XDG_CACHE_HOME``).
         workers: parser processes; 0 means one per core.
         watch: start a watchdog watcher for loaded repositories.
         debounce_seconds: quiet time before a burst of file events is applied.
