@@ -10,6 +10,8 @@ the token budget is spent. This is the map a model reads before it greps.
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -109,6 +111,25 @@ def _focus_weights(
     return weights
 
 
+_Inputs = tuple[list[tuple[str, str, int]], dict[str, int], list[Definition]]
+_cache: weakref.WeakKeyDictionary[Repository, tuple[int, _Inputs]] = weakref.WeakKeyDictionary()
+_cache_lock = threading.Lock()
+
+
+def _inputs(repo: Repository) -> _Inputs:
+    """The reference graph, reference counts and mappable definitions, cached per index version."""
+    version = repo.version
+    with _cache_lock:
+        hit = _cache.get(repo)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    defs = [d for d in repo.store.query_defs("1 = 1", [], 10_000_000) if d.kind in MAP_KINDS]
+    inputs = (repo.store.edges(), repo.store.ref_counts(), defs)
+    with _cache_lock:
+        _cache[repo] = (version, inputs)
+    return inputs
+
+
 def render_repo_map(
     repo: Repository, max_tokens: int = 1024, focus: str | Sequence[str] | None = None
 ) -> str:
@@ -117,15 +138,12 @@ def render_repo_map(
     if not files or max_tokens <= 0:
         return ""
     focus_list = [focus] if isinstance(focus, str) else list(focus or [])
-    edges = repo.store.edges()
+    edges, ref_counts, all_defs = _inputs(repo)
     pers = _focus_weights(repo, files, focus_list) if focus_list else None
     ranks = pagerank(files, edges, pers)
-    ref_counts = repo.store.ref_counts()
     focus_names = {f.rsplit(".", 1)[-1] for f in focus_list}
     defs_by_file: dict[str, list[tuple[float, Definition]]] = {}
-    for d in repo.store.query_defs("1 = 1", [], 10_000_000):
-        if d.kind not in MAP_KINDS:
-            continue
+    for d in all_defs:
         score = math.log1p(ref_counts.get(d.name, 0)) + (5.0 if d.name in focus_names else 0.0)
         if d.qualname == d.name:
             score += 0.5

@@ -260,12 +260,19 @@ class Store:
         ).fetchall()
         return [Reference(*r) for r in rows]
 
-    def edges(self) -> list[tuple[str, str, int]]:
-        """(referencing file, defining file, weight) for every cross-file name use."""
+    def edges(self, max_defining_files: int = 8) -> list[tuple[str, str, int]]:
+        """(referencing file, defining file, weight) for every cross-file name use.
+
+        Names defined in more than ``max_defining_files`` files (``get``,
+        ``__init__``, ``run``) say little about which file a use points at, and
+        joining on them multiplies the edges by the hundreds; they are left out.
+        """
         rows = self.conn.execute(
-            "SELECT r.path, d.path, count(*) FROM refs r JOIN "
-            "(SELECT DISTINCT name, path FROM defs) d ON r.name = d.name "
-            "WHERE r.path != d.path GROUP BY r.path, d.path"
+            "WITH d AS (SELECT DISTINCT name, path FROM defs WHERE name IN "
+            "(SELECT name FROM defs GROUP BY name HAVING count(DISTINCT path) <= ?)) "
+            "SELECT r.path, d.path, count(*) FROM refs r JOIN d ON r.name = d.name "
+            "WHERE r.path != d.path GROUP BY r.path, d.path",
+            (max_defining_files,),
         ).fetchall()
         return [(str(a), str(b), int(w)) for a, b, w in rows]
 
