@@ -343,7 +343,6 @@ class RlmService:
             with loaded.session_lock:
                 return self._session(loaded).exec(code)
 
-        session = loaded.session
         try:
             return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
