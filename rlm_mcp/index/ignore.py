@@ -120,6 +120,24 @@ def compile_pattern(line: str, base: str = "") -> Pattern | None:
     return Pattern(compiled, negate, dir_only, line)
 
 
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """Consecutive patterns of one polarity, as one regex for files and one for directories."""
+
+    negate: bool
+    files: re.Pattern[str] | None
+    dirs: re.Pattern[str] | None
+
+    @staticmethod
+    def of(group: list[Pattern]) -> _Run:
+        def union(items: list[Pattern]) -> re.Pattern[str] | None:
+            if not items:
+                return None
+            return re.compile("|".join(f"(?:{p.regex.pattern})" for p in items), re.DOTALL)
+
+        return _Run(group[0].negate, union([p for p in group if not p.dir_only]), union(group))
+
+
 def parse_ignore(text: str, base: str = "") -> list[Pattern]:
     """Compile every pattern in an ignore file whose directory is ``base``."""
     out: list[Pattern] = []
@@ -157,6 +175,7 @@ class IgnoreMatcher:
         self.root = root
         self.names = tuple(names)
         self._dirs: dict[str, list[Pattern]] = {}
+        self._run_cache: dict[str, list[_Run]] = {}
         self._global: list[Pattern] = parse_ignore("\n".join(extra))
         if use_info_exclude:
             text = _read(root / ".git" / "info" / "exclude")
@@ -165,6 +184,7 @@ class IgnoreMatcher:
 
     def invalidate(self) -> None:
         self._dirs.clear()
+        self._run_cache.clear()
 
     def patterns_for(self, directory: str) -> list[Pattern]:
         """Patterns declared in ``directory`` itself ("" = root), cached."""
@@ -179,17 +199,40 @@ class IgnoreMatcher:
             self._dirs[directory] = pats
         return pats
 
+    def _runs(self, key: str, pats: list[Pattern]) -> list[_Run]:
+        """The level's patterns as runs of equal polarity, last run first, each one regex.
+
+        The last matching pattern decides; within a run of patterns that all
+        say "ignore" (or all say "keep"), *any* match gives the same answer, so
+        each run is one alternation: one C-level pass instead of a Python call
+        per pattern.
+        """
+        runs = self._run_cache.get(key)
+        if runs is not None:
+            return runs
+        groups: list[list[Pattern]] = []
+        for pat in pats:
+            if groups and groups[-1][0].negate == pat.negate:
+                groups[-1].append(pat)
+            else:
+                groups.append([pat])
+        runs = [_Run.of(group) for group in reversed(groups)]
+        self._run_cache[key] = runs
+        return runs
+
     def _match(self, path: str, is_dir: bool) -> bool | None:
         parts = path.split("/")
-        levels = [self._global]
+        levels: list[tuple[str, list[Pattern]]] = [("\0global", self._global)]
         for k in range(len(parts)):
-            levels.append(self.patterns_for("/".join(parts[:k])))
-        for pats in reversed(levels):
-            for pat in reversed(pats):
-                if pat.dir_only and not is_dir:
-                    continue
-                if pat.regex.match(path):
-                    return not pat.negate
+            directory = "/".join(parts[:k])
+            levels.append((directory, self.patterns_for(directory)))
+        for key, pats in reversed(levels):
+            if not pats:
+                continue
+            for run in self._runs(key, pats):
+                regex = run.dirs if is_dir else run.files
+                if regex is not None and regex.match(path):
+                    return not run.negate
         return None
 
     def is_ignored_entry(self, path: str, is_dir: bool) -> bool:
