@@ -311,34 +311,21 @@ class SearchMixin:
 
     def enclosing(self, path: str, line: int) -> Definition | None:
         """The innermost definition whose lines contain ``line`` of ``path`` (None at top level)."""
-        inner: Definition | None = None
-        for d in self.outline(path):
-            if d.start_line <= line <= d.end_line and (
-                inner is None or d.start_line >= inner.start_line
-            ):
-                inner = d
-        return inner
+        return _innermost(self.outline(path), line)
 
     def callers(self, name: str, limit: int = 200) -> list[tuple[Reference, Definition | None]]:
         """Each use of ``name`` with the innermost definition enclosing it (None at top level).
 
-        Answers "which functions call X" without the caller reading every hit.
+        Answers "which functions call X" without the caller reading every hit;
+        each file's definitions are read once however many uses it holds.
         """
-        refs = self.references(name, limit)
         by_path: dict[str, list[Definition]] = {}
         out: list[tuple[Reference, Definition | None]] = []
-        for ref in refs:
+        for ref in self.references(name, limit):
             defs = by_path.get(ref.path)
             if defs is None:
-                defs = self.store.query_defs("path = ?", [ref.path], 100_000)
-                by_path[ref.path] = defs
-            inner: Definition | None = None
-            for d in defs:
-                if d.start_line <= ref.line <= d.end_line and (
-                    inner is None or d.start_line >= inner.start_line
-                ):
-                    inner = d
-            out.append((ref, inner))
+                defs = by_path[ref.path] = self.store.query_defs("path = ?", [ref.path], 100_000)
+            out.append((ref, _innermost(defs, ref.line)))
         return out
 
     # -- overview ------------------------------------------------------------
@@ -414,3 +401,13 @@ def _grep_text(
         if len(hits) >= limit:
             return
         pos = le + 1
+
+
+def _innermost(defs: Sequence[Definition], line: int) -> Definition | None:
+    inner: Definition | None = None
+    for d in defs:
+        if d.start_line <= line <= d.end_line and (
+            inner is None or d.start_line >= inner.start_line
+        ):
+            inner = d
+    return inner
