@@ -7,6 +7,7 @@ Every error the package raises on purpose derives from :class:`RlmMcpError`::
     ├── IndexingError               a repository could not be loaded or searched
     │   ├── RepositoryNotFound      the path does not exist / is not readable
     │   ├── PathNotAllowed          the path escapes the allowed roots
+    │   ├── IndexCorrupted          the index cache is unusable and cannot be rebuilt
     │   └── SearchError             a bad pattern, glob or path in a search call
     ├── UnknownRepository           no loaded repository has that name
     ├── SandboxUnavailable          model code cannot be run safely here
@@ -38,6 +39,7 @@ __all__ = [
     "BudgetExceeded",
     "CallLimitExceeded",
     "ConfigError",
+    "IndexCorrupted",
     "CostLimitExceeded",
     "DepthLimitExceeded",
     "IndexingError",
@@ -69,6 +71,10 @@ class IndexingError(RlmMcpError):
 
 class RepositoryNotFound(IndexingError):
     """The path to load does not exist or cannot be read."""
+
+
+class IndexCorrupted(IndexingError):
+    """The index cache is unusable and could not be rebuilt; the message names the file."""
 
 
 class PathNotAllowed(IndexingError):

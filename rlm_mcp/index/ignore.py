@@ -15,7 +15,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["IGNORE_FILES", "IgnoreMatcher", "Pattern", "compile_pattern", "parse_ignore"]
+__all__ = [
+    "IGNORE_FILES",
+    "IgnoreMatcher",
+    "Pattern",
+    "compile_pattern",
+    "parse_ignore",
+    "translate_glob",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +39,7 @@ class Pattern:
     source: str
 
 
-def _translate_glob(glob: str) -> str:
+def translate_glob(glob: str) -> str:
     """Translate one gitignore glob body (no leading/trailing slash) to a regex."""
     out: list[str] = []
     i, n = 0, len(glob)
@@ -109,7 +116,7 @@ def compile_pattern(line: str, base: str = "") -> Pattern | None:
         return None
     anchored = "/" in raw
     raw = raw.lstrip("/")
-    body = _translate_glob(raw)
+    body = translate_glob(raw)
     prefix = re.escape(base) + "/" if base else ""
     regex = prefix + body if anchored else prefix + "(?:.*/)?" + body
     try:
@@ -158,8 +165,8 @@ def _read(path: Path) -> str | None:
 class IgnoreMatcher:
     """Decides whether a root-relative path is ignored.
 
-    Ignore files are read lazily per directory and cached; call
-    :meth:`invalidate` after an ignore file changes. ``names`` picks which
+    Ignore files are read lazily per directory and cached for the matcher's
+    life (the indexer builds a new matcher after an ignore file changes). ``names`` picks which
     per-directory files count (``.gitignore`` and ``.rlmignore`` outside git,
     only ``.rlmignore`` when git already applied its own rules).
     """
@@ -181,10 +188,6 @@ class IgnoreMatcher:
             text = _read(root / ".git" / "info" / "exclude")
             if text:
                 self._global = parse_ignore(text) + self._global
-
-    def invalidate(self) -> None:
-        self._dirs.clear()
-        self._run_cache.clear()
 
     def patterns_for(self, directory: str) -> list[Pattern]:
         """Patterns declared in ``directory`` itself ("" = root), cached."""

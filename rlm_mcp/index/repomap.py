@@ -13,14 +13,26 @@ import math
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from rlm_mcp.index.model import Definition
+from rlm_mcp.index.storage import DefQuery, IndexStore
 
-if TYPE_CHECKING:
-    from rlm_mcp.index.repository import Repository
+__all__ = ["MapSource", "pagerank", "render_repo_map"]
 
-__all__ = ["pagerank", "render_repo_map"]
+
+class MapSource(Protocol):
+    """What the map needs besides the store: the file list and name look-ups."""
+
+    @property
+    def version(self) -> int: ...
+
+    def files(self, glob: str = "**") -> list[str]: ...
+
+    def norm(self, path: str) -> str: ...
+
+    def definition(self, name: str) -> list[Definition]: ...
+
 
 DAMPING = 0.85
 MAX_ITER = 50
@@ -86,16 +98,14 @@ def pagerank(
     return dict(zip(nodes, rank, strict=True))
 
 
-def _focus_weights(
-    repo: Repository, files: Sequence[str], focus: Sequence[str]
-) -> dict[str, float]:
+def _focus_weights(repo: MapSource, files: Sequence[str], focus: Sequence[str]) -> dict[str, float]:
     weights: dict[str, float] = {}
     fileset = set(files)
     for item in focus:
         f = item.strip()
         if not f:
             continue
-        norm = repo._norm(f)
+        norm = repo.norm(f)
         if norm in fileset:
             weights[norm] = weights.get(norm, 0.0) + 1.0
             continue
@@ -112,33 +122,36 @@ def _focus_weights(
 
 
 _Inputs = tuple[list[tuple[str, str, int]], dict[str, int], list[Definition]]
-_cache: weakref.WeakKeyDictionary[Repository, tuple[int, _Inputs]] = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[MapSource, tuple[int, _Inputs]] = weakref.WeakKeyDictionary()
 _cache_lock = threading.Lock()
 
 
-def _inputs(repo: Repository) -> _Inputs:
+def _inputs(repo: MapSource, store: IndexStore) -> _Inputs:
     """The reference graph, reference counts and mappable definitions, cached per index version."""
     version = repo.version
     with _cache_lock:
         hit = _cache.get(repo)
     if hit is not None and hit[0] == version:
         return hit[1]
-    defs = [d for d in repo.store.query_defs("1 = 1", [], 10_000_000) if d.kind in MAP_KINDS]
-    inputs = (repo.store.edges(), repo.store.ref_counts(), defs)
+    defs = store.find_defs(DefQuery("all", kinds=MAP_KINDS, limit=10_000_000))
+    inputs = (store.edges(), store.ref_counts(), defs)
     with _cache_lock:
         _cache[repo] = (version, inputs)
     return inputs
 
 
 def render_repo_map(
-    repo: Repository, max_tokens: int = 1024, focus: str | Sequence[str] | None = None
+    repo: MapSource,
+    store: IndexStore,
+    max_tokens: int = 1024,
+    focus: str | Sequence[str] | None = None,
 ) -> str:
     """Render ``path:`` headers with ``kind qualname (line)`` lines, best first."""
     files = repo.files()
     if not files or max_tokens <= 0:
         return ""
     focus_list = [focus] if isinstance(focus, str) else list(focus or [])
-    edges, ref_counts, all_defs = _inputs(repo)
+    edges, ref_counts, all_defs = _inputs(repo, store)
     pers = _focus_weights(repo, files, focus_list) if focus_list else None
     ranks = pagerank(files, edges, pers)
     focus_names = {f.rsplit(".", 1)[-1] for f in focus_list}

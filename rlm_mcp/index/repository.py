@@ -1,6 +1,6 @@
 """Loading a repository and keeping its index in step with the disk.
 
-:func:`load` discovers files, reuses whatever the SQLite cache already holds
+:func:`load` discovers files, reuses whatever the store already holds
 for files whose size and mtime (or content hash) are unchanged, and parses
 only the rest: in-process for a handful of files, in a process pool for more,
 streaming results into the store so that memory stays bounded whatever the
@@ -11,23 +11,25 @@ few paths for the watcher.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
-import sqlite3
+import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from rlm_mcp.config import IndexSettings, default_cache_dir
 from rlm_mcp.errors import RepositoryNotFound
+from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.ignore import IGNORE_FILES, IgnoreMatcher
-from rlm_mcp.index.model import FileEntry, LoadReport, SkippedFile
-from rlm_mcp.index.search import SearchMixin
-from rlm_mcp.index.store import FileRow, Store, db_path_for
+from rlm_mcp.index.model import Definition, FileEntry, LoadReport, Reference, SkippedFile
+from rlm_mcp.index.search import GrepHit, Searcher, SearchHit
+from rlm_mcp.index.storage import FileRow, IndexStore, StoreBatch
+from rlm_mcp.index.store import SQLiteStore, db_path_for
 from rlm_mcp.index.walker import (
     Candidate,
     Parsed,
@@ -57,65 +59,65 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-class Repository(SearchMixin):
+def _die_with_parent() -> None:
+    """Pool initializer: the kernel kills this helper when its parent dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:
+            os._exit(1)
+
+
+class Repository:
     """An indexed repository: file list, text, symbols, references and a load report.
 
     All public methods are thread-safe. ``version`` increments on every applied
-    change; ``updated_at`` is the wall-clock time of the last one.
+    change; ``updated_at`` is the wall-clock time of the last one. The read
+    side (grep, symbols, ranked search, the map) is a :class:`Searcher` over
+    the same store and file table; the methods below delegate to it.
     """
 
-    def __init__(self, root: Path, settings: IndexSettings, store: Store) -> None:
+    def __init__(self, root: Path, settings: IndexSettings, store: IndexStore) -> None:
         self.root = root
         self.settings = settings
         self.store = store
-        self.version = 0
-        self.updated_at = time.time()
         self.report = LoadReport(root=str(root))
-        self._lock = threading.RLock()
-        self._cond = threading.Condition(self._lock)
-        self._entries: dict[str, FileEntry] = {}
-        self._skips: dict[str, SkippedFile] = {}
+        self.table = FileTable(root)
+        self.searcher = Searcher(self.table, store, lambda: self.report)
         self._git = False
         self._single: str | None = None
         self._matcher: IgnoreMatcher | None = None
-        SearchMixin.__init__(self)
 
     # -- public state ----------------------------------------------------------
 
     @property
-    def languages(self) -> dict[str, int]:
-        with self._lock:
-            counts: dict[str, int] = {}
-            for e in self._entries.values():
-                if e.language:
-                    counts[e.language] = counts.get(e.language, 0) + 1
-            return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    def version(self) -> int:
+        return self.table.version
 
     @property
-    def is_git(self) -> bool:
-        return self._git
+    def updated_at(self) -> float:
+        return self.table.updated_at
+
+    @property
+    def languages(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for e in self.table.entries.values():
+            if e.language:
+                counts[e.language] = counts.get(e.language, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def entries(self) -> dict[str, FileEntry]:
-        with self._lock:
-            return dict(self._entries)
+        return dict(self.table.entries)
 
     def entry(self, path: str) -> FileEntry | None:
-        with self._lock:
-            return self._entries.get(path)
+        return self.table.entries.get(path)
 
     def wait_for_version(self, version: int, timeout: float = 5.0) -> bool:
         """Block until ``self.version >= version``; ``False`` on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self.version < version:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+        return self.table.wait_for_version(version, timeout)
 
     def close(self) -> None:
-        self.drop_text_cache()
+        self.searcher.drop_text_cache()
         self.store.close()
 
     def __enter__(self) -> Repository:
@@ -123,6 +125,63 @@ class Repository(SearchMixin):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- the read side (see Searcher) ---------------------------------------------
+
+    def files(self, glob: str = "**") -> list[str]:
+        return self.searcher.files(glob)
+
+    def text(self, path: str) -> str:
+        return self.searcher.text(path)
+
+    def read(self, path: str, start: int = 1, end: int | None = None) -> str:
+        return self.searcher.read(path, start, end)
+
+    def grep(
+        self,
+        pattern: str,
+        glob: str | None = None,
+        max_results: int = 100,
+        ignore_case: bool = False,
+    ) -> list[GrepHit]:
+        return self.searcher.grep(pattern, glob, max_results, ignore_case)
+
+    def search(self, query: str, limit: int = 20, glob: str | None = None) -> list[SearchHit]:
+        return self.searcher.search(query, limit, glob)
+
+    def symbols(
+        self,
+        query: str,
+        kind: str | None = None,
+        path_glob: str | None = None,
+        match: str = "auto",
+        limit: int = 50,
+    ) -> list[Definition]:
+        return self.searcher.symbols(query, kind, path_glob, match, limit)
+
+    def definition(self, name: str) -> list[Definition]:
+        return self.searcher.definition(name)
+
+    def references(self, name: str, limit: int = 200) -> list[Reference]:
+        return self.searcher.references(name, limit)
+
+    def callers(self, name: str, limit: int = 200) -> list[tuple[Reference, Definition | None]]:
+        return self.searcher.callers(name, limit)
+
+    def outline(self, path: str) -> list[Definition]:
+        return self.searcher.outline(path)
+
+    def enclosing(self, path: str, line: int) -> Definition | None:
+        return self.searcher.enclosing(path, line)
+
+    def repo_map(self, max_tokens: int = 1024, focus: str | Sequence[str] | None = None) -> str:
+        return self.searcher.repo_map(max_tokens, focus)
+
+    def layout(self, depth: int = 2) -> str:
+        return self.searcher.layout(depth)
+
+    def summary(self) -> str:
+        return self.searcher.summary()
 
     # -- discovery -----------------------------------------------------------
 
@@ -137,8 +196,11 @@ class Repository(SearchMixin):
         found = discover(self.root, follow_symlinks=self.settings.follow_symlinks)
         self._git = found.git
         self._matcher = None
-        own = str(self.store.path)
-        return [c for c in found.candidates if not c.abspath.startswith(own)], found.skipped
+        own = self.store.own_path
+        if own is None:
+            return found.candidates, found.skipped
+        prefix = str(own)
+        return [c for c in found.candidates if not c.abspath.startswith(prefix)], found.skipped
 
     def _included(self, paths: Iterable[str]) -> set[str]:
         """Which of ``paths`` the ignore rules let in (existence not checked)."""
@@ -168,8 +230,20 @@ class Repository(SearchMixin):
         """Bring the store in line with ``candidates``; returns (parsed, reused, removed).
 
         ``remove=None`` means a full scan: every stored path not among the
-        candidates is deleted. Otherwise only ``remove`` is deleted.
+        candidates is deleted. Otherwise only ``remove`` is deleted. The whole
+        sync holds the store's writer lock, so a second process loading the
+        same repository waits and then reuses this one's work.
         """
+        with self.store.writer():
+            return self._sync_locked(candidates, walk_skips, remove, progress)
+
+    def _sync_locked(
+        self,
+        candidates: list[Candidate],
+        walk_skips: list[SkippedFile],
+        remove: set[str] | None,
+        progress: Progress | None,
+    ) -> tuple[int, int, int]:
         store = self.store
         known = store.file_rows()
         known_skips = store.skipped_rows()
@@ -196,46 +270,45 @@ class Repository(SearchMixin):
             sk = known_skips.get(c.path)
             if (
                 sk is not None
-                and sk[0] == c.size
-                and sk[1] == c.mtime_ns
-                and (sk[2].reason == "too_large") == (c.size > limit)
+                and sk.size == c.size
+                and sk.mtime_ns == c.mtime_ns
+                and (sk.skip.reason == "too_large") == (c.size > limit)
             ):
                 reused += 1
                 continue
             todo.append(c)
+        stored = set(known) | set(known_skips)
         if remove is None:
-            gone = (set(known) | set(known_skips)) - cand_paths
+            gone = stored - cand_paths
         else:
-            gone = {p for p in remove if p in known or p in known_skips} - cand_paths
-        walk_skip_paths = {s.path for s in walk_skips}
-        gone |= (set(known) | set(known_skips)) & walk_skip_paths
-        with store.transaction() as conn:
-            if gone:
-                store.delete_paths(conn, gone)
+            gone = {p for p in remove if p in stored} - cand_paths
+        gone |= stored & {s.path for s in walk_skips}
+        with store.batch() as w:
+            w.delete_paths(sorted(gone))
             for path, mtime in touch:
-                store.touch(conn, path, mtime)
+                w.touch(path, mtime)
         total = len(candidates)
         done = reused
         if progress is not None:
             progress(done, total)
         results: list[SkippedFile] = []
-        fresh = not known and not known_skips and len(todo) >= BULK_THRESHOLD
-        with store.bulk_load() if fresh else contextlib.nullcontext():
+        cold = not known and not known_skips and len(todo) >= BULK_THRESHOLD
+        with store.bulk_load() if cold else contextlib.nullcontext():
             for batch in self._parse(todo):
-                with store.transaction() as conn:
+                with store.batch() as w:
                     for res in batch:
-                        self._store_result(conn, res, fresh=fresh)
+                        self._store_result(w, res)
                 results.extend(r for r in batch if isinstance(r, SkippedFile))
-                self._update_text_cache(b for b in batch if isinstance(b, Parsed))
+                self.searcher.texts_changed(
+                    ((b.path, b.text) for b in batch if isinstance(b, Parsed)), ()
+                )
                 done += len(batch)
                 if progress is not None:
                     progress(done, total)
         self._refresh_state(walk_skips, results, gone, full=remove is None)
         return len(todo), reused, len(gone)
 
-    def _store_result(
-        self, conn: sqlite3.Connection, res: Parsed | SkippedFile, *, fresh: bool = False
-    ) -> None:
+    def _store_result(self, w: StoreBatch, res: Parsed | SkippedFile) -> None:
         if isinstance(res, Parsed):
             row = FileRow(
                 res.path,
@@ -247,15 +320,15 @@ class Repository(SearchMixin):
                 res.tokens,
                 res.invalid_utf8,
             )
-            self.store.put_file(conn, row, res.text, res.defs, res.refs, fresh=fresh)
+            w.put_file(row, res.text, res.defs, res.refs)
         elif res.reason in CONTENT_SKIPS:
             st = self._stat(res.path)
             if st is not None:
-                self.store.put_skipped(conn, res, st[0], st[1], fresh=fresh)
+                w.put_skipped(res, st[0], st[1])
             else:
-                self.store.delete_paths(conn, [res.path])
+                w.delete_paths([res.path])
         else:
-            self.store.delete_paths(conn, [res.path])
+            w.delete_paths([res.path])
 
     def _stat(self, rel: str) -> tuple[int, int] | None:
         try:
@@ -275,7 +348,9 @@ class Repository(SearchMixin):
         workers = self.settings.workers or os.cpu_count() or 1
         batches = [items[i : i + BATCH_FILES] for i in range(0, len(items), BATCH_FILES)]
         max_inflight = workers * 3
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=_mp_context(), initializer=_die_with_parent
+        ) as pool:
             pending: set[Future[list[Parsed | SkippedFile]]] = set()
             it = iter(batches)
             for batch in it:
@@ -303,30 +378,23 @@ class Repository(SearchMixin):
             p: FileEntry(p, r.size, r.mtime_ns, r.language, r.lines, r.tokens, r.invalid_utf8)
             for p, r in sorted(rows.items())
         }
-        skips: dict[str, SkippedFile] = {} if full else dict(self._skips)
+        skips: dict[str, SkippedFile] = {} if full else dict(self.table.skips)
         for p in gone:
             skips.pop(p, None)
         for p in entries:
             skips.pop(p, None)
-        for _p, (_s, _m, sk) in self.store.skipped_rows().items():
-            skips[sk.path] = sk
+        for row in self.store.skipped_rows().values():
+            skips[row.skip.path] = row.skip
         for r in results:
             skips[r.path] = r
         for sk in walk_skips:
             skips[sk.path] = sk
-        with self._cond:
-            self._entries = entries
-            self._skips = dict(sorted(skips.items()))
-            for p in gone:
-                self._forget_text(p)
-            self.version += 1
-            self.updated_at = time.time()
-            self._cond.notify_all()
+        self.searcher.texts_changed((), gone)
+        self.table.replace(entries, dict(sorted(skips.items())))
 
     def _make_report(self, parsed: int, reused: int, removed: int, seconds: float) -> LoadReport:
-        with self._lock:
-            entries = list(self._entries.values())
-            skips = list(self._skips.values())
+        entries = list(self.table.entries.values())
+        skips = list(self.table.skips.values())
         rep = LoadReport(root=str(self.root), git=self._git)
         for e in entries:
             rep.files += 1
@@ -372,9 +440,8 @@ class Repository(SearchMixin):
         deleted = {p for p in deleted if not _in_git_dir(p)}
         files: set[str] = set()
         gone: set[str] = set(deleted)
-        known = self.entries()
-        with self._lock:
-            known_skips = set(self._skips)
+        known = self.table.entries
+        known_skips = self.table.skips
         for p in deleted:
             prefix = p + "/"
             gone.update(k for k in known if k.startswith(prefix))
@@ -414,11 +481,14 @@ def load(
     settings: IndexSettings = IndexSettings(),  # noqa: B008 - frozen, safe default
     *,
     progress: Progress | None = None,
+    store: IndexStore | None = None,
 ) -> Repository:
     """Load (or warm-reload from the cache) the repository at ``path``.
 
     A directory (git work tree or not) or a single file both load. A missing
-    path raises :class:`RepositoryNotFound` naming the path.
+    path raises :class:`RepositoryNotFound` naming the path. ``store`` is
+    where the index lives (default: a SQLite file under the cache directory);
+    the repository closes it.
     """
     t0 = time.perf_counter()
     given = Path(path).expanduser()
@@ -432,9 +502,10 @@ def load(
         if not resolved.is_file():
             raise RepositoryNotFound(f"not a directory or regular file: {given}")
         root, single = resolved.parent, resolved.name
-    cache_dir = settings.cache_dir if settings.cache_dir is not None else default_cache_dir()
-    key = resolved if single is not None else root
-    store = Store(db_path_for(Path(cache_dir), key))
+    if store is None:
+        cache_dir = settings.cache_dir if settings.cache_dir is not None else default_cache_dir()
+        key = resolved if single is not None else root
+        store = SQLiteStore(db_path_for(Path(cache_dir), key))
     repo = Repository(root, settings, store)
     repo._single = single
     try:

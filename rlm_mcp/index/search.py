@@ -1,4 +1,9 @@
-"""The search API of :class:`~rlm_mcp.index.repository.Repository`.
+"""Searching one repository's index: grep, symbols, references, ranked search, maps.
+
+:class:`Searcher` is what :class:`~rlm_mcp.index.repository.Repository`
+delegates its read side to; it sees the index only through the
+:class:`~rlm_mcp.index.storage.IndexStore` protocol and the shared
+:class:`~rlm_mcp.index.files.FileTable`.
 
 Grep is the REPL's workhorse, so it runs the compiled regex over whole file
 texts held in memory (loaded once from SQLite in big batches, bounded by
@@ -11,22 +16,22 @@ factor of ripgrep.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
 from rlm_mcp.errors import SearchError
-from rlm_mcp.index.ignore import _translate_glob
-from rlm_mcp.index.model import Definition, FileEntry, LoadReport, Reference, SkippedFile
+from rlm_mcp.index.files import FileTable
+from rlm_mcp.index.ignore import translate_glob
+from rlm_mcp.index.model import Definition, LoadReport, Reference
+from rlm_mcp.index.ranking import STOPWORDS, query_terms
+from rlm_mcp.index.repomap import render_repo_map
+from rlm_mcp.index.storage import DefQuery, IndexStore
 
-if TYPE_CHECKING:
-    from rlm_mcp.index.store import Store
-    from rlm_mcp.index.walker import Parsed
-
-__all__ = ["GrepHit", "SearchMixin", "glob_regex", "required_literal"]
+__all__ = ["GrepHit", "SearchHit", "Searcher", "glob_regex", "required_literal"]
 
 TEXT_CACHE_BYTES = 512 * 1024 * 1024
 HIT_TEXT_CHARS = 300
@@ -43,6 +48,23 @@ class GrepHit:
         return f"{self.path}:{self.line}:{self.text}"
 
 
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A ranked search hit: a definition, or a whole file when ``qualname`` is empty."""
+
+    path: str
+    line: int
+    end_line: int
+    qualname: str
+    kind: str
+    snippet: str
+    score: float
+
+    def __str__(self) -> str:
+        what = f"{self.kind} {self.qualname}" if self.qualname else "file"
+        return f"{self.path}:{self.line}-{self.end_line}: {what}: {self.snippet}"
+
+
 @functools.lru_cache(maxsize=256)
 def glob_regex(glob: str) -> re.Pattern[str]:
     """``**`` spans directories, ``*`` does not; a glob without ``/`` matches at any depth.
@@ -55,7 +77,7 @@ def glob_regex(glob: str) -> re.Pattern[str]:
     g = g.strip("/")
     if g in ("", "**", "**/*"):
         return re.compile(r".*", re.DOTALL)
-    body = _translate_glob(g)
+    body = translate_glob(g)
     if "/" not in g:
         body = "(?:.*/)?" + body
     return re.compile(body + r"(?:/.*)?\Z", re.DOTALL)
@@ -118,19 +140,31 @@ def required_literal(pattern: str) -> str:
     return best if len(best) >= 3 else ""
 
 
-class SearchMixin:
-    """Read-side methods; state lives in the concrete Repository."""
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+EXACT_NAME_BONUS = 12.0
+WORD_NAME_BONUS = 3.0
+SNIPPET_CHARS = 160
 
-    root: Path
-    store: Store
-    report: LoadReport
-    _lock: threading.RLock
-    _entries: dict[str, FileEntry]
-    _skips: dict[str, SkippedFile]
 
-    def __init__(self) -> None:
+class Searcher:
+    """Read-side operations over one repository's store and file table; thread-safe."""
+
+    def __init__(
+        self, table: FileTable, store: IndexStore, report: Callable[[], LoadReport]
+    ) -> None:
+        self.table = table
+        self.store = store
+        self._report = report
+        self._lock = threading.Lock()
         self._texts: dict[str, str] = {}
         self._texts_complete = False
+
+    @property
+    def version(self) -> int:
+        return self.table.version
+
+    def norm(self, path: str) -> str:
+        return self.table.norm(path)
 
     # -- text cache ----------------------------------------------------------
 
@@ -139,28 +173,29 @@ class SearchMixin:
             self._texts = {}
             self._texts_complete = False
 
-    def _forget_text(self, path: str) -> None:
-        self._texts.pop(path, None)
-
-    def _update_text_cache(self, parsed: Iterable[Parsed]) -> None:
+    def texts_changed(self, changed: Iterable[tuple[str, str]], gone: Iterable[str]) -> None:
+        """The indexer stored new texts: the cache takes them (a fill in progress keeps them)."""
         with self._lock:
-            if self._texts_complete:
-                for p in parsed:
-                    self._texts[p.path] = p.text
+            for path, text in changed:
+                self._texts[path] = text
+            for path in gone:
+                self._texts.pop(path, None)
 
     def _ensure_texts(self) -> bool:
         """Load every text into memory when the corpus fits the budget."""
+        entries = self.table.entries
         with self._lock:
             if self._texts_complete:
                 return True
-            total = sum(e.size for e in self._entries.values())
+            total = sum(e.size for e in entries.values())
             if total > TEXT_CACHE_BYTES:
                 return False
-            paths = [p for p in self._entries if p not in self._texts]
-        loaded = dict(self.store.iter_texts(paths, batch=900))
+            paths = [p for p in entries if p not in self._texts]
+        loaded = dict(self.store.iter_texts(paths))
         with self._lock:
+            current = self.table.entries
             for p, t in loaded.items():
-                if p in self._entries:
+                if p in current:
                     self._texts.setdefault(p, t)
             self._texts_complete = True
         return True
@@ -172,39 +207,31 @@ class SearchMixin:
                 pairs = [(p, texts[p]) for p in paths if p in texts]
             yield from pairs
         else:
-            yield from self.store.iter_texts(paths, batch=500)
+            yield from self.store.iter_texts(paths)
 
     # -- files ---------------------------------------------------------------
 
-    def _norm(self, path: str) -> str:
-        p = str(path).replace("\\", "/").strip()
-        root = str(self.root).replace("\\", "/")
-        if p.startswith(root + "/"):
-            p = p[len(root) + 1 :]
-        while p.startswith("./"):
-            p = p[2:]
-        return p.lstrip("/")
-
-    def _known(self, path: str) -> str:
-        p = self._norm(path)
-        with self._lock:
-            if p in self._entries:
-                return p
-            skip = self._skips.get(p)
-            names = [k for k in self._entries if k.endswith("/" + p.rsplit("/", 1)[-1])][:5]
+    def known(self, path: str) -> str:
+        """``path`` as indexed, or a :class:`SearchError` saying why it is not."""
+        p = self.table.norm(path)
+        entries, skips = self.table.entries, self.table.skips
+        if p in entries:
+            return p
+        skip = skips.get(p)
         if skip is not None:
             raise SearchError(f"{p} is not indexed: skipped ({skip.reason}: {skip.detail})")
+        base = "/" + p.rsplit("/", 1)[-1]
+        names = [k for k in entries if k.endswith(base)][:5]
         hint = f"; did you mean {', '.join(names)}?" if names else ""
         raise SearchError(f"unknown path: {path!r}{hint}")
 
     def files(self, glob: str = "**") -> list[str]:
         """Indexed paths matching ``glob`` (``**`` spans directories), sorted."""
         rx = glob_regex(glob)
-        with self._lock:
-            return [p for p in self._entries if rx.match(p)]
+        return [p for p in self.table.entries if rx.match(p)]
 
     def text(self, path: str) -> str:
-        p = self._known(path)
+        p = self.known(path)
         with self._lock:
             cached = self._texts.get(p)
         if cached is not None:
@@ -238,7 +265,7 @@ class SearchMixin:
         except (re.error, TypeError, ValueError, OverflowError) as exc:
             raise SearchError(f"invalid regex {pattern!r}: {exc}") from None
         lit = "" if rx.flags & re.IGNORECASE else required_literal(pattern)
-        paths = self.files(glob) if glob else self.files()
+        paths = self.files(glob) if glob else list(self.table.entries)
         hits: list[GrepHit] = []
         if max_results <= 0:
             return hits
@@ -263,32 +290,20 @@ class SearchMixin:
         """Definitions by name; ``auto`` tries exact, then prefix, then substring."""
         if match not in MATCH_MODES:
             raise SearchError(f"unknown match mode {match!r}; use one of {', '.join(MATCH_MODES)}")
-        extra, params = "", []
-        if kind:
-            extra += " AND kind = ?"
-            params.append(kind)
-        if path_glob:
-            extra += " AND path REGEXP ?"
-            params.append(glob_regex(path_glob).pattern)
         q = query.strip()
-        low = q.lower()
-        modes = ["exact", "prefix", "substring"] if match == "auto" else [match]
+        if match == "regex":
+            try:
+                re.compile(q)
+            except re.error as exc:
+                raise SearchError(f"invalid regex {q!r}: {exc}") from None
+        modes: list[Literal["exact", "prefix", "substring", "regex"]]
+        modes = ["exact", "prefix", "substring"] if match == "auto" else [match]  # type: ignore[list-item]
+        kinds = frozenset({kind}) if kind else None
+        path_rx = glob_regex(path_glob).pattern if path_glob else None
         out: list[Definition] = []
         seen: set[Definition] = set()
         for mode in modes:
-            if mode == "exact":
-                where, args = "(name = ? OR qualname = ?)", [q, q]
-            elif mode == "prefix":
-                where, args = "lower(name) >= ? AND lower(name) < ?", [low, low + "\U0010ffff"]
-            elif mode == "substring":
-                where, args = "instr(lower(name), ?) > 0", [low]
-            else:
-                try:
-                    re.compile(q)
-                except re.error as exc:
-                    raise SearchError(f"invalid regex {q!r}: {exc}") from None
-                where, args = "(name REGEXP ? OR qualname REGEXP ?)", [q, q]
-            for d in self.store.query_defs(where + extra, [*args, *params], limit):
+            for d in self.store.find_defs(DefQuery(mode, q, kinds, path_rx, limit)):
                 if d not in seen:
                     seen.add(d)
                     out.append(d)
@@ -298,16 +313,15 @@ class SearchMixin:
 
     def definition(self, name: str) -> list[Definition]:
         """Definitions whose name or qualified name is exactly ``name``."""
-        return self.store.query_defs("(name = ? OR qualname = ?)", [name, name], 200)
+        return self.store.find_defs(DefQuery("exact", name, limit=200))
 
     def references(self, name: str, limit: int = 200) -> list[Reference]:
         """Where ``name`` (or the last part of a dotted name) is used."""
         short = name.rsplit(".", 1)[-1].strip()
-        return self.store.query_refs(short, limit)
+        return self.store.refs(short, limit)
 
     def outline(self, path: str) -> list[Definition]:
-        p = self._known(path)
-        return self.store.query_defs("path = ?", [p], 100_000)
+        return self.store.find_defs(DefQuery("path", self.known(path)))
 
     def enclosing(self, path: str, line: int) -> Definition | None:
         """The innermost definition whose lines contain ``line`` of ``path`` (None at top level)."""
@@ -324,23 +338,75 @@ class SearchMixin:
         for ref in self.references(name, limit):
             defs = by_path.get(ref.path)
             if defs is None:
-                defs = by_path[ref.path] = self.store.query_defs("path = ?", [ref.path], 100_000)
+                defs = by_path[ref.path] = self.store.find_defs(DefQuery("path", ref.path))
             out.append((ref, _innermost(defs, ref.line)))
         return out
+
+    # -- ranked search -------------------------------------------------------
+
+    def search(self, query: str, limit: int = 20, glob: str | None = None) -> list[SearchHit]:
+        """Definitions and files ranked for a question or an identifier, best first.
+
+        BM25 over name words, path words, signatures, docstrings and comments
+        (stemmed), plus a bonus for definitions whose name is an identifier
+        written in the query, with how often a name is used as the tie-breaker.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise SearchError("the search query is empty")
+        limit = max(1, int(limit))
+        rx = glob_regex(glob) if glob else None
+        scored: dict[tuple[str, int, str], SearchHit] = {}
+
+        def add(hit: SearchHit) -> None:
+            if rx is not None and not rx.match(hit.path):
+                return
+            key = (hit.path, hit.line, hit.qualname)
+            old = scored.get(key)
+            if old is None or old.score < hit.score:
+                scored[key] = hit
+
+        for t in self.store.text_search(query_terms(query), max(50, limit * 5)):
+            snippet = t.signature or t.doc or (t.path if not t.qualname else t.qualname)
+            add(
+                SearchHit(
+                    t.path, t.start_line, t.end_line, t.qualname, t.kind, _clip(snippet), t.score
+                )
+            )
+        for ident in dict.fromkeys(_IDENT.findall(query)):
+            if len(ident) < 3 or ident.lower() in STOPWORDS:
+                continue
+            bonus = EXACT_NAME_BONUS if _looks_like_identifier(ident) else WORD_NAME_BONUS
+            for d in self.store.find_defs(DefQuery("exact", ident, limit=20)):
+                prior = scored.get((d.path, d.start_line, d.qualname))
+                base = prior.score if prior is not None else 0.0
+                add(_def_hit(d, base + bonus))
+        if not scored:
+            return []
+        names = {h.qualname.rsplit(".", 1)[-1] for h in scored.values() if h.qualname}
+        uses = self.store.ref_counts(sorted(names)) if names else {}
+        ranked = sorted(
+            scored.values(),
+            key=lambda h: (
+                -(h.score + 0.05 * math.log1p(uses.get(h.qualname.rsplit(".", 1)[-1], 0))),
+                h.path,
+                h.line,
+            ),
+        )
+        return [
+            SearchHit(h.path, h.line, h.end_line, h.qualname, h.kind, h.snippet, round(h.score, 3))
+            for h in ranked[:limit]
+        ]
 
     # -- overview ------------------------------------------------------------
 
     def repo_map(self, max_tokens: int = 1024, focus: str | Sequence[str] | None = None) -> str:
         """Ranked overview of files and symbols within ``max_tokens`` (see repomap)."""
-        from rlm_mcp.index.repomap import render_repo_map
-
-        return render_repo_map(self, max_tokens, focus)  # type: ignore[arg-type]
+        return render_repo_map(self, self.store, max_tokens, focus)
 
     def layout(self, depth: int = 2) -> str:
         """Directory tree down to ``depth`` levels with recursive file counts."""
         counts: dict[str, int] = {}
-        with self._lock:
-            paths = list(self._entries)
+        paths = list(self.table.entries)
         for p in paths:
             parts = p.split("/")[:-1]
             for k in range(1, min(depth, len(parts)) + 1):
@@ -354,15 +420,37 @@ class SearchMixin:
         return "\n".join(lines)
 
     def summary(self) -> str:
-        rep = self.report
+        rep = self._report()
         langs = ", ".join(f"{k} {v}" for k, v in list(rep.languages.items())[:12]) or "none"
         skipped = ", ".join(f"{k} {v}" for k, v in rep.skipped_by_reason().items()) or "none"
         return (
-            f"Repository {self.root}\n"
+            f"Repository {self.table.root}\n"
             f"{rep.files} files, {rep.lines} lines, {rep.bytes} bytes, ~{rep.tokens} tokens, "
             f"{rep.symbols} symbols\nLanguages: {langs}\nSkipped: {skipped}\n"
             f"Layout:\n{self.layout(2)}"
         )
+
+
+def _looks_like_identifier(token: str) -> bool:
+    """``load_config``, ``parseURL``, ``Repo.load``: not a plain English word."""
+    return "_" in token or "." in token or any(c.isupper() for c in token[1:])
+
+
+def _clip(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= SNIPPET_CHARS else line[: SNIPPET_CHARS - 1] + "…"
+
+
+def _def_hit(d: Definition, score: float) -> SearchHit:
+    return SearchHit(
+        d.path,
+        d.start_line,
+        d.end_line,
+        d.qualname,
+        d.kind,
+        _clip(d.signature or d.doc or d.qualname),
+        score,
+    )
 
 
 def _grep_text(

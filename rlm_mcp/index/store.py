@@ -1,45 +1,66 @@
-"""The persistent SQLite index of one repository.
+"""The SQLite implementation of :class:`~rlm_mcp.index.storage.IndexStore`.
 
-File text lives in SQLite (table ``content``) next to the symbols: a warm
-load then touches no file bodies, a sandboxed worker can open the database
-read-only, and grep can stream texts in large batches when the in-memory
-corpus would be too big. The database runs in WAL mode with a busy timeout so
-that two server processes may load the same repository at once; writes happen
-inside short ``BEGIN IMMEDIATE`` transactions.
+Every SQL statement of the index lives in this module. File text lives in
+SQLite (table ``content``) next to the symbols: a warm load touches no file
+bodies and grep can stream texts in batches. The database runs in WAL mode
+with a busy timeout, so several processes may read it while one writes.
 
-Each thread gets its own connection (the MCP server searches from several
-threads while the watcher writes from another); in-process writers are also
-serialised by a lock so that a reader never waits on SQLite's busy handler for
-a writer in the same process.
+One writer per repository: a load or a watcher batch holds
+:meth:`SQLiteStore.writer`, an exclusive ``flock`` on ``<db>.lock`` that
+serialises writers across processes (a second process loading the same
+repository waits, then reuses the first one's work). Inside it, each batch is
+a ``BEGIN IMMEDIATE`` transaction, so a crash never leaves half a file.
+
+A cold load may drop the name indexes and build them once at the end
+(:meth:`SQLiteStore.bulk_load`); the per-path indexes stay, so replacing a
+file is always a keyed delete. Opening a store recreates any index that is
+missing, so a load killed half-way leaves nothing slow behind.
+
+Ranked search is an FTS5 table (``porter`` stemming, BM25) over an external
+content table ``docs``: one row per definition (its name split into words,
+its path, signature, docstring and the comments inside it) and one per file
+(its path and module docstring).
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import logging
+import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from rlm_mcp.errors import IndexCorrupted
 from rlm_mcp.index.model import Definition, Reference, SkippedFile
+from rlm_mcp.index.ranking import def_doc_rows, file_doc_row
+from rlm_mcp.index.storage import (
+    DefQuery,
+    DefRow,
+    FileRow,
+    RefRow,
+    SkipRow,
+    TextHit,
+)
 
 T = TypeVar("T")
 
-__all__ = ["SCHEMA_VERSION", "FileRow", "Store", "db_path_for"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "db_path_for"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
+TEXT_BATCH = 500
 
-_SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
@@ -56,26 +77,33 @@ CREATE TABLE IF NOT EXISTS defs (
     start_line INTEGER NOT NULL, end_line INTEGER NOT NULL, signature TEXT NOT NULL,
     doc TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS defs_name ON defs(name);
-CREATE INDEX IF NOT EXISTS defs_lname ON defs(lower(name));
-CREATE INDEX IF NOT EXISTS defs_qualname ON defs(qualname);
-CREATE INDEX IF NOT EXISTS defs_path ON defs(path);
 CREATE TABLE IF NOT EXISTS refs (
     name TEXT NOT NULL, path TEXT NOT NULL, line INTEGER NOT NULL, kind TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS refs_name ON refs(name);
+CREATE TABLE IF NOT EXISTS docs (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL, start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL, qualname TEXT NOT NULL, kind TEXT NOT NULL,
+    signature TEXT NOT NULL, doc TEXT NOT NULL,
+    names TEXT NOT NULL, pathwords TEXT NOT NULL, body TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+    names, pathwords, body, content='docs', content_rowid='id',
+    tokenize='porter unicode61'
+);
+CREATE INDEX IF NOT EXISTS defs_path ON defs(path);
 CREATE INDEX IF NOT EXISTS refs_path ON refs(path);
+CREATE INDEX IF NOT EXISTS docs_path ON docs(path);
 """
 
-_TABLES = ("meta", "files", "content", "skipped", "defs", "refs")
-_SEARCH_INDEXES = {
+_ALL_TABLES = ("meta", "files", "content", "skipped", "defs", "refs", "fts", "docs")
+_NAME_INDEXES = {
     "defs_name": "defs(name)",
     "defs_lname": "defs(lower(name))",
     "defs_qualname": "defs(qualname)",
-    "defs_path": "defs(path)",
     "refs_name": "refs(name)",
-    "refs_path": "refs(path)",
 }
+_BM25 = "bm25(fts, 8.0, 2.0, 1.0)"
+_DEF_COLUMNS = "name, qualname, kind, path, start_line, end_line, signature, doc"
 
 
 @functools.lru_cache(maxsize=128)
@@ -88,8 +116,12 @@ def _regexp(pattern: str, value: str | None) -> bool:
     return value is not None and _compile(pattern).search(value) is not None
 
 
+def _match_start(pattern: str, value: str | None) -> bool:
+    return value is not None and _compile(pattern).match(value) is not None
+
+
 def _retry_locked(fn: Callable[[], T]) -> T:
-    """Retry ``fn`` while another process holds the lock SQLite's busy handler skips.
+    """Retry ``fn`` while another process holds a lock SQLite's busy handler skips.
 
     Switching to WAL while a second process creates the same database fails
     with "database is locked" at once, without waiting on ``busy_timeout``.
@@ -113,34 +145,107 @@ def db_path_for(cache_dir: Path, root: Path) -> Path:
     return cache_dir / f"{safe}-{digest}.sqlite"
 
 
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    path: str
-    size: int
-    mtime_ns: int
-    hash: str
-    language: str | None
-    lines: int
-    tokens: int
-    invalid_utf8: bool
+class _Batch:
+    """The writes of one transaction (:class:`~rlm_mcp.index.storage.StoreBatch`)."""
+
+    def __init__(self, conn: sqlite3.Connection, *, bulk: bool) -> None:
+        self.conn = conn
+        self.bulk = bulk
+
+    def delete_paths(self, paths: Sequence[str]) -> None:
+        rows = [(p,) for p in paths]
+        if not rows:
+            return
+        c = self.conn
+        c.executemany(
+            "INSERT INTO fts(fts, rowid, names, pathwords, body) "
+            "SELECT 'delete', id, names, pathwords, body FROM docs WHERE path=?",
+            rows,
+        )
+        for table in ("files", "content", "defs", "refs", "skipped", "docs"):
+            c.executemany(f"DELETE FROM {table} WHERE path=?", rows)
+
+    def put_file(
+        self, row: FileRow, text: str, defs: Sequence[DefRow], refs: Sequence[RefRow]
+    ) -> None:
+        self.delete_paths([row.path])
+        c = self.conn
+        c.execute(
+            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?)",
+            (
+                row.path,
+                row.size,
+                row.mtime_ns,
+                row.hash,
+                row.language,
+                row.lines,
+                row.tokens,
+                int(row.invalid_utf8),
+            ),
+        )
+        c.execute("INSERT INTO content VALUES (?,?)", (row.path, text))
+        c.executemany("INSERT INTO defs VALUES (?,?,?,?,?,?,?,?)", defs)
+        c.executemany("INSERT INTO refs VALUES (?,?,?,?)", refs)
+        docs = [file_doc_row(row.path, text, row.lines), *def_doc_rows(text, defs)]
+        c.executemany(
+            "INSERT INTO docs(path, start_line, end_line, qualname, kind, signature, doc, "
+            "names, pathwords, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            docs,
+        )
+        c.execute(
+            "INSERT INTO fts(rowid, names, pathwords, body) "
+            "SELECT id, names, pathwords, body FROM docs WHERE path=?",
+            (row.path,),
+        )
+
+    def put_skipped(self, skip: SkippedFile, size: int, mtime_ns: int) -> None:
+        self.delete_paths([skip.path])
+        self.conn.execute(
+            "INSERT INTO skipped VALUES (?,?,?,?,?)",
+            (skip.path, size, mtime_ns, skip.reason, skip.detail),
+        )
+
+    def touch(self, path: str, mtime_ns: int) -> None:
+        self.conn.execute("UPDATE files SET mtime_ns=? WHERE path=?", (mtime_ns, path))
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
 
-DefRow = tuple[str, str, str, str, int, int, str, str]
-RefRow = tuple[str, str, int, str]
+class SQLiteStore:
+    """One repository's index in one SQLite file; thread- and process-safe.
 
-
-class Store:
-    """Thread-safe access to one repository's SQLite index."""
+    Each thread gets its own connection, closed when the thread ends (or at
+    :meth:`close`), so connections never pile up in a server whose worker
+    threads come and go.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexCorrupted(
+                f"cannot create the cache directory {path.parent}: {exc.strerror or exc}"
+            ) from None
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: dict[int, sqlite3.Connection] = {}
         self._conns_lock = threading.Lock()
-        self.write_lock = threading.RLock()
+        self._write_lock = threading.RLock()
         self._closed = False
         self._init_schema()
+
+    # -- IndexStore: identity -------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    @property
+    def own_path(self) -> Path | None:
+        return self.path
+
+    # -- connections ----------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -151,29 +256,62 @@ class Store:
         )
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.create_function("regexp", 2, _regexp, deterministic=True)
+        conn.create_function("rematch", 2, _match_start, deterministic=True)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA cache_size=-16384")
         return conn
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def _conn(self) -> sqlite3.Connection:
         if self._closed:
             raise sqlite3.ProgrammingError("store is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
+            thread = threading.current_thread()
             with self._conns_lock:
-                self._conns.append(conn)
+                self._reap_locked()
+                stale = self._conns.pop(thread.ident or 0, None)
+                if stale is not None:
+                    stale.close()
+                self._conns[thread.ident or 0] = conn
         return conn
 
+    def _reap_locked(self) -> None:
+        """Close the connections of threads that have ended."""
+        alive = {t.ident for t in threading.enumerate()}
+        for ident in [i for i in self._conns if i not in alive]:
+            try:
+                self._conns.pop(ident).close()
+            except sqlite3.Error:
+                pass
+
+    def open_connections(self) -> int:
+        with self._conns_lock:
+            self._reap_locked()
+            return len(self._conns)
+
     def _init_schema(self) -> None:
-        conn = self.conn
+        try:
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise
+            log.warning("index cache %s is unreadable (%s): rebuilding it", self.path, exc)
+            self._discard_file()
+            self._create_schema()
+
+    def _create_schema(self) -> None:
+        conn = self._conn
         mode = _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
         if mode and str(mode[0]).lower() != "wal":
             log.warning("SQLite index %s is not in WAL mode (%s)", self.path, mode[0])
-        with self.transaction() as c:
+        quick = conn.execute("PRAGMA quick_check").fetchone()
+        if quick is None or quick[0] != "ok":
+            raise sqlite3.DatabaseError(f"quick_check failed: {quick[0] if quick else '?'}")
+        with self._transaction() as c:
             has_meta = c.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
             ).fetchone()
@@ -184,21 +322,38 @@ class Store:
             if version != str(SCHEMA_VERSION):
                 if has_meta or version is not None:
                     log.info("index schema %s != %s: rebuilding", version, SCHEMA_VERSION)
-                for table in _TABLES:
+                for table in _ALL_TABLES:
                     c.execute(f"DROP TABLE IF EXISTS {table}")
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        c.execute(stmt)
-                c.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
+            for stmt in _TABLES.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+            for name, target in _NAME_INDEXES.items():
+                c.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
+            c.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def _discard_file(self) -> None:
+        self.close()
+        self._closed = False
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(self.path) + suffix)
+            try:
+                if p.is_dir() and not p.is_symlink():
+                    raise IndexCorrupted(
+                        f"the index cache {p} is a directory, not a database: remove it"
+                    )
+                p.unlink(missing_ok=True)
+            except OSError as exc:
+                raise IndexCorrupted(
+                    f"the index cache {p} is corrupt and cannot be removed: {exc.strerror or exc}"
+                ) from None
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on error, one writer per process."""
-        with self.write_lock:
-            conn = self.conn
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._write_lock:
+            conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -210,64 +365,122 @@ class Store:
     def close(self) -> None:
         self._closed = True
         with self._conns_lock:
-            conns, self._conns = self._conns, []
+            conns, self._conns = list(self._conns.values()), {}
+        self._local = threading.local()
         for conn in conns:
             try:
                 conn.close()
             except sqlite3.Error:
                 pass
 
-    # -- reads ---------------------------------------------------------------
+    # -- IndexStore: writes ---------------------------------------------------------
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """Exclusive across processes (``flock``) and threads: one writer per repository."""
+        with self._write_lock:
+            lock_path = Path(str(self.path) + ".lock")
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    @contextmanager
+    def batch(self) -> Iterator[_Batch]:
+        with self._transaction() as conn:
+            yield _Batch(conn, bulk=False)
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Drop the name indexes for a cold load and build them once at the end.
+
+        Keeping a B-tree index current row by row costs more than the rows
+        themselves for the hundreds of thousands of references a cold load
+        writes; building it afterwards is one sort. If the process dies in
+        between, the next open builds them.
+        """
+        with self._transaction() as conn:
+            for name in _NAME_INDEXES:
+                conn.execute(f"DROP INDEX IF EXISTS {name}")
+        try:
+            yield
+        finally:
+            with self._transaction() as conn:
+                for name, target in _NAME_INDEXES.items():
+                    conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
+
+    # -- IndexStore: reads ----------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
 
     def file_rows(self) -> dict[str, FileRow]:
-        rows = self.conn.execute(
+        rows = self._conn.execute(
             "SELECT path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8 FROM files"
         ).fetchall()
         return {r[0]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows}
 
-    def skipped_rows(self) -> dict[str, tuple[int, int, SkippedFile]]:
-        rows = self.conn.execute("SELECT path, size, mtime_ns, reason, detail FROM skipped")
-        return {r[0]: (r[1], r[2], SkippedFile(r[0], r[3], r[4])) for r in rows}
+    def skipped_rows(self) -> dict[str, SkipRow]:
+        rows = self._conn.execute("SELECT path, size, mtime_ns, reason, detail FROM skipped")
+        return {r[0]: SkipRow(r[1], r[2], SkippedFile(r[0], r[3], r[4])) for r in rows}
 
     def text(self, path: str) -> str | None:
-        row = self.conn.execute("SELECT text FROM content WHERE path=?", (path,)).fetchone()
+        row = self._conn.execute("SELECT text FROM content WHERE path=?", (path,)).fetchone()
         return None if row is None else str(row[0])
 
-    def iter_texts(self, paths: Sequence[str], batch: int = 500) -> Iterator[tuple[str, str]]:
-        for i in range(0, len(paths), batch):
-            chunk = paths[i : i + batch]
+    def iter_texts(self, paths: Sequence[str]) -> Iterator[tuple[str, str]]:
+        for i in range(0, len(paths), TEXT_BATCH):
+            chunk = paths[i : i + TEXT_BATCH]
             marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
+            rows = self._conn.execute(
                 f"SELECT path, text FROM content WHERE path IN ({marks})", chunk
             ).fetchall()
             yield from rows
 
     def symbol_count(self) -> int:
-        return int(self.conn.execute("SELECT count(*) FROM defs").fetchone()[0])
+        return int(self._conn.execute("SELECT count(*) FROM defs").fetchone()[0])
 
-    def query_defs(self, where: str, params: Sequence[object], limit: int) -> list[Definition]:
-        rows = self.conn.execute(
-            "SELECT name, qualname, kind, path, start_line, end_line, signature, doc FROM defs "
-            f"WHERE {where} ORDER BY path, start_line LIMIT ?",
-            (*params, limit),
+    def find_defs(self, query: DefQuery) -> list[Definition]:
+        mode, text = query.mode, query.text
+        if mode == "exact":
+            where, args = "(name = ? OR qualname = ?)", [text, text]
+        elif mode == "prefix":
+            low = text.lower()
+            where, args = "lower(name) >= ? AND lower(name) < ?", [low, low + "\U0010ffff"]
+        elif mode == "substring":
+            where, args = "instr(lower(name), ?) > 0", [text.lower()]
+        elif mode == "regex":
+            where, args = "(name REGEXP ? OR qualname REGEXP ?)", [text, text]
+        elif mode == "path":
+            where, args = "path = ?", [text]
+        else:
+            where, args = "1 = 1", []
+        params: list[object] = list(args)
+        if query.kinds is not None:
+            kinds = sorted(query.kinds)
+            where += f" AND kind IN ({','.join('?' * len(kinds))})"
+            params.extend(kinds)
+        if query.path_regex is not None:
+            where += " AND rematch(?, path)"
+            params.append(query.path_regex)
+        rows = self._conn.execute(
+            f"SELECT {_DEF_COLUMNS} FROM defs WHERE {where} ORDER BY path, start_line LIMIT ?",
+            (*params, query.limit),
         ).fetchall()
         return [Definition(*r) for r in rows]
 
-    def query_refs(self, name: str, limit: int) -> list[Reference]:
-        rows = self.conn.execute(
+    def refs(self, name: str, limit: int) -> list[Reference]:
+        rows = self._conn.execute(
             "SELECT name, path, line, kind FROM refs WHERE name=? ORDER BY path, line LIMIT ?",
             (name, limit),
         ).fetchall()
         return [Reference(*r) for r in rows]
 
     def edges(self, max_defining_files: int = 8) -> list[tuple[str, str, int]]:
-        """(referencing file, defining file, weight) for every cross-file name use.
-
-        Names defined in more than ``max_defining_files`` files (``get``,
-        ``__init__``, ``run``) say little about which file a use points at, and
-        joining on them multiplies the edges by the hundreds; they are left out.
-        """
-        rows = self.conn.execute(
+        rows = self._conn.execute(
             "WITH d AS (SELECT DISTINCT name, path FROM defs WHERE name IN "
             "(SELECT name FROM defs GROUP BY name HAVING count(DISTINCT path) <= ?)) "
             "SELECT r.path, d.path, count(*) FROM refs r JOIN d ON r.name = d.name "
@@ -276,85 +489,29 @@ class Store:
         ).fetchall()
         return [(str(a), str(b), int(w)) for a, b, w in rows]
 
-    def ref_counts(self) -> dict[str, int]:
-        rows = self.conn.execute("SELECT name, count(*) FROM refs GROUP BY name")
+    def ref_counts(self, names: Sequence[str] | None = None) -> dict[str, int]:
+        if names is None:
+            rows = self._conn.execute("SELECT name, count(*) FROM refs GROUP BY name").fetchall()
+        else:
+            rows = []
+            for i in range(0, len(names), TEXT_BATCH):
+                chunk = list(names[i : i + TEXT_BATCH])
+                rows += self._conn.execute(
+                    f"SELECT name, count(*) FROM refs WHERE name IN ({','.join('?' * len(chunk))}) "
+                    "GROUP BY name",
+                    chunk,
+                ).fetchall()
         return {str(n): int(c) for n, c in rows}
 
-    # -- writes (call inside transaction()) ------------------------------------
-
-    @staticmethod
-    def delete_paths(conn: sqlite3.Connection, paths: Iterable[str]) -> None:
-        rows = [(p,) for p in paths]
-        for table in ("files", "content", "defs", "refs", "skipped"):
-            conn.executemany(f"DELETE FROM {table} WHERE path=?", rows)
-
-    @contextmanager
-    def bulk_load(self) -> Iterator[None]:
-        """Fill an empty store fast: search indexes are dropped, then built once at the end.
-
-        Keeping a B-tree index current row by row costs more than the rows
-        themselves for the hundreds of thousands of references a cold load
-        writes; building it afterwards is one sort.
-        """
-        with self.transaction() as conn:
-            for name in _SEARCH_INDEXES:
-                conn.execute(f"DROP INDEX IF EXISTS {name}")
-        try:
-            yield
-        finally:
-            with self.transaction() as conn:
-                for name, target in _SEARCH_INDEXES.items():
-                    conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
-
-    @staticmethod
-    def put_file(
-        conn: sqlite3.Connection,
-        row: FileRow,
-        text: str,
-        defs: Sequence[DefRow],
-        refs: Sequence[RefRow],
-        *,
-        fresh: bool = False,
-    ) -> None:
-        """Store one parsed file; ``fresh`` (a bulk load into an empty store) skips the deletes."""
-        p = row.path
-        if not fresh:
-            conn.execute("DELETE FROM defs WHERE path=?", (p,))
-            conn.execute("DELETE FROM refs WHERE path=?", (p,))
-            conn.execute("DELETE FROM skipped WHERE path=?", (p,))
-        conn.execute(
-            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
-            (
-                p,
-                row.size,
-                row.mtime_ns,
-                row.hash,
-                row.language,
-                row.lines,
-                row.tokens,
-                int(row.invalid_utf8),
-            ),
-        )
-        conn.execute("INSERT OR REPLACE INTO content VALUES (?,?)", (p, text))
-        conn.executemany("INSERT INTO defs VALUES (?,?,?,?,?,?,?,?)", defs)
-        conn.executemany("INSERT INTO refs VALUES (?,?,?,?)", refs)
-
-    @staticmethod
-    def put_skipped(
-        conn: sqlite3.Connection,
-        skip: SkippedFile,
-        size: int,
-        mtime_ns: int,
-        *,
-        fresh: bool = False,
-    ) -> None:
-        if not fresh:
-            Store.delete_paths(conn, [skip.path])
-        conn.execute(
-            "INSERT INTO skipped VALUES (?,?,?,?,?)",
-            (skip.path, size, mtime_ns, skip.reason, skip.detail),
-        )
-
-    @staticmethod
-    def touch(conn: sqlite3.Connection, path: str, mtime_ns: int) -> None:
-        conn.execute("UPDATE files SET mtime_ns=? WHERE path=?", (mtime_ns, path))
+    def text_search(self, terms: Sequence[str], limit: int) -> list[TextHit]:
+        words = [t for t in terms if t.isalnum()]
+        if not words:
+            return []
+        match = " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+        rows = self._conn.execute(
+            "SELECT d.path, d.start_line, d.end_line, d.qualname, d.kind, d.signature, d.doc, "
+            f"{_BM25} AS score FROM fts JOIN docs d ON d.id = fts.rowid "
+            "WHERE fts MATCH ? ORDER BY score LIMIT ?",
+            (match, limit),
+        ).fetchall()
+        return [TextHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], -float(r[7])) for r in rows]

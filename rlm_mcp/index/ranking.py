@@ -1,0 +1,110 @@
+"""Words for ranked search: identifiers split the way people say them.
+
+``parseHTTPResponse``, ``parse_http_response`` and "parse the HTTP response"
+should all find the same function, so every name, path and query goes
+through :func:`words`: CamelCase and snake_case split, lower-cased. The
+full-text index (BM25 with Porter stemming, in the store) then ranks
+definitions by their name words (weighted most), their path, and their
+signature, docstring and the comments inside them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+__all__ = ["STOPWORDS", "def_doc_rows", "file_doc_row", "query_terms", "words"]
+
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*|[0-9]+")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_COMMENT = re.compile(r"^\s*(?:#+|//+|/\*+|\*+|--|;+|%+|\"\"\"|''')\s?(.*?)(?:\*/|\"\"\"|''')?\s*$")
+_QUOTES = ('"""', "'''")
+BODY_CHARS = 2_000
+HEAD_LINES = 60
+
+STOPWORDS = frozenset(
+    """a an and any are as at be been but by can code could did do does doing done for from
+    get gets got has have how i if in into is it its me my not of on or our should so some
+    that the their them then there these they this those to uses using via was we were what
+    when where which while who why will with would you your find show tell explain handle
+    handled handles implemented implement implements function functions method methods class
+    classes file files repository repo part logic""".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of ``text`` with identifiers split (``getHTTPCode`` → get, http, code)."""
+    out: list[str] = []
+    for token in _TOKEN.findall(text):
+        parts = _CAMEL.findall(token)
+        out.extend(p.lower() for p in parts if p)
+    return out
+
+
+def query_terms(question: str) -> list[str]:
+    """The words of a question worth searching for: no stop words, no one-letter words."""
+    seen: dict[str, None] = {}
+    for w in words(question):
+        if len(w) > 1 and w not in STOPWORDS:
+            seen.setdefault(w, None)
+    return list(seen)
+
+
+def _comment_lines(lines: Iterable[str]) -> list[str]:
+    """Comment and docstring text among ``lines``, markers stripped."""
+    out: list[str] = []
+    in_doc: str | None = None
+    for raw in lines:
+        line = raw.strip()
+        if in_doc is not None:
+            end = line.find(in_doc)
+            out.append(line if end < 0 else line[:end])
+            if end >= 0:
+                in_doc = None
+            continue
+        opener = next((q for q in _QUOTES if q in line), None)
+        if opener is not None:
+            start = line.index(opener) + 3
+            rest = line[start:]
+            end = rest.find(opener)
+            out.append(rest if end < 0 else rest[:end])
+            if end < 0:
+                in_doc = opener
+            continue
+        m = _COMMENT.match(line)
+        if m and m.group(1):
+            out.append(m.group(1))
+        elif "//" in line or " #" in line:
+            out.append(line.split("//", 1)[-1] if "//" in line else line.split(" #", 1)[-1])
+    return out
+
+
+def _body(lines: Sequence[str]) -> str:
+    text = " ".join(s for s in _comment_lines(lines) if s)
+    return " ".join(words(text[:BODY_CHARS]))
+
+
+DocRow = tuple[str, int, int, str, str, str, str, str, str, str]
+
+
+def file_doc_row(path: str, text: str, lines: int) -> DocRow:
+    """The file's own row: its path words and its leading comment or module docstring."""
+    head = text.split("\n", HEAD_LINES)[:HEAD_LINES]
+    return (path, 1, max(1, lines), "", "file", "", "", "", " ".join(words(path)), _body(head))
+
+
+def def_doc_rows(
+    text: str, defs: Sequence[tuple[str, str, str, str, int, int, str, str]]
+) -> list[DocRow]:
+    """One row per definition: name words, path words, and signature + doc + inner comments."""
+    if not defs:
+        return []
+    lines = text.split("\n")
+    path_words = " ".join(words(defs[0][3]))
+    rows: list[DocRow] = []
+    for name, qualname, kind, path, start, end, signature, doc in defs:
+        body_lines = lines[max(0, start - 1) : min(end, start - 1 + HEAD_LINES)]
+        names = " ".join(words(qualname if qualname != name else name))
+        body = " ".join(words(f"{signature} {doc}")) + " " + _body(body_lines)
+        rows.append((path, start, end, qualname, kind, signature, doc, names, path_words, body))
+    return rows

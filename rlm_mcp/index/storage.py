@@ -1,0 +1,175 @@
+"""What the index needs from storage: the seam between indexing and a database.
+
+:class:`IndexStore` is the whole contract. The indexer (``repository.py``),
+search (``search.py``) and the repository map (``repomap.py``) speak only
+these typed operations; every SQL statement lives in an implementation
+(:mod:`rlm_mcp.index.store` for SQLite). A new backend implements this
+protocol and passes ``tests/index/test_store_conformance.py``.
+
+Writes go through a :class:`StoreBatch`: one atomic unit (a transaction),
+so a reader never sees half a file and a crash never leaves one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from rlm_mcp.index.model import Definition, Reference, SkippedFile
+
+__all__ = [
+    "DefQuery",
+    "DefRow",
+    "FileRow",
+    "IndexStore",
+    "RefRow",
+    "SkipRow",
+    "StoreBatch",
+    "TextHit",
+]
+
+DefRow = tuple[str, str, str, str, int, int, str, str]
+"""name, qualname, kind, path, start_line, end_line, signature, doc."""
+RefRow = tuple[str, str, int, str]
+"""name, path, line, kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """What the store keeps about one indexed file besides its text."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    language: str | None
+    lines: int
+    tokens: int
+    invalid_utf8: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SkipRow:
+    """A file seen but not indexed, with the size and mtime it had then."""
+
+    size: int
+    mtime_ns: int
+    skip: SkippedFile
+
+
+@dataclass(frozen=True, slots=True)
+class DefQuery:
+    """A definition look-up.
+
+    ``mode``: ``exact`` matches ``name`` or ``qualname``; ``prefix`` and
+    ``substring`` match the lower-cased name against lower-cased ``text``;
+    ``regex`` searches name or qualname with a Python regex; ``path`` returns
+    the definitions of file ``text``; ``all`` returns every definition.
+    ``kinds`` and ``path_regex`` (a Python regex matched at the path's start)
+    narrow any mode. Results come in (path, start_line) order.
+    """
+
+    mode: Literal["exact", "prefix", "substring", "regex", "path", "all"]
+    text: str = ""
+    kinds: frozenset[str] | None = None
+    path_regex: str | None = None
+    limit: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TextHit:
+    """A ranked full-text hit: a definition (``qualname`` set) or a whole file."""
+
+    path: str
+    start_line: int
+    end_line: int
+    qualname: str
+    kind: str
+    signature: str
+    doc: str
+    score: float
+
+
+class StoreBatch(Protocol):
+    """Writes inside one transaction; see :meth:`IndexStore.batch`."""
+
+    def delete_paths(self, paths: Sequence[str]) -> None:
+        """Forget everything stored for ``paths``."""
+
+    def put_file(
+        self, row: FileRow, text: str, defs: Sequence[DefRow], refs: Sequence[RefRow]
+    ) -> None:
+        """Store one parsed file, replacing whatever was stored for its path."""
+
+    def put_skipped(self, skip: SkippedFile, size: int, mtime_ns: int) -> None:
+        """Record a skipped file, replacing whatever was stored for its path."""
+
+    def touch(self, path: str, mtime_ns: int) -> None:
+        """Record a new mtime for a file whose content did not change."""
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set one key of the store's metadata."""
+
+
+class IndexStore(Protocol):
+    """The persistent index of one repository; every method is thread-safe."""
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, for messages (a file path or a URL without secrets)."""
+
+    @property
+    def own_path(self) -> Path | None:
+        """A file the store keeps inside the repository's tree, if any (never indexed)."""
+
+    def close(self) -> None: ...
+
+    # -- writes ------------------------------------------------------------------
+
+    def writer(self) -> AbstractContextManager[None]:
+        """Held for a whole load or watcher batch: one writer per repository at a time.
+
+        Other writers, in this process or another, wait; readers never do.
+        """
+
+    def batch(self) -> AbstractContextManager[StoreBatch]:
+        """One atomic write; other writers (threads or processes) wait for it."""
+
+    def bulk_load(self) -> AbstractContextManager[None]:
+        """Around many batches into an empty store: the store may defer its search indexes."""
+
+    # -- reads -------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None: ...
+
+    def file_rows(self) -> dict[str, FileRow]: ...
+
+    def skipped_rows(self) -> dict[str, SkipRow]: ...
+
+    def text(self, path: str) -> str | None: ...
+
+    def iter_texts(self, paths: Sequence[str]) -> Iterator[tuple[str, str]]:
+        """``(path, text)`` for those of ``paths`` that are stored, in batches."""
+
+    def symbol_count(self) -> int: ...
+
+    def find_defs(self, query: DefQuery) -> list[Definition]: ...
+
+    def refs(self, name: str, limit: int) -> list[Reference]:
+        """Uses of ``name``, in (path, line) order."""
+
+    def edges(self, max_defining_files: int = 8) -> list[tuple[str, str, int]]:
+        """(referencing file, defining file, uses) for each cross-file name use.
+
+        Names defined in more than ``max_defining_files`` files say little
+        about which file a use points at and are left out.
+        """
+
+    def ref_counts(self, names: Sequence[str] | None = None) -> dict[str, int]:
+        """How often each name (of ``names``, or every name) is used; unused names are absent."""
+
+    def text_search(self, terms: Sequence[str], limit: int) -> list[TextHit]:
+        """Definitions and files ranked by BM25 for any of ``terms`` (lower-case words)."""
