@@ -28,7 +28,7 @@ STOPWORDS = frozenset(
     that the their them then there these they this those to uses using via was we were what
     when where which while who why will with would you your find show tell explain handle
     handled handles implemented implement implements function functions method methods class
-    classes file files repository repo part logic""".split()
+    classes file files repository repo part logic""".split()  # noqa: SIM905
 )
 
 
