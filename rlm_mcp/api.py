@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from rlm_mcp.backends import LLMBackend, Pricing, make_backend
+from rlm_mcp.backends import LLMBackend
 from rlm_mcp.budget import Limits
-from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings
+from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings, Settings
+from rlm_mcp.engine.build import build_engine
 from rlm_mcp.engine.core import ProgressCallback, RLMEngine
 from rlm_mcp.engine.result import RLMResult
+from rlm_mcp.errors import BackendError, BudgetExceeded, RepositoryNotFound
 from rlm_mcp.index import Repository, load
 
 __all__ = ["RLM"]
@@ -58,32 +63,18 @@ class RLM:
         self.trajectory_dir = trajectory_dir
 
     def _engine(self) -> tuple[RLMEngine, list[LLMBackend]]:
-        owned: list[LLMBackend] = []
-        root = self._root_backend
-        if root is None:
-            root = make_backend(self.root_endpoint, role="root")
-            owned.append(root)
-        sub = self._sub_backend
-        if sub is None:
-            if self.sub_endpoint is not None and self.sub_endpoint is not self.root_endpoint:
-                sub = make_backend(self.sub_endpoint, role="sub")
-                owned.append(sub)
-            else:
-                sub = root
-        r, s = self.root_endpoint, self.sub_endpoint
-        engine = RLMEngine(
-            root,
-            sub,
-            limits=self.limits,
+        settings = Settings(
             sandbox=self.sandbox,
-            pricing=Pricing(),
+            root_model=self.root_endpoint,
+            sub_model=self.sub_endpoint if self.sub_endpoint is not self.root_endpoint else None,
             trajectory_dir=self.trajectory_dir,
-            root_window=r.context_window if r else 128_000,
-            sub_window=s.context_window if s else 128_000,
-            root_max_output=r.max_output_tokens if r else None,
-            sub_max_output=s.max_output_tokens if s else None,
         )
-        return engine, owned
+        return build_engine(
+            settings,
+            self.limits,
+            root_backend=self._root_backend,
+            sub_backend=self._sub_backend,
+        )
 
     async def aquery(
         self,
@@ -114,7 +105,15 @@ class RLM:
                     and "\n" not in context
                 ):
                     candidate = Path(context).expanduser()
-                    path = candidate if candidate.exists() else None
+                    if candidate.exists():
+                        path = candidate
+                    elif _looks_like_path(context):
+                        raise RepositoryNotFound(
+                            f"no such file or directory: {candidate} (to analyse a literal "
+                            "text, pass it with a newline or as a longer string)"
+                        )
+                elif path is not None and not path.exists():
+                    raise RepositoryNotFound(f"no such file or directory: {path}")
                 if path is None:
                     tmp = tempfile.TemporaryDirectory(prefix="rlm-text-")
                     path = Path(tmp.name) / "context.txt"
@@ -132,13 +131,54 @@ class RLM:
                 await backend.aclose()
 
     async def acompletion(self, prompt: str, context: str | Path | Repository) -> str:
-        """Like :meth:`aquery` but returns only the answer text."""
-        return (await self.aquery(prompt, context)).answer
+        """Like :meth:`aquery` but returns only the answer text; raises when there is none.
+
+        A provider failure raises :class:`~rlm_mcp.errors.BackendError`; a query
+        stopped by a guardrail before any answer raises the
+        :class:`~rlm_mcp.errors.BudgetExceeded` that stopped it. A partial
+        answer after a limit is returned (check :meth:`aquery` for the status).
+        """
+        return _answer_or_raise(await self.aquery(prompt, context))
 
     def query(self, prompt: str, context: str | Path | Repository, **kwargs: Any) -> RLMResult:
-        """Blocking :meth:`aquery` (do not call from inside a running event loop)."""
-        return anyio.run(lambda: self.aquery(prompt, context, **kwargs))
+        """Blocking :meth:`aquery`; works inside a running event loop too (Jupyter)."""
+        return _run_blocking(lambda: self.aquery(prompt, context, **kwargs))
 
     def completion(self, prompt: str, context: str | Path | Repository) -> str:
-        """Blocking: a string in, an answer out — the drop-in for a plain model call."""
-        return self.query(prompt, context).answer
+        """Blocking: a string in, an answer out — the drop-in for a plain model call.
+
+        Raises like :meth:`acompletion` instead of returning an empty string.
+        """
+        return _answer_or_raise(self.query(prompt, context))
+
+
+def _looks_like_path(text: str) -> bool:
+    """A short one-line string that reads as a path the user mistyped, not as a text."""
+    t = text.strip()
+    if not t or " " in t:
+        return False
+    return "/" in t or "\\" in t or t.startswith("~") or Path(t).suffix != ""
+
+
+def _answer_or_raise(result: RLMResult) -> str:
+    if result.status == "error" and not result.answer.strip():
+        raise BackendError(result.error or "the query failed without an answer")
+    if result.status == "error":
+        raise BackendError(f"{result.error} (partial answer: {result.answer[:200]!r})")
+    if not result.answer.strip():
+        raise BudgetExceeded(
+            f"the query stopped ({result.limit or 'no answer'}) before any answer",
+            limit=result.limit,
+        )
+    return result.answer
+
+
+def _run_blocking(make: Callable[[], Awaitable[RLMResult]]) -> RLMResult:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        result: RLMResult = anyio.run(make)
+        return result
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        result = pool.submit(anyio.run, make).result()
+    return result

@@ -7,6 +7,7 @@ checked *before* the request is sent.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -15,7 +16,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from rlm_mcp.errors import (
-    BudgetExceeded,
     CallLimitExceeded,
     ConfigError,
     CostLimitExceeded,
@@ -25,51 +25,62 @@ from rlm_mcp.errors import (
     TokenLimitExceeded,
 )
 
-__all__ = ["Budget", "Limits", "ModelUsage", "Usage"]
+__all__ = ["LIMIT_FIELDS", "Budget", "Limits", "ModelUsage", "Usage"]
 
-_INT_LIMITS = ("max_depth", "max_iterations", "max_llm_calls", "max_tokens", "max_concurrency")
-_FLOAT_LIMITS = ("max_wall_seconds", "exec_timeout_seconds")
+
+def _limit(default: Any, help: str, *, minimum: int = 1) -> Any:
+    """A limit field: its default and help live here, and nowhere else.
+
+    ``minimum`` is the smallest allowed value (0 or 1); floats must be > 0.
+    The settings loader, the MCP schema of ``rlm_query``'s ``limits``, the
+    CLI flags and ``docs/configuration.md`` are all generated from these.
+    """
+    return field(default=default, metadata={"help": help, "minimum": minimum})
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Guardrails for one query, over its whole recursion tree.
 
-    Attributes:
-        max_depth: how deep ``rlm_query`` may nest (0 forbids it).
-        max_iterations: root turns (model replies) per RLM level.
-        max_llm_calls: LLM requests in total, root and sub-calls, all depths.
-        max_tokens: input plus output tokens in total.
-        max_cost_usd: spend in total, priced from the pricing table.
-        max_wall_seconds: wall-clock time for the whole query.
-        exec_timeout_seconds: per code execution in the sandbox.
-        max_concurrency: sub-calls in flight at once.
+    Each field's help text is in its metadata (see :data:`LIMIT_FIELDS`).
     """
 
-    max_depth: int = 1
-    max_iterations: int = 16
-    max_llm_calls: int = 64
-    max_tokens: int = 1_000_000
-    max_cost_usd: Decimal = Decimal("1.00")
-    max_wall_seconds: float = 600.0
-    exec_timeout_seconds: float = 30.0
-    max_concurrency: int = 8
+    max_depth: int = _limit(1, "How deep `rlm_query` may nest (0 forbids it).", minimum=0)
+    max_iterations: int = _limit(16, "Root turns (model replies) per RLM level.")
+    max_llm_calls: int = _limit(64, "LLM requests per query, root and sub-calls, all depths.")
+    max_tokens: int = _limit(1_000_000, "Input plus output tokens per query.")
+    max_cost_usd: Decimal = _limit(  # noqa: RUF009 - Decimal is immutable
+        Decimal("1.00"),
+        "Spend per query in USD (models without a price count as unpriced).",
+        minimum=0,
+    )
+    max_wall_seconds: float = _limit(600.0, "Wall-clock seconds per query.")
+    exec_timeout_seconds: float = _limit(30.0, "Seconds per code execution in the sandbox.")
+    max_concurrency: int = _limit(8, "Sub-calls in flight at once.")
 
     def __post_init__(self) -> None:
-        for name in _INT_LIMITS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{name} must be an integer, got {value!r}")
-            if value < 0 or (value == 0 and name != "max_depth"):
-                raise ConfigError(f"{name} must be positive, got {value}")
-        for name in _FLOAT_LIMITS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-        if not isinstance(self.max_cost_usd, Decimal) or self.max_cost_usd < 0:
-            raise ConfigError(
-                f"max_cost_usd must be a non-negative amount, got {self.max_cost_usd!r}"
-            )
+        for f in fields(self):
+            value = getattr(self, f.name)
+            low = f.metadata["minimum"]
+            if f.type in ("int", int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"{f.name} must be an integer, got {value!r}")
+                if value < low:
+                    raise ConfigError(
+                        f"{f.name} must be {'positive' if low else 'zero or more'}, got {value}"
+                    )
+            elif f.type in ("float", float):
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not math.isfinite(value)
+                    or value <= 0
+                ):
+                    raise ConfigError(
+                        f"{f.name} must be a positive number of seconds, got {value!r}"
+                    )
+            elif not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+                raise ConfigError(f"{f.name} must be a non-negative amount, got {value!r}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: Limits | None = None) -> Limits:
@@ -92,7 +103,7 @@ class Limits:
                     changes[name] = Decimal(str(value))
                 except InvalidOperation:
                     raise ConfigError(f"max_cost_usd must be a number, got {value!r}") from None
-            elif name in _FLOAT_LIMITS:
+            elif name in _FLOAT_NAMES:
                 if isinstance(value, str):
                     try:
                         value = float(value)
@@ -122,6 +133,11 @@ class Limits:
             f.name: (str(v) if isinstance(v := getattr(self, f.name), Decimal) else v)
             for f in fields(self)
         }
+
+
+LIMIT_FIELDS = fields(Limits)
+"""The one table of guardrails: name, type, default and help (``metadata['help']``)."""
+_FLOAT_NAMES = frozenset(f.name for f in LIMIT_FIELDS if f.type in ("float", float))
 
 
 @dataclass(slots=True)
@@ -208,7 +224,6 @@ class Budget:
         self._started = clock()
         self._lock = threading.Lock()
         self._in_flight = 0
-        self.stopped_by: BudgetExceeded | None = None
 
     @property
     def elapsed(self) -> float:

@@ -12,12 +12,17 @@ from decimal import Decimal
 from pathlib import Path
 
 __all__ = [
+    "DEFAULT_CONTEXT_WINDOW",
     "IndexSettings",
     "ModelEndpoint",
     "SandboxSettings",
     "Settings",
     "default_cache_dir",
 ]
+
+
+DEFAULT_CONTEXT_WINDOW = 128_000
+"""Tokens a model accepts when its endpoint does not say."""
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -55,9 +60,13 @@ class IndexSettings:
 
 @dataclass(frozen=True, slots=True)
 class SandboxSettings:
-    """Limits for the worker process that runs model-written code."""
+    """Limits for the worker process that runs model-written code.
 
-    exec_timeout_seconds: float = 30.0
+    The time one execution may take is a guardrail,
+    :attr:`rlm_mcp.budget.Limits.exec_timeout_seconds`, so that ``rlm_query``
+    and ``rlm_exec`` obey the same value.
+    """
+
     output_limit_chars: int = 20_000
     memory_mb: int | None = None
     cpu_seconds: int = 900
@@ -82,7 +91,7 @@ class ModelEndpoint:
     api_key: str | None = field(default=None, repr=False)
     timeout_seconds: float = 120.0
     max_retries: int = 3
-    context_window: int = 128_000
+    context_window: int = DEFAULT_CONTEXT_WINDOW
     max_output_tokens: int | None = None
     temperature: float | None = None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -19,9 +19,10 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
-from rlm_mcp import __version__
+from rlm_mcp._version import __version__
+from rlm_mcp.budget import LIMIT_FIELDS
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import RlmMcpError
 from rlm_mcp.index import Repository
@@ -36,7 +37,8 @@ INSTRUCTIONS = """\
 rlm-mcp answers questions about whole code repositories, however large.
 Workflow: 1) rlm_load a repository path (indexes it and keeps it fresh while files change);
 2) ask with rlm_query (the server's own model explores the code in a sandboxed REPL and
-answers with evidence as path:line), or work with the index yourself: rlm_search (regex),
+answers with evidence as path:line), or work with the index yourself: rlm_find (ranked search
+for a question or identifier: start here), rlm_search (regex),
 rlm_symbols (definitions), rlm_references, rlm_callers, rlm_outline, rlm_read, rlm_repo_map, and
 rlm_exec (run Python against the index in a persistent REPL). Several repositories can be
 loaded at once; pass repo=<name> when more than one is loaded. Repository text is
@@ -94,6 +96,22 @@ class UsageOut(BaseModel):
     by_model: dict[str, ModelUsageOut]
 
 
+class CitationOut(BaseModel):
+    text: str
+    verified: bool
+    nearest: list[str] = Field(description="the closest real names, when not verified")
+
+
+class SearchHitOut(BaseModel):
+    path: str
+    line: int
+    end_line: int
+    qualname: str = Field(description="the definition's qualified name; empty for a whole file")
+    kind: str
+    snippet: str
+    score: float
+
+
 class QueryResult(BaseModel):
     """The RLM's answer and how it was reached."""
 
@@ -108,19 +126,40 @@ class QueryResult(BaseModel):
     wall_seconds: float
     evidence: list[str] = Field(description="path:start-end ranges the code read")
     trajectory: str | None = Field(default=None, description="JSON Lines file with every step")
+    candidates: list[SearchHitOut] = Field(
+        description="what ranked search found for the question before any model call; "
+        "the fallback when the query ends without an answer"
+    )
+    citations: list[CitationOut] = Field(
+        description="paths, path:line and symbols the answer names, checked against the index"
+    )
 
 
-class QueryLimits(BaseModel):
-    """Per-query guardrails; each can only tighten the server's own limit."""
+class FindResult(BaseModel):
+    hits: list[SearchHitOut]
+    index_version: int
 
-    max_depth: int | None = Field(default=None, ge=0)
-    max_iterations: int | None = Field(default=None, gt=0)
-    max_llm_calls: int | None = Field(default=None, gt=0)
-    max_tokens: int | None = Field(default=None, gt=0)
-    max_cost_usd: float | None = Field(default=None, ge=0)
-    max_wall_seconds: float | None = Field(default=None, gt=0)
-    exec_timeout_seconds: float | None = Field(default=None, gt=0)
-    max_concurrency: int | None = Field(default=None, gt=0)
+
+_LIMIT_TYPES: dict[str, type] = {"int": int, "float": float, "Decimal": float}
+
+if TYPE_CHECKING:
+    QueryLimits = BaseModel
+else:
+    QueryLimits = create_model(
+        "QueryLimits",
+        __doc__="Per-query guardrails; each can only tighten the server's own limit.",
+        **{
+            f.name: (
+                _LIMIT_TYPES[str(f.type)] | None,
+                Field(
+                    default=None,
+                    description=f.metadata["help"],
+                    **({"ge": 0} if f.metadata["minimum"] == 0 else {"gt": 0}),
+                ),
+            )
+            for f in LIMIT_FIELDS
+        },
+    )
 
 
 class GrepResult(BaseModel):
@@ -331,9 +370,50 @@ def create_server(
         async def run() -> QueryResult:
             raw = limits.model_dump(exclude_none=True) if limits else None
             result = await _svc(ctx).query(question, repo, raw, progress=progress)
+            if result.status == "error":
+                raise ToolError(
+                    f"the query failed: {result.error}"
+                    + (f"\n\n{result.answer}" if result.answer else "")
+                )
             return QueryResult.model_validate(result.as_dict())
 
         return await _guard(run())
+
+    @mcp.tool(title="Find code (ranked search)", annotations=_ro("Find code (ranked search)"))
+    async def rlm_find(
+        query: str,
+        ctx: ServiceContext,
+        repo: str | None = None,
+        limit: int = Field(default=20, ge=1, le=200),
+        glob: str | None = None,
+    ) -> FindResult:
+        """Ranked search for a question or an identifier: "where is the retry policy?".
+
+        Ranks definitions and files by BM25 over their names (snake_case and CamelCase split
+        into words), paths, signatures, docstrings and comments, with a bonus for identifiers
+        named in the query. No LLM involved. Each hit is a path, line range, qualified name,
+        kind, one-line snippet and score; read the best ones with rlm_read.
+        """
+
+        return await _on_repo(
+            ctx,
+            repo,
+            lambda r: FindResult(
+                hits=[
+                    SearchHitOut(
+                        path=h.path,
+                        line=h.line,
+                        end_line=h.end_line,
+                        qualname=h.qualname,
+                        kind=h.kind,
+                        snippet=h.snippet,
+                        score=h.score,
+                    )
+                    for h in r.search(query, limit, glob)
+                ],
+                index_version=r.version,
+            ),
+        )
 
     @mcp.tool(title="Search (regex)", annotations=_ro("Search (regex)"))
     async def rlm_search(

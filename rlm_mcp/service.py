@@ -20,11 +20,12 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 
-from rlm_mcp.backends import LLMBackend, Pricing, make_backend
+from rlm_mcp.backends import LLMBackend
 from rlm_mcp.budget import Limits
 from rlm_mcp.config import Settings
+from rlm_mcp.engine.build import build_engine
 from rlm_mcp.engine.core import ProgressCallback, RLMEngine
-from rlm_mcp.engine.replapi import PRELUDE, RESERVED, repo_functions
+from rlm_mcp.engine.replapi import LLM_FUNCTIONS, repo_functions, session_config, start_session
 from rlm_mcp.engine.result import EvidenceLog, RLMResult
 from rlm_mcp.errors import (
     BackendNotConfigured,
@@ -35,7 +36,7 @@ from rlm_mcp.errors import (
 )
 from rlm_mcp.index import Repository, load
 from rlm_mcp.watch import RepositoryWatcher
-from sandbox import ExecResult, Session, SessionConfig, detect_isolation
+from sandbox import ExecResult, Session, detect_isolation
 
 __all__ = ["LoadedRepo", "RlmService"]
 
@@ -104,6 +105,7 @@ class RlmService:
         self._root_backend = root_backend
         self._sub_backend = sub_backend
         self._engine: RLMEngine | None = None
+        self._owned: list[LLMBackend] = []
         roots = settings.allowed_roots or (Path.home(),)
         self.allowed_roots = tuple(Path(r).expanduser().resolve() for r in roots)
 
@@ -250,22 +252,11 @@ class RlmService:
         """The engine, built on first use; raises BackendNotConfigured naming the settings."""
         if self._engine is not None:
             return self._engine
-        s = self.settings
-        root = self._root_backend or make_backend(s.root_model, role="root")
-        sub = self._sub_backend or (make_backend(s.sub_model, role="sub") if s.sub_model else root)
-        root_ep = s.root_model
-        sub_ep = s.sub_model or s.root_model
-        self._engine = RLMEngine(
-            root,
-            sub,
-            limits=self.limits,
-            sandbox=s.sandbox,
-            pricing=Pricing(overrides=s.prices_usd_per_mtok),
-            trajectory_dir=s.trajectory_dir,
-            root_window=root_ep.context_window if root_ep else 128_000,
-            sub_window=sub_ep.context_window if sub_ep else 128_000,
-            root_max_output=root_ep.max_output_tokens if root_ep else None,
-            sub_max_output=sub_ep.max_output_tokens if sub_ep else None,
+        self._engine, self._owned = build_engine(
+            self.settings,
+            self.limits,
+            root_backend=self._root_backend,
+            sub_backend=self._sub_backend,
         )
         return self._engine
 
@@ -305,25 +296,13 @@ class RlmService:
         if loaded.session is not None:
             return loaded.session
         host: dict[str, Callable[..., Any]] = dict(repo_functions(loaded.repo, EvidenceLog()))
-        host["llm_query"] = self._no_llm
-        host["llm_query_batched"] = self._no_llm
-        host["rlm_query"] = self._no_llm
-        sb = self.settings.sandbox
-        root = loaded.repo.root
-        loaded.session = Session(
-            SessionConfig(
-                root=root if root.is_dir() else root.parent,
-                prelude=PRELUDE,
-                reserved=RESERVED,
-                exec_timeout=min(sb.exec_timeout_seconds, self.limits.exec_timeout_seconds),
-                output_limit=sb.output_limit_chars,
-                memory_bytes=sb.memory_mb * 1024 * 1024 if sb.memory_mb else None,
-                cpu_seconds=sb.cpu_seconds,
-                allow_unsafe=sb.allow_unsafe,
-            ),
-            host,
+        host.update(dict.fromkeys(LLM_FUNCTIONS, self._no_llm))
+        config = session_config(
+            self.settings.sandbox,
+            loaded.repo.root,
+            exec_timeout=self.limits.exec_timeout_seconds,
         )
-        loaded.session.start()
+        loaded.session = start_session(config, host)
         return loaded.session
 
     @staticmethod
@@ -364,8 +343,7 @@ class RlmService:
             repos, self._repos = list(self._repos.values()), {}
         for loaded in repos:
             await anyio.to_thread.run_sync(self._close_repo, loaded)
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            await engine.root.aclose()
-            if engine.sub is not engine.root:
-                await engine.sub.aclose()
+        self._engine = None
+        owned, self._owned = self._owned, []
+        for backend in owned:
+            await backend.aclose()

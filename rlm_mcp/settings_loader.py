@@ -18,8 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from rlm_mcp.budget import Limits
-from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings, Settings
+from rlm_mcp.budget import LIMIT_FIELDS, Limits
+from rlm_mcp.config import (
+    DEFAULT_CONTEXT_WINDOW,
+    IndexSettings,
+    ModelEndpoint,
+    SandboxSettings,
+    Settings,
+)
 from rlm_mcp.errors import ConfigError
 
 __all__ = [
@@ -33,16 +39,7 @@ __all__ = [
 ]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-LIMIT_NAMES = (
-    "max_depth",
-    "max_iterations",
-    "max_llm_calls",
-    "max_tokens",
-    "max_cost_usd",
-    "max_wall_seconds",
-    "exec_timeout_seconds",
-    "max_concurrency",
-)
+LIMIT_NAMES = tuple(f.name for f in LIMIT_FIELDS)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DISABLED = {"off", "none", "-"}
@@ -64,7 +61,7 @@ class Setting:
     flag: str | None = None
 
 
-SETTINGS: tuple[Setting, ...] = (
+_GENERAL: tuple[Setting, ...] = (
     Setting(
         "model",
         "RLM_MODEL",
@@ -92,7 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
         "RLM_CONTEXT_WINDOW",
         "int",
         "Root model context window in tokens.",
-        "128000",
+        str(DEFAULT_CONTEXT_WINDOW),
     ),
     Setting(
         "sub_model",
@@ -121,7 +118,7 @@ SETTINGS: tuple[Setting, ...] = (
         "RLM_SUB_CONTEXT_WINDOW",
         "int",
         "Sub model context window in tokens.",
-        "128000",
+        str(DEFAULT_CONTEXT_WINDOW),
     ),
     Setting(
         "allowed_roots",
@@ -179,70 +176,6 @@ SETTINGS: tuple[Setting, ...] = (
         "--auth-token",
     ),
     Setting(
-        "max_depth",
-        "RLM_MAX_DEPTH",
-        "int",
-        "How deep `rlm_query` may nest (0 forbids it).",
-        "1",
-        "--max-depth",
-    ),
-    Setting(
-        "max_iterations",
-        "RLM_MAX_ITERATIONS",
-        "int",
-        "Root turns per RLM level.",
-        "16",
-        "--max-iterations",
-    ),
-    Setting(
-        "max_llm_calls",
-        "RLM_MAX_LLM_CALLS",
-        "int",
-        "LLM requests per query, all depths.",
-        "64",
-        "--max-llm-calls",
-    ),
-    Setting(
-        "max_tokens",
-        "RLM_MAX_TOKENS",
-        "int",
-        "Input plus output tokens per query.",
-        "1000000",
-        "--max-tokens",
-    ),
-    Setting(
-        "max_cost_usd",
-        "RLM_MAX_COST_USD",
-        "decimal",
-        "Spend per query in USD.",
-        "1.00",
-        "--max-cost-usd",
-    ),
-    Setting(
-        "max_wall_seconds",
-        "RLM_MAX_WALL_SECONDS",
-        "float",
-        "Wall-clock seconds per query.",
-        "600",
-        "--max-wall-seconds",
-    ),
-    Setting(
-        "exec_timeout_seconds",
-        "RLM_EXEC_TIMEOUT_SECONDS",
-        "float",
-        "Seconds per code execution in the sandbox.",
-        "30",
-        "--exec-timeout-seconds",
-    ),
-    Setting(
-        "max_concurrency",
-        "RLM_MAX_CONCURRENCY",
-        "int",
-        "Sub-calls in flight at once.",
-        "8",
-        "--max-concurrency",
-    ),
-    Setting(
         "sandbox_unsafe",
         "RLM_SANDBOX_UNSAFE",
         "bool",
@@ -251,6 +184,19 @@ SETTINGS: tuple[Setting, ...] = (
         "--unsafe-no-sandbox",
     ),
 )
+_KINDS = {"int": "int", "float": "float", "Decimal": "decimal"}
+SETTINGS: tuple[Setting, ...] = _GENERAL + tuple(
+    Setting(
+        f.name,
+        "RLM_" + f.name.upper(),
+        _KINDS[str(f.type)],
+        f.metadata["help"],
+        str(f.default),
+        "--" + f.name.replace("_", "-"),
+    )
+    for f in LIMIT_FIELDS
+)
+"""Every setting: the general ones above, then one per guardrail of :class:`Limits`."""
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
@@ -396,7 +342,7 @@ def _endpoint(
         model=model,
         base_url=base_url,
         api_key=api_key,
-        context_window=window if window is not None else 128_000,
+        context_window=window if window is not None else DEFAULT_CONTEXT_WINDOW,
     )
 
 
@@ -454,9 +400,7 @@ def load_config(
             cache_dir=v.get("cache_dir") or _xdg(env, "XDG_CACHE_HOME", ".cache"),
             watch=not v.get("no_watch", False),
         ),
-        sandbox=SandboxSettings(
-            exec_timeout_seconds=limits.exec_timeout_seconds, allow_unsafe=unsafe
-        ),
+        sandbox=SandboxSettings(allow_unsafe=unsafe),
         root_model=root,
         sub_model=sub,
         allowed_roots=v.get("allowed_roots", ()),

@@ -67,7 +67,7 @@ async def test_real_model_answers_about_a_tiny_repo(tmp_path: Path) -> None:
         engine = RLMEngine(
             backend,
             limits=Limits(max_iterations=4, max_llm_calls=8, max_wall_seconds=300),
-            sandbox=SandboxSettings(exec_timeout_seconds=30),
+            sandbox=SandboxSettings(),
             trajectory_dir=tmp_path / "trajectories",
             root_window=int(window * 0.8),
             sub_window=int(window * 0.8),

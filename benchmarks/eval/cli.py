@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         chars_per_token=args.chars_per_token,
         rlm=RLMSettings(
             limits=limits,
-            sandbox=SandboxSettings(exec_timeout_seconds=30),
+            sandbox=SandboxSettings(),
             root_window=rlm_window,
             sub_window=rlm_window,
             root_max_output=args.root_max_output,

@@ -189,6 +189,10 @@ class Pricing:
         """USD cost of one call; ``Decimal(0)`` for unknown models."""
         return self.lookup(model).cost(usage)
 
+    def is_priced(self, model: str) -> bool:
+        """Whether ``model`` has a price; an unpriced model's spend escapes ``max_cost_usd``."""
+        return self.lookup(model).known
+
     def _match(self, key: str) -> str | None:
         if key in self._table:
             return key

@@ -6,19 +6,29 @@ until executed code sets the final answer or a guardrail stops the loop.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
 from rlm_mcp.backends.base import Message, estimate_tokens
+from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine import prompts
+from rlm_mcp.engine.calls import LevelSignals, QueryRun
+from rlm_mcp.engine.grounding import check_citations
 from rlm_mcp.engine.parsing import extract_code_blocks, mentions_final_in_prose, normalize_code
-from rlm_mcp.engine.replapi import PRELUDE, RESERVED, repo_functions
+from rlm_mcp.engine.replapi import (
+    prompt_function_list,
+    repo_functions,
+    session_config,
+    start_session,
+)
+from rlm_mcp.engine.result import Candidate, Citation
 from rlm_mcp.errors import (
     BackendError,
     BudgetExceeded,
@@ -26,10 +36,7 @@ from rlm_mcp.errors import (
     LoopDetected,
     RlmMcpError,
 )
-from sandbox import ExecResult, Session, SessionConfig
-
-if TYPE_CHECKING:
-    from rlm_mcp.engine.core import _Query
+from sandbox import ExecResult, Session
 
 __all__ = ["Outcome", "QueryLevel"]
 
@@ -39,8 +46,12 @@ _LOOP_STOP_AT = 3
 _CELL = re.compile(r"<cell-\d+>")
 
 
+SCOUT_HITS = 8
+SCOUT_CHARS = 2_400
+
+
 class Outcome:
-    __slots__ = ("answer", "error", "iterations", "limit", "status")
+    __slots__ = ("answer", "citations", "error", "iterations", "limit", "status")
 
     def __init__(
         self,
@@ -50,12 +61,14 @@ class Outcome:
         limit: str | None = None,
         error: str | None = None,
         iterations: int = 0,
+        citations: list[Citation] | None = None,
     ) -> None:
         self.answer = answer
         self.status = status
         self.limit = limit
         self.error = error
         self.iterations = iterations
+        self.citations = citations or []
 
 
 class QueryLevel:
@@ -63,32 +76,35 @@ class QueryLevel:
 
     def __init__(
         self,
-        query: _Query,
+        query: QueryRun,
         *,
+        sandbox: SandboxSettings,
+        confirm_blind_final: bool,
+        scout: bool,
         depth: int,
         question: str,
         context_text: str | None,
         context_label: str = "",
     ) -> None:
         self.q = query
+        self.sandbox = sandbox
+        self.confirm_blind_final = confirm_blind_final
+        self.scout = scout and depth == 0
+        self.candidates: list[Candidate] = []
         self.depth = depth
         self.question = question
         self.context_text = context_text
         self.context_label = context_label or "text given with the question"
         self.context_path = Path(query.tmp.name) / f"context-{depth}-{id(self)}.txt"
         self.context_built = context_text is not None
-        self.spending_disabled = False
-        self.stop_requested: BudgetExceeded | None = None
-        self.notes: list[str] = []
+        self.signals = LevelSignals()
         self.session: Session | None = None
         self.last_output = ""
         self.partial = ""
         self._dropped = 0
         self._blind = False
-        out_limit = min(
-            self.q.engine.sandbox.output_limit_chars, max(2_000, self.q.engine.root_window)
-        )
-        self.output_limit = out_limit
+        self._grounding_shown = False
+        self.output_limit = min(sandbox.output_limit_chars, max(2_000, query.engine.root_window))
 
     # -- sandbox -------------------------------------------------------------------------
 
@@ -99,29 +115,59 @@ class QueryLevel:
             self.context_path.touch()
         q = self.q
         d = self.depth
+        sig = self.signals
         host: dict[str, Callable[..., Any]] = dict(repo_functions(q.repo, q.evidence))
-        host["llm_query"] = q.bridge(lambda prompt, model=None: q.sub_call(prompt, model, d, self))
+        host["llm_query"] = q.bridge(lambda prompt, model=None: q.sub_call(prompt, model, d, sig))
         host["llm_query_batched"] = q.bridge(
-            lambda prompts_, model=None: q.batched(prompts_, model, d, self)
+            lambda prompts_, model=None: q.batched(prompts_, model, d, sig)
         )
         host["rlm_query"] = q.bridge(lambda prompt, context=None: q.child(prompt, context, d))
-        sb = q.engine.sandbox
-        config = SessionConfig(
-            root=q.repo.root if q.repo.root.is_dir() else q.repo.root.parent,
-            readable_paths=(self.context_path,),
-            lazy_text={"context": self.context_path},
-            prelude=PRELUDE,
-            reserved=RESERVED,
+        config = session_config(
+            self.sandbox,
+            q.repo.root,
             exec_timeout=q.limits.exec_timeout_seconds,
             output_limit=self.output_limit,
-            memory_bytes=sb.memory_mb * 1024 * 1024 if sb.memory_mb else None,
-            cpu_seconds=sb.cpu_seconds,
-            allow_unsafe=sb.allow_unsafe,
+            readable_paths=(self.context_path,),
+            lazy_text={"context": self.context_path},
         )
-        session = Session(config, host)
+        session = await anyio.to_thread.run_sync(start_session, config, host)
         q.sessions.append(session)
-        await anyio.to_thread.run_sync(session.start)
         return session
+
+    async def _scout(self) -> str:
+        """Ranked search on the question before the first root call (no model involved).
+
+        The hits go into the first message (bounded, about 600 tokens) and into
+        the REPL as ``candidates``, so the model starts by checking likely
+        places instead of guessing patterns.
+        """
+        if not self.scout:
+            return ""
+        search = getattr(self.q.repo, "search", None)
+        if search is None:
+            return ""
+        try:
+            hits = await anyio.to_thread.run_sync(search, self.question, SCOUT_HITS)
+        except RlmMcpError:
+            return ""
+        self.candidates = [
+            Candidate(h.path, h.line, h.end_line, h.qualname, h.kind, h.snippet, h.score)
+            for h in hits
+        ]
+        if not self.candidates:
+            return ""
+        payload = json.dumps([c.as_dict() for c in self.candidates])
+        await self._exec(f"candidates = json.loads({payload!r})\n")
+        lines: list[str] = []
+        used = 0
+        for i, c in enumerate(self.candidates):
+            line = f"{i}. {c}"
+            if used + len(line) > SCOUT_CHARS:
+                break
+            lines.append(line)
+            used += len(line) + 1
+        self.q.writer.write("note", depth=self.depth, message="scouted", candidates=lines)
+        return prompts.untrusted("\n".join(lines), "search results")
 
     def _build_context(self) -> None:
         """Write the whole repository as one text, once, when code first mentions ``context``."""
@@ -193,10 +239,7 @@ class QueryLevel:
 
     def _system_prompt(self) -> str:
         lim = self.q.limits
-        functions = "\n".join(
-            f"- {sig}: {doc.format(sub_window=self.q.engine.sub_window)}"
-            for sig, doc in prompts.REPL_FUNCTIONS
-        )
+        functions = prompt_function_list(self.q.engine.sub_window)
         if self.context_text is not None:
             note = prompts.CONTEXT_IS_GIVEN.format(
                 label=self.context_label,
@@ -258,10 +301,11 @@ class QueryLevel:
     async def run(self) -> Outcome:
         q = self.q
         self.session = await self._start_session()
-        messages = [
-            Message("system", self._system_prompt()),
-            Message("user", prompts.FIRST_TURN.format(turn=self._turn(1), question=self.question)),
-        ]
+        scouted = await self._scout()
+        first = prompts.FIRST_TURN.format(turn=self._turn(1), question=self.question)
+        if scouted:
+            first += "\n\n" + prompts.SCOUTED.format(candidates=scouted)
+        messages = [Message("system", self._system_prompt()), Message("user", first)]
         seen: Counter[str] = Counter()
         iteration = 0
         stop: BudgetExceeded | None = None
@@ -303,7 +347,7 @@ class QueryLevel:
                 messages.append(Message("user", template.format(turn=next_turn)))
                 continue
             outputs, done, answer = await self._run_blocks(blocks, iteration)
-            if done and iteration == 1 and self.q.engine.confirm_blind_final and self._blind:
+            if done and iteration == 1 and self.confirm_blind_final and self._blind:
                 await self._exec(_RESET_ANSWER)
                 self.partial = answer
                 q.writer.write(
@@ -321,9 +365,30 @@ class QueryLevel:
                 )
                 continue
             if done:
-                return Outcome(answer, "completed", iterations=iteration)
-            if self.stop_requested is not None:
-                stop = self.stop_requested
+                citations = await anyio.to_thread.run_sync(check_citations, q.repo, answer)
+                unknown = [c for c in citations if not c.verified]
+                if unknown and not self._grounding_shown:
+                    self._grounding_shown = True
+                    await self._exec(_RESET_ANSWER)
+                    self.partial = answer
+                    q.writer.write(
+                        "note",
+                        depth=self.depth,
+                        message=f"unverified citations shown back: {[c.text for c in unknown]}",
+                    )
+                    messages.append(
+                        Message(
+                            "user",
+                            prompts.UNVERIFIED_CITATIONS.format(
+                                turn=next_turn,
+                                citations="\n".join(_describe(c) for c in unknown),
+                            ),
+                        )
+                    )
+                    continue
+                return Outcome(answer, "completed", iterations=iteration, citations=citations)
+            if self.signals.stop_requested is not None:
+                stop = self.signals.stop_requested
                 break
             key = normalize_code("\n".join(blocks)) + "\x00" + _CELL.sub("<cell>", outputs)
             seen[key] += 1
@@ -338,8 +403,8 @@ class QueryLevel:
                     )
                 )
                 continue
-            notes = "".join(f"\nNote: {n}" for n in self.notes)
-            self.notes.clear()
+            notes = "".join(f"\nNote: {n}" for n in self.signals.notes)
+            self.signals.notes.clear()
             messages.append(
                 Message(
                     "user",
@@ -402,7 +467,7 @@ class QueryLevel:
         if reason.limit in ("max_iterations", "loop_detected") and q.limit_hit is not None:
             limit = q.limit_hit.limit if reason.limit == "max_iterations" else limit
         q.writer.write("note", depth=self.depth, message=f"stopping: {reason}")
-        self.spending_disabled = True
+        self.signals.spending_disabled = True
         request = prompts.FINAL_REQUEST.format(reason=str(reason))
         final_messages = messages[:2]
         if len(messages) > 3 and messages[-1].role == "user":
@@ -445,6 +510,11 @@ class QueryLevel:
 
 
 _RESET_ANSWER = 'answer = {"content": "", "ready": False}\n'
+
+
+def _describe(c: Citation) -> str:
+    near = f" (nearest: {', '.join(c.nearest)})" if c.nearest else ""
+    return f"- {c.text}: not in the index{near}"
 
 
 def _format_exec(result: ExecResult) -> str:

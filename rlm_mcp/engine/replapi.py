@@ -1,20 +1,44 @@
-"""The functions model code calls in the REPL, built on the host side.
+"""The functions model code calls in the REPL: one table, everything derived from it.
+
+:data:`REPL_FUNCTIONS` is the single list. The prompt's function list, the
+reserved names the sandbox restores after each cell, the names ``SHOW_VARS``
+hides, and the host functions are all generated from it; a test checks the
+README lists the same names. To add a ``repo.*`` function: a row here, a
+method on :class:`RepoApi` (same file), and the index operation it calls.
 
 ``repo.*`` functions run on the host against the index (the worker only sees
-JSON), and record what they returned as evidence. The prelude runs inside the
-sandbox and defines ``answer``, ``FINAL``, ``FINAL_VAR`` and ``SHOW_VARS``.
+JSON) and record what they returned as evidence. The prelude runs inside the
+sandbox and defines ``answer``, ``FINAL``, ``FINAL_VAR`` and ``SHOW_VARS``;
+``llm_query``, ``llm_query_batched`` and ``rlm_query`` are bridged by the
+engine (or refused by ``rlm_exec``, which runs without a model).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from rlm_mcp.config import SandboxSettings
+from rlm_mcp.engine.grounding import check_citations
 from rlm_mcp.engine.result import EvidenceLog
+from rlm_mcp.errors import SandboxUnavailable
+from sandbox import SandboxUnavailableError, Session, SessionConfig
 
-__all__ = ["PRELUDE", "RESERVED", "RepositoryLike", "repo_functions"]
+__all__ = [
+    "LLM_FUNCTIONS",
+    "PRELUDE",
+    "REPL_FUNCTIONS",
+    "RESERVED",
+    "ReplFunction",
+    "RepoApi",
+    "RepositoryLike",
+    "prompt_function_list",
+    "repo_functions",
+    "session_config",
+    "start_session",
+]
 
 
 class RepositoryLike(Protocol):
@@ -60,15 +84,118 @@ class RepositoryLike(Protocol):
 
     def layout(self, depth: int = 2) -> str: ...
 
+    def search(self, query: str, limit: int = 20, glob: str | None = None) -> Sequence[Any]: ...
 
-PRELUDE = '''
+
+@dataclass(frozen=True, slots=True)
+class ReplFunction:
+    """One name model code can call: as written in code, its signature and what it does."""
+
+    name: str
+    signature: str
+    doc: str
+
+
+REPL_FUNCTIONS: tuple[ReplFunction, ...] = (
+    ReplFunction(
+        "repo.search",
+        "(query, limit=20, glob=None) -> list[dict]",
+        "ranked search for a question or identifier (words from names, paths, docstrings, "
+        "comments); dicts have path, line, end_line, qualname, kind, snippet, score. Start here",
+    ),
+    ReplFunction(
+        "repo.files", "(glob='**') -> list[str]", "paths of indexed files matching a glob"
+    ),
+    ReplFunction(
+        "repo.grep",
+        "(pattern, glob=None, max_results=100, ignore_case=False) -> list[str]",
+        "regex search; each hit is 'path:line:text'",
+    ),
+    ReplFunction(
+        "repo.symbols",
+        "(query, kind=None, path_glob=None, match='auto', limit=50) -> list[dict]",
+        "find definitions by name (exact, prefix, substring or regex; match='regex', query='.*' "
+        "lists all); dicts have name, qualname, kind, path, line, end_line, signature (with the "
+        "parameters), doc",
+    ),
+    ReplFunction(
+        "repo.definition", "(name) -> list[dict]", "where a name or Class.method is defined"
+    ),
+    ReplFunction(
+        "repo.references", "(name, limit=200) -> list[str]", "where a name is used, as 'path:line'"
+    ),
+    ReplFunction(
+        "repo.callers",
+        "(name, limit=200) -> list[dict]",
+        "each use of a name with the function/class that contains it: path, line, caller "
+        "(qualname), caller_kind",
+    ),
+    ReplFunction("repo.outline", "(path) -> list[dict]", "the definitions in one file, in order"),
+    ReplFunction(
+        "repo.read",
+        "(path, start=1, end=None) -> str",
+        "file text with line numbers ('  12| code')",
+    ),
+    ReplFunction("repo.text", "(path) -> str", "a file's raw text (no line numbers)"),
+    ReplFunction(
+        "repo.enclosing",
+        "(path, line) -> dict | None",
+        "the innermost function/class containing a line (e.g. of a grep hit)",
+    ),
+    ReplFunction(
+        "repo.verify",
+        "(text) -> dict",
+        "check the paths, path:line citations and `symbols` in a draft answer against the "
+        "index: {{'verified': [...], 'unknown': [{{'text', 'nearest'}}]}}",
+    ),
+    ReplFunction(
+        "repo.repo_map",
+        "(max_tokens=1024, focus=None) -> str",
+        "ranked overview of important symbols",
+    ),
+    ReplFunction("repo.layout", "(depth=2) -> str", "directory tree with file counts"),
+    ReplFunction(
+        "llm_query",
+        "(prompt, model=None) -> str",
+        "ask a sub-model about text you extracted (it sees only the prompt; ~{sub_window} tokens max)",
+    ),
+    ReplFunction(
+        "llm_query_batched",
+        "(prompts, model=None) -> list[str]",
+        "many llm_query calls run concurrently; use it for map-style work over chunks",
+    ),
+    ReplFunction(
+        "rlm_query",
+        "(prompt, context=None) -> str",
+        "a recursive RLM with its own REPL over `context` (a string) or the repository",
+    ),
+    ReplFunction("FINAL", "(value)", "finish: set the final answer to str(value)"),
+    ReplFunction(
+        "FINAL_VAR", "(name)", "finish: set the final answer to the variable called `name`"
+    ),
+    ReplFunction("SHOW_VARS", "()", "list the variables you have defined"),
+)
+"""Every name model code can call, in the order the prompt lists them."""
+
+LLM_FUNCTIONS = ("llm_query", "llm_query_batched", "rlm_query")
+"""The host functions that call a model (bridged by the engine)."""
+
+RESERVED = frozenset(f.name.split(".", 1)[0] for f in REPL_FUNCTIONS)
+"""Names the sandbox restores after each cell, so model code cannot shadow them."""
+
+
+def prompt_function_list(sub_window: int) -> str:
+    """The "Functions" section of the root prompt."""
+    return "\n".join(
+        f"- {f.name}{f.signature}: {f.doc.format(sub_window=sub_window)}" for f in REPL_FUNCTIONS
+    )
+
+
+_PRELUDE = '''
 import re, json, math, collections, itertools, functools
 
 answer = {"content": "", "ready": False}
-_RLM_HIDDEN = {
-    "re", "json", "math", "collections", "itertools", "functools", "answer", "context",
-    "FINAL", "FINAL_VAR", "SHOW_VARS", "llm_query", "llm_query_batched", "rlm_query", "repo",
-}
+_RLM_HIDDEN = {hidden!r}
 
 
 def FINAL(value=None, answer=None):
@@ -106,17 +233,11 @@ def SHOW_VARS():
     return None
 '''
 
-RESERVED = frozenset(
-    {
-        "FINAL",
-        "FINAL_VAR",
-        "SHOW_VARS",
-        "llm_query",
-        "llm_query_batched",
-        "rlm_query",
-        "repo",
-    }
+_MODULES = {"re", "json", "math", "collections", "itertools", "functools"}
+PRELUDE = _PRELUDE.replace(
+    "{hidden!r}", repr(sorted(_MODULES | RESERVED | {"answer", "context", "candidates"}))
 )
+"""Runs in every fresh REPL before model code: the answer slot and the FINAL functions."""
 
 
 def _plain(item: Any) -> Any:
@@ -144,48 +265,66 @@ def _def_dict(item: Any) -> dict[str, Any]:
     return {"value": str(d)}
 
 
-def repo_functions(repo: RepositoryLike, evidence: EvidenceLog) -> dict[str, Callable[..., Any]]:
-    """Host functions exposed as ``repo.<name>`` in the REPL; results are JSON values."""
+class RepoApi:
+    """The host side of ``repo.*``: one method per ``repo.`` row of :data:`REPL_FUNCTIONS`.
 
-    def files(glob: str = "**") -> list[str]:
-        return list(repo.files(glob))
+    Results are plain JSON values; what a call returned is recorded as evidence.
+    """
 
-    def read(path: str, start: int = 1, end: int | None = None) -> str:
-        text = repo.read(path, start, end)
+    def __init__(self, repo: RepositoryLike, evidence: EvidenceLog) -> None:
+        self._repo = repo
+        self._evidence = evidence
+
+    def search(self, query: str, limit: int = 20, glob: str | None = None) -> list[dict[str, Any]]:
+        hits = [_plain(h) for h in self._repo.search(query, int(limit), glob)]
+        for h in hits[:5]:
+            self._evidence.add(h["path"], h["line"], h["line"])
+        return hits
+
+    def files(self, glob: str = "**") -> list[str]:
+        return list(self._repo.files(glob))
+
+    def read(self, path: str, start: int = 1, end: int | None = None) -> str:
+        text = self._repo.read(path, start, end)
         last = start + max(0, text.count("\n") - (1 if text.endswith("\n") else 0))
-        evidence.add(path, max(1, start), end if end is not None else last)
+        self._evidence.add(path, max(1, start), end if end is not None else last)
         return text
 
     def grep(
-        pattern: str, glob: str | None = None, max_results: int = 100, ignore_case: bool = False
+        self,
+        pattern: str,
+        glob: str | None = None,
+        max_results: int = 100,
+        ignore_case: bool = False,
     ) -> list[str]:
-        hits = repo.grep(pattern, glob, max_results, ignore_case)
+        hits = self._repo.grep(pattern, glob, max_results, ignore_case)
         for hit in hits[:20]:
-            evidence.add(hit.path, hit.line, hit.line)
+            self._evidence.add(hit.path, hit.line, hit.line)
         return [str(hit) for hit in hits]
 
     def symbols(
+        self,
         query: str,
         kind: str | None = None,
         path_glob: str | None = None,
         match: str = "auto",
         limit: int = 50,
     ) -> list[dict[str, Any]]:
-        return [_def_dict(d) for d in repo.symbols(query, kind, path_glob, match, limit)]
+        return [_def_dict(d) for d in self._repo.symbols(query, kind, path_glob, match, limit)]
 
-    def definition(name: str) -> list[dict[str, Any]]:
-        found = [_def_dict(d) for d in repo.definition(name)]
+    def definition(self, name: str) -> list[dict[str, Any]]:
+        found = [_def_dict(d) for d in self._repo.definition(name)]
         for d in found[:10]:
             if isinstance(d.get("path"), str) and isinstance(d.get("line"), int):
-                evidence.add(d["path"], d["line"], d.get("end_line") or d["line"])
+                self._evidence.add(d["path"], d["line"], d.get("end_line") or d["line"])
         return found
 
-    def references(name: str, limit: int = 200) -> list[str]:
-        return [f"{r.path}:{r.line}" for r in repo.references(name, limit)]
+    def references(self, name: str, limit: int = 200) -> list[str]:
+        return [f"{r.path}:{r.line}" for r in self._repo.references(name, limit)]
 
-    def callers(name: str, limit: int = 200) -> list[dict[str, Any]]:
+    def callers(self, name: str, limit: int = 200) -> list[dict[str, Any]]:
         found = []
-        for ref, enclosing in repo.callers(name, limit):
+        for ref, enclosing in self._repo.callers(name, limit):
             d = _def_dict(enclosing) if enclosing is not None else None
             found.append(
                 {
@@ -197,40 +336,80 @@ def repo_functions(repo: RepositoryLike, evidence: EvidenceLog) -> dict[str, Cal
             )
         return found
 
-    def enclosing(path: str, line: int) -> dict[str, Any] | None:
-        found = repo.enclosing(path, int(line))
+    def enclosing(self, path: str, line: int) -> dict[str, Any] | None:
+        found = self._repo.enclosing(path, int(line))
         if found is None:
             return None
         d = _def_dict(found)
-        evidence.add(path, d["line"], d["end_line"] or d["line"])
+        self._evidence.add(path, d["line"], d["end_line"] or d["line"])
         return d
 
-    def text(path: str) -> str:
-        body = repo.text(path)
-        evidence.add(path, 1, body.count("\n") + 1)
+    def text(self, path: str) -> str:
+        body = self._repo.text(path)
+        self._evidence.add(path, 1, body.count("\n") + 1)
         return body
 
-    def outline(path: str) -> list[dict[str, Any]]:
-        return [_def_dict(d) for d in repo.outline(path)]
+    def outline(self, path: str) -> list[dict[str, Any]]:
+        return [_def_dict(d) for d in self._repo.outline(path)]
 
-    def repo_map(max_tokens: int = 1024, focus: Any = None) -> str:
-        return repo.repo_map(max_tokens, focus)
+    def verify(self, text: str) -> dict[str, Any]:
+        if not isinstance(text, str):
+            raise TypeError("repo.verify expects the draft answer as a string")
+        cites = check_citations(self._repo, text)
+        return {
+            "verified": [c.text for c in cites if c.verified],
+            "unknown": [
+                {"text": c.text, "nearest": list(c.nearest)} for c in cites if not c.verified
+            ],
+        }
 
-    def layout(depth: int = 2) -> str:
-        return repo.layout(depth)
+    def repo_map(self, max_tokens: int = 1024, focus: Any = None) -> str:
+        return self._repo.repo_map(max_tokens, focus)
 
-    fns: dict[str, Callable[..., Any]] = {
-        "files": files,
-        "read": read,
-        "grep": grep,
-        "symbols": symbols,
-        "definition": definition,
-        "references": references,
-        "callers": callers,
-        "enclosing": enclosing,
-        "text": text,
-        "outline": outline,
-        "repo_map": repo_map,
-        "layout": layout,
+    def layout(self, depth: int = 2) -> str:
+        return self._repo.layout(depth)
+
+
+def repo_functions(repo: RepositoryLike, evidence: EvidenceLog) -> dict[str, Callable[..., Any]]:
+    """The host functions for every ``repo.*`` row of :data:`REPL_FUNCTIONS`."""
+    api = RepoApi(repo, evidence)
+    return {
+        f.name: getattr(api, f.name.removeprefix("repo."))
+        for f in REPL_FUNCTIONS
+        if f.name.startswith("repo.")
     }
-    return {f"repo.{name}": fn for name, fn in fns.items()}
+
+
+def session_config(
+    sandbox: SandboxSettings,
+    root: Path,
+    *,
+    exec_timeout: float,
+    output_limit: int | None = None,
+    readable_paths: tuple[Path, ...] = (),
+    lazy_text: dict[str, Path] | None = None,
+) -> SessionConfig:
+    """The sandbox configuration for a REPL over ``root`` (the engine's and ``rlm_exec``'s)."""
+    return SessionConfig(
+        root=root if root.is_dir() else root.parent,
+        readable_paths=readable_paths,
+        lazy_text=lazy_text or {},
+        prelude=PRELUDE,
+        reserved=RESERVED,
+        exec_timeout=exec_timeout,
+        output_limit=output_limit if output_limit is not None else sandbox.output_limit_chars,
+        memory_bytes=sandbox.memory_mb * 1024 * 1024 if sandbox.memory_mb else None,
+        cpu_seconds=sandbox.cpu_seconds,
+        allow_unsafe=sandbox.allow_unsafe,
+    )
+
+
+def start_session(config: SessionConfig, host: dict[str, Callable[..., Any]]) -> Session:
+    """Start a REPL worker (blocking); the sandbox's refusal becomes :class:`SandboxUnavailable`."""
+    session = Session(config, host)
+    try:
+        session.start()
+    except SandboxUnavailableError as exc:
+        session.close()
+        raise SandboxUnavailable(str(exc)) from None
+    return session

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from rlm_mcp.budget import Usage
 
-__all__ = ["Evidence", "EvidenceLog", "RLMResult", "Status"]
+__all__ = ["Candidate", "Citation", "Evidence", "EvidenceLog", "RLMResult", "Status"]
 
 Status = Literal["completed", "limit_reached", "error"]
 
@@ -27,6 +27,46 @@ class Evidence:
             if self.start == self.end
             else f"{self.path}:{self.start}-{self.end}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A location ranked search found for the question, before any model call."""
+
+    path: str
+    line: int
+    end_line: int
+    qualname: str
+    kind: str
+    snippet: str
+    score: float
+
+    def __str__(self) -> str:
+        what = f"{self.kind} {self.qualname}" if self.qualname else "file"
+        return f"{self.path}:{self.line}-{self.end_line} {what}: {self.snippet}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "end_line": self.end_line,
+            "qualname": self.qualname,
+            "kind": self.kind,
+            "snippet": self.snippet,
+            "score": self.score,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A path, ``path:line`` or symbol the answer names, and whether the index has it."""
+
+    text: str
+    verified: bool
+    nearest: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "verified": self.verified, "nearest": list(self.nearest)}
 
 
 class EvidenceLog:
@@ -70,6 +110,10 @@ class RLMResult:
         max_depth_reached: 0 when no ``rlm_query`` ran, 1 for one nested level...
         evidence: file ranges the code read, merged.
         trajectory: the JSON Lines file with every step, when one was written.
+        candidates: what ranked search found for the question before the first
+            model call (shown to the model, and the fallback answer).
+        citations: the paths, ``path:line`` and symbols the answer names, each
+            checked against the index.
     """
 
     answer: str
@@ -83,6 +127,8 @@ class RLMResult:
     wall_seconds: float = 0.0
     evidence: list[Evidence] = field(default_factory=list)
     trajectory: Path | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+    citations: list[Citation] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,4 +143,6 @@ class RLMResult:
             "wall_seconds": round(self.wall_seconds, 3),
             "evidence": [str(e) for e in self.evidence],
             "trajectory": str(self.trajectory) if self.trajectory else None,
+            "candidates": [c.as_dict() for c in self.candidates],
+            "citations": [c.as_dict() for c in self.citations],
         }

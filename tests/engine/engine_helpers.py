@@ -93,8 +93,10 @@ async def make_engine(llm: LoopbackLLMServer, tmp_path: Path) -> AsyncIterator[E
             made.append(b)
             return b
 
-        engine_kwargs.setdefault("sandbox", SandboxSettings(exec_timeout_seconds=10))
+        engine_kwargs.setdefault("sandbox", SandboxSettings())
         engine_kwargs.setdefault("trajectory_dir", tmp_path / "trajectories")
+        engine_kwargs.setdefault("scout", False)
+        limits = limits or Limits(exec_timeout_seconds=10)
         return RLMEngine(backend("root-model"), backend(sub_model), limits=limits, **engine_kwargs)
 
     yield factory

@@ -41,7 +41,7 @@ def make_settings(tmp_path: Path, workspace: Path, llm: LoopbackLLMServer | None
     )
     return Settings(
         index=IndexSettings(cache_dir=tmp_path / "cache", debounce_seconds=0.02),
-        sandbox=SandboxSettings(exec_timeout_seconds=10),
+        sandbox=SandboxSettings(),
         root_model=endpoint,
         allowed_roots=(workspace,),
         trajectory_dir=tmp_path / "trajectories",

@@ -50,7 +50,7 @@ def test_typescript_sdk_client_lists_tools_loads_and_searches(tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["server"]["name"] == "rlm-mcp"
-    assert out["tools"][:3] == ["rlm_load", "rlm_query", "rlm_search"]
+    assert out["tools"][:4] == ["rlm_load", "rlm_query", "rlm_find", "rlm_search"]
     assert not out["loadError"]
     assert out["load"]["name"] == "shapes"
     assert out["search"]["hits"] == ["pkg/geometry.py:5:    def area(self):"]

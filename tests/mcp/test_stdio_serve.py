@@ -16,6 +16,7 @@ from rlm_mcp.backends.testing import LoopbackLLMServer
 TOOLS = [
     "rlm_load",
     "rlm_query",
+    "rlm_find",
     "rlm_search",
     "rlm_symbols",
     "rlm_references",

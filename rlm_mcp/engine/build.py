@@ -1,0 +1,53 @@
+"""The one way to build an engine from settings (service, library API and CLI use it)."""
+
+from __future__ import annotations
+
+from rlm_mcp.backends import LLMBackend, Pricing, make_backend
+from rlm_mcp.budget import Limits
+from rlm_mcp.config import DEFAULT_CONTEXT_WINDOW, Settings
+from rlm_mcp.engine.core import RLMEngine
+
+__all__ = ["build_engine"]
+
+
+def build_engine(
+    settings: Settings,
+    limits: Limits,
+    *,
+    root_backend: LLMBackend | None = None,
+    sub_backend: LLMBackend | None = None,
+) -> tuple[RLMEngine, list[LLMBackend]]:
+    """An engine for ``settings``, and the backends it created (the caller closes them).
+
+    ``root_backend`` / ``sub_backend`` replace the backends the endpoints
+    would give (tests, custom providers); the endpoints still size the
+    prompts. Raises :class:`~rlm_mcp.errors.BackendNotConfigured` naming the
+    settings when no root model is configured.
+    """
+    owned: list[LLMBackend] = []
+    root_ep = settings.root_model
+    sub_ep = settings.sub_model or root_ep
+    root = root_backend
+    if root is None:
+        root = make_backend(root_ep, role="root")
+        owned.append(root)
+    sub = sub_backend
+    if sub is None:
+        if settings.sub_model is not None and settings.sub_model != root_ep:
+            sub = make_backend(settings.sub_model, role="sub")
+            owned.append(sub)
+        else:
+            sub = root
+    engine = RLMEngine(
+        root,
+        sub,
+        limits=limits,
+        sandbox=settings.sandbox,
+        pricing=Pricing(overrides=settings.prices_usd_per_mtok),
+        trajectory_dir=settings.trajectory_dir,
+        root_window=root_ep.context_window if root_ep else DEFAULT_CONTEXT_WINDOW,
+        sub_window=sub_ep.context_window if sub_ep else DEFAULT_CONTEXT_WINDOW,
+        root_max_output=root_ep.max_output_tokens if root_ep else None,
+        sub_max_output=sub_ep.max_output_tokens if sub_ep else None,
+    )
+    return engine, owned

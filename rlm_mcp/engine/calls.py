@@ -1,0 +1,303 @@
+"""The calling machinery of one query: every LLM call of every level goes through here.
+
+:class:`QueryRun` holds what a whole recursion tree shares: the budget (checked
+before each call), memoised sub-calls, sub-query loop detection, the
+trajectory writer, progress and the sandbox sessions to close. It sits below
+:mod:`rlm_mcp.engine.level`: a level passes its :class:`LevelSignals`, and the
+machinery reports back through them (a note for the model, a stop request)
+instead of reaching into the level. Nested levels are started through the
+``spawn`` function the engine wires in, so nothing here imports the level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar
+
+import anyio
+
+from rlm_mcp.backends.base import (
+    Completion,
+    CompletionRequest,
+    LLMBackend,
+    Message,
+    TokenUsage,
+    estimate_tokens,
+)
+from rlm_mcp.budget import Budget, Limits
+from rlm_mcp.engine import prompts
+from rlm_mcp.engine.replapi import RepositoryLike
+from rlm_mcp.engine.result import EvidenceLog
+from rlm_mcp.engine.trajectory import TrajectoryWriter
+from rlm_mcp.errors import BudgetExceeded, LoopDetected, SpendingStopped, TimeLimitExceeded
+from sandbox import Session
+
+__all__ = ["EngineConfig", "LevelSignals", "PriceTable", "ProgressCallback", "QueryRun"]
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
+Spawn = Callable[[str, str | None, int], Awaitable[str]]
+T = TypeVar("T")
+
+_SUBQUERY_WARN_AT = 3
+_SUBQUERY_STOP_AT = 6
+
+
+class PriceTable(Protocol):
+    def cost(self, model: str, usage: TokenUsage) -> Decimal: ...
+
+    def is_priced(self, model: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """What the calling machinery needs from the engine: backends, windows, prices."""
+
+    root: LLMBackend
+    sub: LLMBackend
+    pricing: PriceTable
+    root_window: int
+    sub_window: int
+    root_max_output: int | None
+    sub_max_output: int | None
+    sub_models: frozenset[str]
+
+
+@dataclass(slots=True)
+class LevelSignals:
+    """How the machinery talks back to one level: notes for the model, a stop request."""
+
+    spending_disabled: bool = False
+    stop_requested: BudgetExceeded | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class QueryRun:
+    """State and calls shared by every level of one query."""
+
+    def __init__(
+        self,
+        engine: EngineConfig,
+        repo: RepositoryLike,
+        limits: Limits,
+        progress: ProgressCallback | None,
+        trajectory: TrajectoryWriter,
+    ) -> None:
+        self.engine = engine
+        self.repo = repo
+        self.limits = limits
+        self.budget = Budget(limits)
+        self.evidence = EvidenceLog()
+        self.progress = progress
+        self.writer = trajectory
+        self.loop = asyncio.get_running_loop()
+        self.semaphore = asyncio.Semaphore(limits.max_concurrency)
+        self.memo: dict[tuple[str, str], asyncio.Future[str]] = {}
+        self.subquery_counts: Counter[tuple[str, str]] = Counter()
+        self.sub_calls = 0
+        self.max_depth_reached = 0
+        self.futures: set[concurrent.futures.Future[Any]] = set()
+        self.sessions: list[Session] = []
+        self.tmp = tempfile.TemporaryDirectory(prefix="rlm-query-")
+        self.limit_hit: BudgetExceeded | None = None
+        self.spawn: Spawn | None = None
+
+    async def close(self) -> None:
+        for fut in list(self.futures):
+            fut.cancel()
+        sessions, self.sessions = self.sessions, []
+        for session in sessions:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(session.close)
+        self.tmp.cleanup()
+
+    async def notify(self, event: dict[str, Any]) -> None:
+        if self.progress is None:
+            return
+        try:
+            await self.progress({**event, **self.budget.snapshot()})
+        except Exception:
+            log.debug("progress callback failed", exc_info=True)
+
+    def bridge(self, make: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+        """Turn an async host function into a blocking one for sandbox threads."""
+
+        def call(*args: Any, **kwargs: Any) -> T:
+            fut = asyncio.run_coroutine_threadsafe(make(*args, **kwargs), self.loop)
+            self.futures.add(fut)
+            try:
+                return fut.result()
+            except concurrent.futures.CancelledError:
+                raise RuntimeError("the query was cancelled") from None
+            finally:
+                self.futures.discard(fut)
+
+        return call
+
+    async def root_call(self, messages: list[Message], *, final: bool = False) -> Completion:
+        est = sum(estimate_tokens(m.content) for m in messages)
+        self.budget.check_before_call(input_tokens=est, final=final)
+        request = CompletionRequest(
+            messages=tuple(messages), max_tokens=self.engine.root_max_output, stop=prompts.ROOT_STOP
+        )
+        if final:
+            # The reserved final-answer call may pass max_wall_seconds, but only by a bounded slice.
+            allowance = min(120.0, max(15.0, 0.25 * self.limits.max_wall_seconds))
+            return await self._complete(self.engine.root, request, deadline=allowance)
+        return await self._complete(self.engine.root, request)
+
+    async def _complete(
+        self, backend: LLMBackend, request: CompletionRequest, *, deadline: float | None = None
+    ) -> Completion:
+        """One LLM call, booked on the budget, cut off when the query's time runs out."""
+        seconds = self.budget.remaining_seconds if deadline is None else deadline
+        try:
+            with anyio.fail_after(max(0.001, seconds)):
+                completion = await backend.complete(request)
+        except TimeoutError:
+            self.budget.release()
+            exc = TimeLimitExceeded(
+                f"the call was cut off at max_wall_seconds={self.limits.max_wall_seconds:g}"
+            )
+            self.note_limit(exc)
+            raise exc from None
+        except BaseException:
+            self.budget.release()
+            raise
+        self.budget.record(
+            completion.model or backend.model,
+            input_tokens=completion.usage.input_tokens,
+            output_tokens=completion.usage.output_tokens,
+            cost=self.engine.pricing.cost(completion.model or backend.model, completion.usage),
+            estimated=completion.usage.estimated,
+            priced=self.engine.pricing.is_priced(completion.model or backend.model),
+        )
+        return completion
+
+    def note_limit(self, exc: BudgetExceeded) -> None:
+        if self.limit_hit is None:
+            self.limit_hit = exc
+
+    async def sub_call(self, prompt: Any, model: Any, depth: int, level: LevelSignals) -> str:
+        if not isinstance(prompt, str):
+            raise TypeError(
+                f"llm_query expects the prompt as a string, got {type(prompt).__name__}"
+            )
+        if model is not None and not isinstance(model, str):
+            raise TypeError("llm_query's model must be a string or None")
+        if model is not None and model not in self.engine.sub_models:
+            allowed = ", ".join(sorted(self.engine.sub_models))
+            raise ValueError(
+                f"llm_query(model={model!r}): only the configured models may be called "
+                f"({allowed}); leave model out to use the sub-model"
+            )
+        if not prompt.strip():
+            raise ValueError("llm_query got an empty prompt")
+        if level.spending_disabled:
+            raise SpendingStopped()
+        name = model or self.engine.sub.model
+        tokens = estimate_tokens(prompt)
+        window = self.engine.sub_window
+        if tokens > window * 0.9:
+            raise ValueError(
+                f"the prompt is ~{tokens} tokens, more than the sub-model's window of {window} tokens; "
+                "split the text into chunks and use llm_query_batched"
+            )
+        key = (name, prompt)
+        self.subquery_counts[key] += 1
+        count = self.subquery_counts[key]
+        if count >= _SUBQUERY_STOP_AT:
+            exc = LoopDetected(f"the same sub-query was asked {count} times; stopping the loop")
+            self.note_limit(exc)
+            level.stop_requested = exc
+            raise exc
+        if count == _SUBQUERY_WARN_AT:
+            level.notes.append(
+                f"You asked the identical sub-query {count} times; the answer is cached and will "
+                "not change. Use the answer you have."
+            )
+        existing = self.memo.get(key)
+        if existing is not None:
+            self.budget.record_cache_hit(name)
+            answer = await asyncio.shield(existing)
+            self.writer.write(
+                "sub_call", depth=depth + 1, model=name, prompt=prompt, answer=answer, cached=True
+            )
+            return answer
+        fut: asyncio.Future[str] = self.loop.create_future()
+        self.memo[key] = fut
+        try:
+            async with self.semaphore:
+                try:
+                    self.budget.check_before_call(input_tokens=tokens)
+                except BudgetExceeded as exc:
+                    self.note_limit(exc)
+                    raise
+                completion = await self._complete(
+                    self.engine.sub,
+                    CompletionRequest(
+                        messages=(Message("system", prompts.SUB_SYSTEM), Message("user", prompt)),
+                        model=model,
+                        max_tokens=self.engine.sub_max_output,
+                    ),
+                )
+        except BaseException as exc:
+            del self.memo[key]
+            if not fut.done():
+                fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                fut.exception()
+            raise
+        fut.set_result(completion.text)
+        self.sub_calls += 1
+        self.max_depth_reached = max(self.max_depth_reached, depth)
+        self.writer.write(
+            "sub_call",
+            depth=depth + 1,
+            model=completion.model,
+            prompt=prompt,
+            answer=completion.text,
+            input_tokens=completion.usage.input_tokens,
+            output_tokens=completion.usage.output_tokens,
+            cached=False,
+        )
+        await self.notify({"kind": "sub_call", "depth": depth + 1, "sub_calls": self.sub_calls})
+        return completion.text
+
+    async def batched(
+        self, prompts_: Any, model: Any, depth: int, level: LevelSignals
+    ) -> list[str]:
+        if isinstance(prompts_, str) or not isinstance(prompts_, list | tuple):
+            raise TypeError("llm_query_batched expects a list of prompt strings")
+        if not prompts_:
+            return []
+        name = model or self.engine.sub.model
+        fresh = {p for p in prompts_ if isinstance(p, str) and (name, p) not in self.memo}
+        if fresh:
+            avg = sum(estimate_tokens(p) for p in fresh) // len(fresh)
+            try:
+                self.budget.check_before_call(count=len(fresh), input_tokens=avg)
+            except BudgetExceeded as exc:
+                self.note_limit(exc)
+                raise type(exc)(
+                    f"{exc} — the batch of {len(prompts_)} prompts ({len(fresh)} new) was not sent; "
+                    "send fewer, larger prompts",
+                    limit=exc.limit,
+                ) from None
+            self.budget.release(len(fresh))
+        return list(
+            await asyncio.gather(*(self.sub_call(p, model, depth, level) for p in prompts_))
+        )
+
+    async def child(self, prompt: Any, context: Any, depth: int) -> str:
+        """``rlm_query`` from model code at ``depth``: a nested level, started by the engine."""
+        if self.spawn is None:
+            raise RuntimeError("rlm_query is not available here")
+        return await self.spawn(prompt, context, depth)
