@@ -87,10 +87,37 @@ def _body(lines: Sequence[str]) -> str:
 DocRow = tuple[str, int, int, str, str, str, str, str, str, str]
 
 
+_LINE_COMMENTS = ("#", "//", "/*", "*", "--", ";", "%")
+
+
+def _leading_block(text: str) -> list[str]:
+    """The comment or docstring lines at the top of a file, before the first code line."""
+    block: list[str] = []
+    quote: str | None = None
+    for raw in text.split("\n", HEAD_LINES)[:HEAD_LINES]:
+        line = raw.strip()
+        if quote is not None:
+            block.append(raw)
+            if quote in line:
+                quote = None
+            continue
+        opener = next((q for q in _QUOTES if line.lstrip("rRbBuU").startswith(q)), None)
+        if opener is not None:
+            block.append(raw)
+            if line.count(opener) == 1:
+                quote = opener
+            continue
+        if not line or line.startswith(_LINE_COMMENTS):
+            block.append(raw)
+            continue
+        break
+    return block
+
+
 def file_doc_row(path: str, text: str, lines: int) -> DocRow:
     """The file's own row: its path words and its leading comment or module docstring."""
-    head = text.split("\n", HEAD_LINES)[:HEAD_LINES]
-    return (path, 1, max(1, lines), "", "file", "", "", "", " ".join(words(path)), _body(head))
+    body = _body(_leading_block(text))
+    return (path, 1, max(1, lines), "", "file", "", "", "", " ".join(words(path)), body)
 
 
 def def_doc_rows(
