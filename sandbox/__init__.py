@@ -23,8 +23,14 @@ or seccomp are missing, unless ``allow_unsafe=True``.
 
 Known behaviour worth knowing when writing prompts or host functions:
 
-* threads a cell leaves running keep running; their output is dropped from later results, the
-  cell that started them gets a warning on stderr, and they die with the worker;
+* no thread may outlive its cell: threads still running when a cell ends are stopped (thread
+  pools left open are shut down, ``SystemExit`` is raised in the rest) and the cell's stderr
+  says so; if one cannot be stopped (blocked in C, or catching ``SystemExit``) the worker is
+  restarted and the result says that the variables were lost. This is cooperative: code that
+  sets out to defeat it can, and RLIMIT_CPU stays the backstop;
+* at most ``max_concurrent_host_calls`` host calls (default 4) are in flight per session; more
+  wait, for as long as their cell may run, then raise ``TimeoutError``; the host refuses calls
+  beyond the cap from a worker that ignores it;
 * output written straight to fds 1/2 (``os.write``, C extensions) is not captured;
 * there is no writable scratch directory: data lives in variables;
 * host functions run in a host thread pool and may block; ``close`` waits for running ones.

@@ -46,7 +46,9 @@ class WorkerHandle:
     """One worker process, its pipes and the thread that reads from it.
 
     ``functions`` is the allow-list of host function names the worker may call and
-    ``on_call`` receives each valid call, on the io thread.
+    ``on_call`` receives each valid call, on the io thread. ``calls_in_flight`` counts this
+    worker's host calls that have not been answered yet; the session's host-call server keeps
+    it, so that a cap applies per worker and a respawned worker starts from zero.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class WorkerHandle:
         self.proc_lock = threading.Lock()
         self.expect: tuple[str, int] | None = None
         self.hello_seen = False
+        self.calls_in_flight = 0
         self.kill_reason: str | None = None
         self.dead = False
         self.stderr_tail = bytearray()
@@ -219,17 +222,23 @@ class WorkerHandle:
             ok = all(isinstance(msg.get(k), str) for k in ("stdout", "stderr")) and all(
                 isinstance(msg.get(k), (str, type(None))) for k in ("error", "value")
             )
-            if not (ok and isinstance(msg.get("truncated"), bool)):
+            if not (ok and isinstance(msg.get("truncated"), bool) and _stuck_ok(msg)):
                 raise _ProtocolError("malformed exec result")
             self.expect = None
             self.results.put(("done", msg))
         elif kind == "value" and self.expect is not None and self.expect == ("get", msg.get("id")):
-            if not isinstance(msg.get("found"), bool):
+            if not (isinstance(msg.get("found"), bool) and _stuck_ok(msg)):
                 raise _ProtocolError("malformed value")
             self.expect = None
             self.results.put(("value", msg))
         else:
             raise _ProtocolError(f"unexpected message type {str(kind)[:40]!r}")
+
+
+def _stuck_ok(msg: dict[str, Any]) -> bool:
+    """``threads_stuck``, when present, counts threads the worker failed to stop."""
+    stuck = msg.get("threads_stuck", 0)
+    return is_int(stuck) and stuck >= 0
 
 
 def _as_int(value: Any) -> int:

@@ -25,9 +25,14 @@ class SessionConfig:
     memory_bytes: int | None = None
     cpu_seconds: int = 900
     max_host_calls: int = 100_000
+    max_concurrent_host_calls: int = 4
     max_message_bytes: int = 8 * 1024 * 1024
     allow_unsafe: bool = False
     use_bwrap: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_concurrent_host_calls < 1:
+            raise ValueError("max_concurrent_host_calls must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ loaded from this directory as a private package. Everything the worker needs is 
 *before* the lockdown, because afterwards only a read-only set of paths is reachable and no new
 privileges can be gained.
 
-Threads that model code leaves running after a cell returns keep running (there is no safe way
-to stop a Python thread), but their output is discarded from later results and the result of the
-cell that started them carries a warning; they die with the worker on close or restart.
+No thread that model code starts may outlive its cell: after each cell (and each ``get``) the
+worker waits briefly for such threads, then stops them (``_threads``); the cell's stderr says so,
+and threads that cannot be stopped are reported in the reply so that the host replaces the
+worker. Until then, output they write after their cell ended is discarded.
 """
 
 from __future__ import annotations
@@ -68,12 +69,13 @@ def _sibling(name: str) -> types.ModuleType:
 
 
 if TYPE_CHECKING:
-    from sandbox import _frames, _hostcalls, _lockdown, _output
+    from sandbox import _frames, _hostcalls, _lockdown, _output, _threads
 else:
     _frames = _sibling("_frames")
     _hostcalls = _sibling("_hostcalls")
     _lockdown = _sibling("_lockdown")
     _output = _sibling("_output")
+    _threads = _sibling("_threads")
 
 _dumps = json.dumps
 _exit = os._exit
@@ -102,9 +104,16 @@ class Worker:
         self.lazy_cache: dict[str, str] = {}
         self.ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self.write_lock = threading.Lock()
+        self.default_timeout = float(init["exec_timeout"])
         self.host_calls = _hostcalls.HostCalls(
-            self.send_frame, int(init["max_host_calls"]), self.max_message
+            self.send_frame,
+            int(init["max_host_calls"]),
+            self.max_message,
+            max_concurrent=int(init["max_concurrent_host_calls"]),
+            slot_timeout=self.default_timeout,
         )
+        self.thread_grace = float(init["thread_grace"])
+        self.reaper: _threads.ThreadReaper | None = None
         self.requests: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self.capture: _output.Capture | None = None
         self.gen = 0
@@ -117,7 +126,6 @@ class Worker:
         self.stdout = _output.Stream(self.capture_for_thread, "stdout")
         self.stderr = _output.Stream(self.capture_for_thread, "stderr")
         self.reserved: dict[str, Any] = {}
-        self.default_timeout = float(init["exec_timeout"])
 
     # protocol
     def send(self, msg: dict[str, Any]) -> None:
@@ -244,7 +252,6 @@ class Worker:
         value: str | None = None
         truncated = False
         timed_out = False
-        gen = self.gen
         try:
             try:
                 source = str(msg["code"])
@@ -277,6 +284,7 @@ class Worker:
                             return self.safe_repr(result)
                     return None
 
+                self.host_calls.slot_timeout = float(msg["timeout"])
                 shown = self.run_timed(run, float(msg["timeout"]))
                 if shown is not None:
                     value, truncated = shown
@@ -288,29 +296,28 @@ class Worker:
         finally:
             self.capture = None
             self.restore()
-        leftover = [
-            t
-            for t in threading.enumerate()
-            if getattr(t, "_sandbox_gen", None) == gen and t.is_alive()
-        ]
-        if leftover:
-            capture.write(
-                "stderr",
-                f"[sandbox] warning: {len(leftover)} thread(s) started by this cell are "
-                "still running; their later output is discarded and they stop when the "
-                "session closes or restarts\n",
-            )
+        settled = self.settle_threads()
         truncated = truncated or any(capture.dropped.values())
         return {
             "type": "done",
             "id": msg["id"],
             "stdout": capture.text("stdout"),
-            "stderr": capture.text("stderr"),
+            "stderr": capture.text("stderr") + settled.note(),
             "error": error,
             "value": value,
             "truncated": truncated,
             "timed_out": timed_out,
+            "threads_stuck": settled.stuck,
         }
+
+    def settle_threads(self) -> _threads.Settled:
+        """Stop the threads the last request left running, then undo what they changed."""
+        if self.reaper is None:
+            return _threads.Settled()
+        try:
+            return self.reaper.settle()
+        finally:
+            self.restore()
 
     def restore(self) -> None:
         sys.stdout = self.stdout
@@ -349,7 +356,14 @@ class Worker:
             value = f"<error reading {name}: {type(exc).__name__}: {exc}>"
         finally:
             self.restore()
-        return {"type": "value", "id": msg["id"], "found": True, "value": value}
+        stuck = self.settle_threads().stuck
+        return {
+            "type": "value",
+            "id": msg["id"],
+            "found": True,
+            "value": value,
+            "threads_stuck": stuck,
+        }
 
     def run_prelude(self, prelude: str, reserved: list[str]) -> str | None:
         error = None
@@ -365,6 +379,7 @@ class Worker:
         return error
 
     def serve(self) -> None:
+        self.reaper = _threads.ThreadReaper(self.thread_grace)
         while True:
             msg = self.requests.get()
             reply = self.run_exec(msg) if msg["type"] == "exec" else self.run_get(msg)
@@ -394,6 +409,7 @@ def main(argv: list[str]) -> None:
     sys.stdout = worker.stdout
     sys.stderr = worker.stderr
     _patch_thread_start(worker)
+    _threads.track_raw_threads()
     worker.host_calls.bind(worker.ns, list(init["host_functions"]))
     threading.Thread(target=worker.reader, name="sandbox-reader", daemon=True).start()
     prelude_error = worker.run_prelude(str(init["prelude"]), list(init["reserved"]))

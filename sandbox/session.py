@@ -1,15 +1,14 @@
 """The ``Session``: one sandboxed REPL and the lifecycle of the worker process behind it.
 
-Starting a worker lives in ``_launch`` and talking to it (bounded frames, schema checks, the
-host-function allow-list) in ``_handle``; this module decides when a worker is started,
-verified, killed and respawned, serves host calls, and tells the model when its variables were
-lost. Pickle never crosses the boundary.
+Starting a worker lives in ``_launch``, talking to it (bounded frames, schema checks, the
+host-function allow-list) in ``_handle`` and serving its host calls in ``_hostserve``; this
+module decides when a worker is started, verified, killed and respawned, and tells the model
+when its variables were lost. Pickle never crosses the boundary.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import queue
@@ -17,12 +16,11 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from sandbox._frames import HEADER
 from sandbox._handle import WorkerHandle, is_int
+from sandbox._hostserve import HostCallServer
 from sandbox._launch import Spawner, bwrap_command, memory_limit, start_worker
 from sandbox._types import ExecResult, HostFunction, SessionConfig
 from sandbox.errors import SandboxError, SandboxUnavailableError
@@ -34,9 +32,11 @@ logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 20.0
 INTERRUPT_GRACE = 1.0
+THREAD_GRACE = 0.25
+# The worker waits up to two graces for leftover threads after a cell (see ``_threads``).
+SETTLE_ALLOWANCE = 2 * THREAD_GRACE + 0.25
 WORKER_NOFILE = 64
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-_EXC_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
 class Session:
@@ -44,7 +44,8 @@ class Session:
 
     ``exec`` is serialised by a lock; ``interrupt`` and ``close`` may be called from other
     threads. Host functions run in a thread pool so that several worker threads can wait on
-    slow host calls (e.g. LLM requests) at the same time.
+    slow host calls (e.g. LLM requests) at the same time, at most
+    ``max_concurrent_host_calls`` of them.
     """
 
     def __init__(self, config: SessionConfig, host_functions: Mapping[str, HostFunction]) -> None:
@@ -59,9 +60,8 @@ class Session:
         self._state_lock = threading.Lock()
         self._handle: WorkerHandle | None = None
         self._spawner: Spawner | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._server: HostCallServer | None = None
         self._ids = itertools.count(1)
-        self._calls = 0
         self._current: tuple[WorkerHandle, int] | None = None
         self._interrupt_at: float | None = None
         self._closed = False
@@ -111,7 +111,7 @@ class Session:
         else:
             self._use_bwrap = self.config.use_bwrap
         self._spawner = Spawner()
-        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sandbox-call")
+        self._server = HostCallServer(self.config, self.functions)
         self._started = True
         try:
             try:
@@ -147,12 +147,18 @@ class Session:
             self._shutdown_threads()
 
     def _shutdown_threads(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
         if self._spawner is not None:
             self._spawner.stop()
             self._spawner = None
+
+    @property
+    def worker_pid(self) -> int | None:
+        """Host-side pid of the current worker (bubblewrap's when wrapped), for monitoring."""
+        handle = self._handle
+        return handle.proc.pid if handle is not None else None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -170,7 +176,7 @@ class Session:
         return bwrap_command(readable, cwd)
 
     def _spawn(self) -> WorkerHandle:
-        assert self._spawner is not None
+        assert self._spawner is not None and self._server is not None
         cfg = self.config
         readable = self._readable()
         cwd = os.path.realpath(cfg.root) if cfg.root is not None else "/"
@@ -185,7 +191,7 @@ class Session:
             use_bwrap,
             max_message=cfg.max_message_bytes,
             functions=self.functions,
-            on_call=self.on_call,
+            on_call=self._server.on_call,
         )
         init = {
             "type": "init",
@@ -202,6 +208,8 @@ class Session:
             "output_limit": cfg.output_limit,
             "max_message_bytes": cfg.max_message_bytes,
             "max_host_calls": cfg.max_host_calls,
+            "max_concurrent_host_calls": cfg.max_concurrent_host_calls,
+            "thread_grace": THREAD_GRACE,
             "exec_timeout": cfg.exec_timeout,
         }
         try:
@@ -273,6 +281,12 @@ class Session:
         pending, self._pending_notice = self._pending_notice, None
         return handle, pending
 
+    def _recycle(self, handle: WorkerHandle, reason: str) -> None:
+        """Replace a worker that answered but cannot be trusted to be idle."""
+        logger.info("recycling the sandbox worker: %s", reason)
+        handle.kill(reason)
+        self._respawn_after(handle)
+
     def _respawn_after(self, handle: WorkerHandle) -> None:
         handle.join()
         if self._closed:
@@ -283,71 +297,6 @@ class Session:
         except Exception:
             logger.exception("sandbox respawn failed; will retry on the next exec")
             self._handle = None
-
-    # --- host calls ----------------------------------------------------------------------
-    def on_call(
-        self,
-        handle: WorkerHandle,
-        call_id: int,
-        name: str,
-        args: list[Any],
-        kwargs: dict[str, Any],
-    ) -> None:
-        """Runs in the io thread: budget check, then hand the call to the pool."""
-        with self._state_lock:
-            self._calls += 1
-            over = self._calls > self.config.max_host_calls
-        pool = self._pool
-        if over or pool is None:
-            reply = {
-                "type": "result",
-                "id": call_id,
-                "ok": False,
-                "exc_type": "RuntimeError",
-                "message": f"host call budget exhausted ({self.config.max_host_calls} calls)",
-            }
-            self._reply(handle, reply)
-            return
-        try:
-            pool.submit(self._serve_call, handle, call_id, name, args, kwargs)
-        except RuntimeError:
-            pass
-
-    def _serve_call(
-        self,
-        handle: WorkerHandle,
-        call_id: int,
-        name: str,
-        args: list[Any],
-        kwargs: dict[str, Any],
-    ) -> None:
-        try:
-            value = self.functions[name](*args, **kwargs)
-            reply: dict[str, Any] = {"type": "result", "id": call_id, "ok": True, "value": value}
-            size = len(json.dumps(reply))
-            if size > self.config.max_message_bytes - HEADER.size:
-                raise ValueError(f"result of {name} too large ({size} bytes)")
-        except Exception as exc:
-            exc_name = type(exc).__name__
-            message = str(exc)
-            if isinstance(exc, KeyError) and len(exc.args) == 1:
-                message = str(exc.args[0])
-            reply = {
-                "type": "result",
-                "id": call_id,
-                "ok": False,
-                "exc_type": exc_name if _EXC_NAME.fullmatch(exc_name) else "RuntimeError",
-                "message": message[:10_000],
-            }
-        self._reply(handle, reply)
-
-    def _reply(self, handle: WorkerHandle, reply: dict[str, Any]) -> None:
-        try:
-            handle.send(reply, timeout=self.config.exec_timeout + self.config.hard_timeout_grace)
-        except TimeoutError:
-            handle.kill("worker stopped reading host-call results")
-        except (OSError, TypeError, ValueError) as exc:
-            logger.debug("dropping host call reply: %s", exc)
 
     # --- exec / get / interrupt ----------------------------------------------------------
     def exec(self, code: str, timeout: float | None = None) -> ExecResult:
@@ -372,7 +321,7 @@ class Session:
             self._current = (handle, req)
             try:
                 handle.expect = ("exec", req)
-                deadline = t0 + limit + self.config.hard_timeout_grace
+                deadline = t0 + limit + self.config.hard_timeout_grace + SETTLE_ALLOWANCE
                 msg = {"type": "exec", "id": req, "code": code, "timeout": limit}
                 kind, payload = self._request(handle, msg, deadline)
             finally:
@@ -380,6 +329,19 @@ class Session:
             duration = time.monotonic() - t0
             if kind == "done":
                 error = payload["error"]
+                restarted = notice is not None
+                stuck = payload.get("threads_stuck", 0)
+                if stuck:
+                    restarted = True
+                    self._recycle(handle, "background threads could not be stopped")
+                    error = (error + "\n" if error else "") + (
+                        f"{stuck} thread(s) started by this cell were still running when it "
+                        "ended and could not be stopped (blocked outside Python code, or "
+                        "catching SystemExit), so the sandbox worker was restarted: ALL "
+                        "VARIABLES FROM EARLIER CELLS WERE LOST; re-create what you need. "
+                        "Background threads are not allowed: join every thread before the "
+                        "cell ends."
+                    )
                 if notice:
                     error = notice + ("\n" + error if error else "")
                 return ExecResult(
@@ -389,7 +351,7 @@ class Session:
                     value=self._cap(payload["value"]) if payload["value"] is not None else None,
                     truncated=bool(payload["truncated"]),
                     timed_out=bool(payload.get("timed_out")),
-                    restarted=notice is not None,
+                    restarted=restarted,
                     duration=duration,
                 )
             timed_out = kind == "hard-timeout"
@@ -468,10 +430,20 @@ class Session:
                 self._pending_notice = notice
             req = next(self._ids)
             handle.expect = ("get", req)
-            deadline = time.monotonic() + self.config.exec_timeout + self.config.hard_timeout_grace
+            cfg = self.config
+            deadline = (
+                time.monotonic() + cfg.exec_timeout + cfg.hard_timeout_grace + SETTLE_ALLOWANCE
+            )
             msg = {"type": "get", "id": req, "name": name, "max_bytes": max_bytes}
             kind, payload = self._request(handle, msg, deadline)
-            if kind != "value":
+            if kind == "value" and payload.get("threads_stuck"):
+                self._recycle(handle, "background threads could not be stopped")
+                self._pending_notice = (
+                    "Threads started while the host read a variable could not be stopped, so "
+                    "the sandbox worker was restarted: ALL VARIABLES FROM EARLIER CELLS WERE "
+                    "LOST. Background threads are not allowed."
+                )
+            elif kind != "value":
                 self._respawn_after(handle)
                 self._pending_notice = (
                     "The sandbox worker was restarted while the host read a variable: "

@@ -120,7 +120,7 @@ def test_twenty_concurrent_host_calls_from_worker_threads_overlap_on_the_host(
             active -= 1
         return i * i
 
-    session = make_session({"slow": slow}, exec_timeout=10.0)
+    session = make_session({"slow": slow}, exec_timeout=10.0, max_concurrent_host_calls=20)
     code = (
         "from concurrent.futures import ThreadPoolExecutor\n"
         "with ThreadPoolExecutor(20) as pool:\n"
