@@ -159,9 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[parent],
         help="review the working tree's changes with the whole repository as context",
         description="Review the git diff of the working tree against --base, reading the rest "
-        "of the repository for context. Prints findings as path:line: severity: message. "
-        "Exit code: 0 no error-severity findings, 1 at least one, 2 bad usage or a limit "
-        "stopped the review, 3 the review failed.",
+        "of the repository for context. Prints findings as path:line: severity: message "
+        "(--json: the verdict, the findings, the raw answer and usage). The review fails "
+        "closed: an answer that is neither findings nor the model's explicit NO FINDINGS is "
+        "an error, never a clean pass.",
+        epilog="exit codes:\n"
+        "  0  the review completed: no findings, or none of severity error\n"
+        "  1  the review completed with at least one finding of severity error\n"
+        "  2  bad usage or configuration (e.g. an unknown --base)\n"
+        "  3  the review failed: provider error (bad key, provider down), git failure\n"
+        "  4  the review is incomplete: the answer was neither findings nor NO FINDINGS\n"
+        "     (or had unreadable items), or a limit stopped the query; any findings\n"
+        "     that could be read are still printed\n"
+        "Only 0 and 1 are verdicts; a bot must treat every other code as a failed review.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--base",
@@ -329,15 +340,17 @@ async def cmd_search(args: argparse.Namespace, config: Config) -> int:
 
 
 async def cmd_review(args: argparse.Namespace, config: Config) -> int:
-    from rlm_mcp.review import build_question, collect_diff, find_base, git_toplevel, parse_findings
+    from rlm_mcp.review import build_question, collect_diff, find_base, git_toplevel, judge
 
+    exit_incomplete = 4
     repo = git_toplevel(args.repo.expanduser().resolve())
     base = args.base or find_base(repo)
     diff = collect_diff(repo, base)
     if not diff.strip():
         _say(f"rlm-mcp: no changes against {base}")
         if args.json:
-            print(json.dumps({"base": base, "findings": [], "answer": "", "status": "completed"}))
+            empty: dict[str, Any] = {"base": base, "verdict": "no_findings", "problem": None}
+            print(json.dumps({**empty, "findings": [], "answer": "", "status": "completed"}))
         return EXIT_OK
     service = _service(_one_shot(config))
     try:
@@ -352,24 +365,27 @@ async def cmd_review(args: argparse.Namespace, config: Config) -> int:
         )
     finally:
         await service.aclose()
-    findings = parse_findings(result.answer)
+    review = judge(result.answer, result.status, error=result.error, limit=result.limit)
     if args.json:
         out = {
             "base": base,
-            "findings": [f.as_dict() for f in findings],
+            "verdict": review.verdict,
+            "problem": review.problem,
+            "findings": [f.as_dict() for f in review.findings],
             **{k: v for k, v in result.as_dict().items() if k != "evidence"},
         }
         print(json.dumps(out, indent=2))
     else:
-        for f in findings:
+        for f in review.findings:
             print(f)
     _say(_usage_line(result))
-    if result.status == "error":
-        _say(f"rlm-mcp: error: {result.error}")
+    if review.verdict == "failed":
+        _say(f"rlm-mcp: error: review failed: {review.problem}")
         return EXIT_REVIEW_FAILED
-    if any(f.severity == "error" for f in findings):
-        return EXIT_FAIL
-    return EXIT_OK if result.status == "completed" else EXIT_USAGE
+    if review.verdict == "incomplete":
+        _say(f"rlm-mcp: error: review incomplete: {review.problem}")
+        return exit_incomplete
+    return EXIT_FAIL if review.blocking else EXIT_OK
 
 
 async def cmd_trace(args: argparse.Namespace, config: Config) -> int:

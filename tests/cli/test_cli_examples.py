@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_helpers import code
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
+from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.cli import build_parser, main
 from rlm_mcp.settings_loader import SETTINGS
 
@@ -49,8 +50,12 @@ def test_client_config_names_a_valid_serve_command(
     assert "usage: rlm-mcp serve" in capsys.readouterr().out
 
 
+WORKFLOW = EXAMPLES / "review-bot" / ".github" / "workflows" / "rlm-review.yml"
+REVIEW_STEP = "Review the pull request and comment"
+
+
 def test_review_workflow_runs_rlm_mcp_review_and_comments_with_gh() -> None:
-    workflow = (EXAMPLES / "review-bot" / ".github" / "workflows" / "rlm-review.yml").read_text()
+    workflow = WORKFLOW.read_text()
     assert "on:\n  pull_request:" in workflow
     assert "pip install rlm-mcp" in workflow
     assert 'rlm-mcp review --base "origin/${{ github.base_ref }}" --json' in workflow
@@ -81,25 +86,128 @@ def _env(tmp_path: Path, llm: LoopbackLLMServer) -> dict[str, str]:
     return env
 
 
-def test_review_bot_script_prints_a_comment_from_the_findings(
-    tmp_path: Path, llm: LoopbackLLMServer, repo: Path
-) -> None:
+def _workflow_step_script(name: str) -> str:
+    """The ``run:`` block of the workflow step called ``name``, as the runner would see it."""
+    lines = WORKFLOW.read_text().splitlines()
+    at = lines.index(f"      - name: {name}")
+    run = next(i for i in range(at, len(lines)) if lines[i].strip() == "run: |")
+    indent = len(lines[run]) - len(lines[run].lstrip())
+    body: list[str] = []
+    for line in lines[run + 1 :]:
+        if line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break
+        body.append(line)
+    script = textwrap.dedent("\n".join(body)) + "\n"
+    script = script.replace("${{ github.base_ref }}", "main")
+    script = script.replace("${{ github.event.pull_request.number }}", "7")
+    assert "${{" not in script
+    return script
+
+
+def _run_bot(kind: str, repo: Path, env: dict[str, str], tmp_path: Path) -> tuple[int, str]:
+    """Run the review bot (the script, or the workflow's step) with a ``gh`` that records
+    the comment; returns the exit status and the comment posted."""
+    bin_dir = tmp_path / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    gh = bin_dir / "gh"
+    gh.write_text(
+        "#!/bin/sh\n"
+        'echo "$@" > "$GH_ARGS"\n'
+        "while [ $# -gt 0 ]; do\n"
+        '  if [ "$1" = --body-file ]; then cat "$2" > "$GH_COMMENT"; fi\n'
+        '  if [ "$1" = --body ]; then printf %s "$2" > "$GH_COMMENT"; fi\n'
+        "  shift\n"
+        "done\n"
+    )
+    gh.chmod(0o755)
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir(exist_ok=True)
+    env = env | {
+        "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}",
+        "GH_COMMENT": str(tmp_path / "comment.md"),
+        "GH_ARGS": str(tmp_path / "gh-args"),
+        "GH_TOKEN": "test-token",
+        "PR_NUMBER": "7",
+        "REVIEW_BASE": "origin/main",
+        "RUNNER_TEMP": str(runner_temp),
+    }
+    if kind == "script":
+        argv = ["bash", str(EXAMPLES / "review-bot" / "review.sh")]
+    else:
+        step = tmp_path / "step.sh"
+        step.write_text(_workflow_step_script(REVIEW_STEP))
+        argv = ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(step)]
+    proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=90)
+    assert (tmp_path / "gh-args").read_text().split()[:3] == ["pr", "comment", "7"], proc.stderr
+    return proc.returncode, (tmp_path / "comment.md").read_text()
+
+
+@pytest.fixture
+def pr_repo(repo: Path) -> Path:
+    """A checkout with origin/main at the base commit and an uncommitted change to review."""
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "initial")
+    _git(repo, "update-ref", "refs/remotes/origin/main", "HEAD")
     (repo / "calc" / "ops.py").write_text("def divide(a, b):\n    return a / 0\n")
+    return repo
+
+
+BOTS = ("script", "workflow")
+
+
+@pytest.mark.parametrize("kind", BOTS)
+def test_review_bot_comments_the_findings_and_fails_on_an_error_finding(
+    kind: str, tmp_path: Path, llm: LoopbackLLMServer, pr_repo: Path
+) -> None:
     llm.responder = lambda body: code('FINAL("calc/ops.py:2: error: always divides by zero")')
-    env = _env(tmp_path, llm) | {"REVIEW_BASE": "HEAD"}
-    proc = subprocess.run(
-        ["bash", str(EXAMPLES / "review-bot" / "review.sh")],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert proc.returncode == 1, proc.stderr
-    assert "- **error** `calc/ops.py:2`: always divides by zero" in proc.stdout
+    status, comment = _run_bot(kind, pr_repo, _env(tmp_path, llm), tmp_path)
+    assert status == 1, comment
+    assert "- **error** `calc/ops.py:2`: always divides by zero" in comment
+    assert "review failed" not in comment
+
+
+@pytest.mark.parametrize("kind", BOTS)
+def test_review_bot_says_no_findings_only_on_the_models_explicit_marker(
+    kind: str, tmp_path: Path, llm: LoopbackLLMServer, pr_repo: Path
+) -> None:
+    llm.responder = lambda body: code('FINAL("NO FINDINGS")')
+    status, comment = _run_bot(kind, pr_repo, _env(tmp_path, llm), tmp_path)
+    assert status == 0, comment
+    assert "No findings." in comment
+    assert "review failed" not in comment
+
+
+@pytest.mark.parametrize("kind", BOTS)
+@pytest.mark.parametrize(
+    ("failure", "exit_code", "reason"),
+    [
+        ("bad-key", 3, "Incorrect API key provided"),
+        ("no-verdict", 4, "neither findings nor the NO FINDINGS marker"),
+        ("no-model", 3, "RLM_MODEL"),
+    ],
+)
+def test_review_bot_posts_review_failed_and_fails_the_job_when_the_review_fails(
+    kind: str,
+    failure: str,
+    exit_code: int,
+    reason: str,
+    tmp_path: Path,
+    llm: LoopbackLLMServer,
+    pr_repo: Path,
+) -> None:
+    env = _env(tmp_path, llm)
+    if failure == "bad-key":
+        llm.responder = lambda body: Reply.error(401, "Incorrect API key provided")
+    elif failure == "no-verdict":
+        llm.responder = lambda body: code('FINAL("Looks good to me overall.")')
+    else:
+        del env["RLM_MODEL"]
+    status, comment = _run_bot(kind, pr_repo, env, tmp_path)
+    assert status == exit_code, comment
+    assert "review failed" in comment
+    assert reason in comment
+    assert "No findings" not in comment
 
 
 def test_library_example_answers_against_the_loopback_model(
