@@ -9,13 +9,18 @@ cold indexing, ``rg`` for grep) over the same files:
     to a temporary directory;
 (b) a multi-language project: a source distribution fetched with ``pip
     download --no-binary :all:`` (tries a few), or this interpreter's mypy and
-    mypyc packages (Python, stubs, C) when PyPI cannot be reached.
+    mypyc packages (Python, stubs, C) when no registry can be reached.
+
+Ranked search: p50/p95 of ``repo.search`` over natural-language questions on
+the warm index, and the cost of its full-text index: a second cold load with
+``IndexSettings(ranked_search=False)``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -24,9 +29,8 @@ import sysconfig
 import tarfile
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,18 +40,28 @@ from rlm_mcp.index import load  # noqa: E402
 from rlm_mcp.watch import RepositoryWatcher  # noqa: E402
 
 PIP_DOWNLOAD = (sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q")
-SDISTS = ("tree-sitter",)
-# Multi-language sdists fetched straight from the registry's JSON API: no metadata build.
-REGISTRY_SDISTS = ("numpy",)
-PYPI_JSON = "https://pypi.org/pypi/{name}/json"
+SDISTS = ("Cython", "tree-sitter")
+RANKED_QUERIES = (
+    "where is the gzip header parsed",
+    "how are HTTP cookies serialised",
+    "parse a date string in ISO format",
+    "thread pool executor shutdown",
+    "JSONDecodeError",
+    "retry when the connection is refused",
+    "format a traceback for display",
+    "compile a regular expression pattern",
+    "read a zip archive member",
+    "email address header parsing",
+)
 GREP_PATTERNS = (r"def \w+_handler", r"\w+Error\(", r"import (os|sys)$")
 CHILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import load
 t0 = time.perf_counter()
-repo = load(sys.argv[1], IndexSettings(cache_dir=Path(sys.argv[2])))
+ranked = not os.environ.get("RLM_BENCH_NO_RANKED")
+repo = load(sys.argv[1], IndexSettings(cache_dir=Path(sys.argv[2]), ranked_search=ranked))
 seconds = time.perf_counter() - t0
 rep = repo.report
 repo.close()
@@ -69,30 +83,7 @@ def copy_stdlib(dest: Path) -> Path:
     return dest
 
 
-def fetch_registry_sdist(name: str, work: Path) -> Path | None:
-    """Download the latest sdist of ``name`` via PyPI's JSON API (relative URLs resolved)."""
-    url = PYPI_JSON.format(name=name)
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp:
-            meta = json.load(resp)
-        sdist = next(u for u in meta["urls"] if u["packagetype"] == "sdist")
-        target = work / sdist["filename"]
-        with urllib.request.urlopen(urllib.parse.urljoin(url, sdist["url"]), timeout=120) as resp:
-            target.write_bytes(resp.read())
-    except (OSError, ValueError, KeyError, StopIteration):
-        return None
-    return target
-
-
 def fetch_multi(work: Path) -> tuple[str, Path]:
-    for name in REGISTRY_SDISTS:
-        archive = fetch_registry_sdist(name, work)
-        if archive is None:
-            continue
-        out = work / f"src-{name}"
-        with tarfile.open(archive) as tar:
-            tar.extractall(out, filter="data")
-        return f"sdist {archive.name}", out
     for name in SDISTS:
         dl = work / f"dl-{name}"
         try:
@@ -125,17 +116,27 @@ def timed(cmd: list[str]) -> tuple[float, bytes]:
     return time.perf_counter() - t0, proc.stdout
 
 
-def bench(label: str, root: Path, work: Path, edits: int, recall: bool) -> dict[str, object]:
-    cache = work / f"cache-{root.name}"
-    res: dict[str, object] = {"corpus": label}
-    ctags_s, _ = timed(["ctags", "-R", "-f", str(work / "tags"), str(root)])
+def cold_load(root: Path, cache: Path, *, ranked: bool = True) -> dict[str, Any]:
+    env = dict(os.environ)
+    if not ranked:
+        env["RLM_BENCH_NO_RANKED"] = "1"
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(root), str(cache)],
         capture_output=True,
         check=True,
         cwd=ROOT,
+        env=env,
     )
-    cold = json.loads(child.stdout)
+    out: dict[str, Any] = json.loads(child.stdout)
+    return out
+
+
+def bench(label: str, root: Path, work: Path, edits: int, recall: bool) -> dict[str, object]:
+    cache = work / f"cache-{root.name}"
+    res: dict[str, object] = {"corpus": label}
+    ctags_s, _ = timed(["ctags", "-R", "-f", str(work / "tags"), str(root)])
+    plain = cold_load(root, work / f"cache-plain-{root.name}", ranked=False)
+    cold = cold_load(root, cache)
     res.update(
         files=cold["files"],
         mb=round(cold["bytes"] / 1e6, 1),
@@ -144,6 +145,8 @@ def bench(label: str, root: Path, work: Path, edits: int, recall: bool) -> dict[
         cold_s=round(cold["seconds"], 2),
         ctags_s=round(ctags_s, 2),
         cold_vs_ctags=round(cold["seconds"] / ctags_s, 2),
+        cold_without_ranked_s=round(plain["seconds"], 2),
+        ranked_index_cost=f"{100 * (cold['seconds'] / plain['seconds'] - 1):+.1f}%",
         peak_rss_x_corpus=round(cold["rss"] / max(cold["bytes"], 1), 2),
         worker_rss_x_corpus=round(cold["worker_rss"] / max(cold["bytes"], 1), 2),
     )
@@ -176,6 +179,15 @@ def bench(label: str, root: Path, work: Path, edits: int, recall: bool) -> dict[
             }
         )
     res["grep"] = greps
+    ranked = []
+    for q in RANKED_QUERIES:
+        for _ in range(3):
+            t0 = time.perf_counter()
+            repo.search(q, 20)
+            ranked.append(time.perf_counter() - t0)
+    ranked.sort()
+    res["ranked_search_p50_ms"] = round(statistics.median(ranked) * 1000, 1)
+    res["ranked_search_p95_ms"] = round(ranked[int(0.95 * (len(ranked) - 1))] * 1000, 1)
     targets = [p for p in repo.files("*.py")][:20] or repo.files()[:20]
     lat = []
     with RepositoryWatcher(repo, debounce=settings.debounce_seconds):

@@ -36,7 +36,7 @@ async def ask(args: argparse.Namespace) -> int:
     try:
         loaded, report = await service.load(args.path, confine=False)
         print(
-            f"loaded {loaded.name}: {report['files']} files, {report['tokens']} tokens",
+            f"loaded {loaded.name}: {report.files} files, {report.tokens} tokens",
             file=sys.stderr,
         )
         result = await service.query(args.question)

@@ -7,7 +7,8 @@ writes nothing but protocol to stdout and the other commands pipe cleanly.
 Exit codes: 0 success; 1 a runtime failure (a missing model, an unreadable
 path, a provider error); 2 bad usage or configuration. ``ask`` exits 2 when a
 limit stopped the query; ``search`` exits 1 when nothing matched; ``review``
-exits 1 when a finding has severity ``error`` and 3 when the review failed.
+exits 1 when a finding has severity ``error``, 3 when the review failed and 4 when it
+reached no verdict.
 """
 
 from __future__ import annotations
@@ -18,18 +19,21 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import anyio.to_thread
 
-from rlm_mcp import __version__
-from rlm_mcp.engine.result import RLMResult
+from rlm_mcp._version import __version__
 from rlm_mcp.errors import ConfigError, RlmMcpError, SearchError
 from rlm_mcp.settings_loader import LIMIT_NAMES, SETTINGS, Config, load_config
+
+if TYPE_CHECKING:
+    from rlm_mcp.engine.result import RLMResult
+    from rlm_mcp.service import LoadSummary
 
 __all__ = ["build_parser", "main"]
 
@@ -40,7 +44,7 @@ _COMMON = ("model", "base_url", "sub_model", "cache_dir", "trajectory_dir", "san
 _SERVE_ONLY = ("allowed_roots", "auth_token", "no_watch")
 _METAVAR = {"int": "N", "float": "SECONDS", "decimal": "USD", "path": "DIR", "paths": "DIR"}
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_REVIEW_FAILED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_REVIEW_FAILED, EXIT_REVIEW_INCOMPLETE = 0, 1, 2, 3, 4
 
 
 class UsageError(Exception):
@@ -134,11 +138,27 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[parent],
         help="ask a question about a repository",
         description="Load PATH and answer QUESTION with the RLM. The answer goes to stdout, "
-        "progress to stderr. Exit code: 0 completed, 2 a limit stopped it, 1 error.",
+        "progress to stderr. With no model configured, it answers from ranked search alone "
+        "(labelled so). Exit code: 0 completed, 2 a limit stopped it, 1 error.",
     )
     p.add_argument("path", type=Path, metavar="PATH")
     p.add_argument("question", metavar="QUESTION")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+
+    p = sub.add_parser(
+        "find",
+        parents=[parent],
+        help="ranked search for a question or identifier (no LLM)",
+        description="Rank the definitions and files of PATH for QUERY: BM25 over names split "
+        "into words, paths, signatures, docstrings and comments, plus identifiers written in "
+        "the query. Prints path:start-end, kind, name and a snippet, best first. "
+        "Exit code: 0 hits, 1 none, 2 error.",
+    )
+    p.add_argument("path", type=Path, metavar="PATH")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="hits to show [default: 20]")
+    p.add_argument("--glob", help="only files matching this glob (e.g. '*.py', 'src/**')")
+    p.add_argument("--json", action="store_true", help="print the hits as JSON")
 
     p = sub.add_parser(
         "search",
@@ -238,13 +258,13 @@ class _Bar:
             self.stream.flush()
 
 
-async def _load(service: Any, path: Path) -> dict[str, Any]:
+async def _load(service: Any, path: Path) -> LoadSummary:
     bar = _Bar(sys.stderr, "indexing")
     try:
         _, summary = await service.load(path, progress=bar, confine=False)
     finally:
         bar.close()
-    return dict(summary)
+    return summary  # type: ignore[no-any-return]
 
 
 def _counts(mapping: dict[str, int]) -> str:
@@ -282,19 +302,21 @@ async def cmd_index(args: argparse.Namespace, config: Config) -> int:
     finally:
         await service.aclose()
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(asdict(summary), indent=2))
         return EXIT_OK
     print(
-        f"indexed {summary['root']}: {summary['files']:,} files, {summary['tokens']:,} tokens, "
-        f"{summary['symbols']:,} symbols in {summary['seconds']:.2f}s "
-        f"({summary['parsed']:,} parsed, {summary['reused']:,} reused from the cache)"
+        f"indexed {summary.root}: {summary.files:,} files, {summary.tokens:,} tokens, "
+        f"{summary.symbols:,} symbols in {summary.seconds:.2f}s "
+        f"({summary.parsed:,} parsed, {summary.reused:,} reused from the cache)"
     )
-    print(f"languages: {_counts(summary['languages'])}")
-    print(f"skipped: {_counts(summary['skipped'])}")
+    print(f"languages: {_counts(summary.languages)}")
+    print(f"skipped: {_counts(summary.skipped)}")
     return EXIT_OK
 
 
 async def cmd_ask(args: argparse.Namespace, config: Config) -> int:
+    if not _llm_configured(config):
+        return await _ask_from_search(args, config)
     service = _service(_one_shot(config))
     try:
         service.engine()
@@ -311,6 +333,75 @@ async def cmd_ask(args: argparse.Namespace, config: Config) -> int:
         _say(f"rlm-mcp: error: {result.error}")
         return EXIT_FAIL
     return EXIT_OK if result.status == "completed" else EXIT_USAGE
+
+
+def _llm_configured(config: Config) -> bool:
+    return config.settings.root_model is not None
+
+
+async def _ranked(args: argparse.Namespace, config: Config, query: str, limit: int) -> list[Any]:
+    service = _service(_one_shot(config))
+    try:
+        await _load(service, args.path)
+        repo = service.get().repo
+        try:
+            hits: list[Any] = await anyio.to_thread.run_sync(
+                partial(repo.search, query, limit, getattr(args, "glob", None))
+            )
+        except SearchError as exc:
+            raise UsageError(str(exc)) from None
+    finally:
+        await service.aclose()
+    return hits
+
+
+def _hit_dict(hit: Any) -> dict[str, Any]:
+    return {
+        "path": hit.path,
+        "line": hit.line,
+        "end_line": hit.end_line,
+        "qualname": hit.qualname,
+        "kind": hit.kind,
+        "snippet": hit.snippet,
+        "score": hit.score,
+    }
+
+
+async def _ask_from_search(args: argparse.Namespace, config: Config) -> int:
+    """No model configured: answer with the ranked locations, labelled as such."""
+    hits = await _ranked(args, config, args.question, 10)
+    if args.json:
+        payload = {
+            "answer": None,
+            "status": "search_only",
+            "candidates": [_hit_dict(h) for h in hits],
+        }
+        print(json.dumps(payload, indent=2))
+    else:
+        print("No model is configured, so this answer comes from ranked search alone (no LLM).")
+        if hits:
+            print("The most likely places for your question:")
+            for h in hits:
+                print(f"  {h}")
+        else:
+            print("Nothing in the index matches the question's words.")
+    _say(
+        "rlm-mcp: set RLM_MODEL (and RLM_BASE_URL for a local server) to have a model read "
+        "these places and answer; see `rlm-mcp ask --help`"
+    )
+    return EXIT_OK
+
+
+async def cmd_find(args: argparse.Namespace, config: Config) -> int:
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    hits = await _ranked(args, config, args.query, args.limit)
+    if args.json:
+        print(json.dumps({"hits": [_hit_dict(h) for h in hits]}, indent=2))
+    else:
+        for h in hits:
+            print(h)
+    return EXIT_OK if hits else EXIT_FAIL
 
 
 async def cmd_search(args: argparse.Namespace, config: Config) -> int:
@@ -342,7 +433,6 @@ async def cmd_search(args: argparse.Namespace, config: Config) -> int:
 async def cmd_review(args: argparse.Namespace, config: Config) -> int:
     from rlm_mcp.review import build_question, collect_diff, find_base, git_toplevel, judge
 
-    exit_incomplete = 4
     repo = git_toplevel(args.repo.expanduser().resolve())
     base = args.base or find_base(repo)
     diff = collect_diff(repo, base)
@@ -384,7 +474,7 @@ async def cmd_review(args: argparse.Namespace, config: Config) -> int:
         return EXIT_REVIEW_FAILED
     if review.verdict == "incomplete":
         _say(f"rlm-mcp: error: review incomplete: {review.problem}")
-        return exit_incomplete
+        return EXIT_REVIEW_INCOMPLETE
     return EXIT_FAIL if review.blocking else EXIT_OK
 
 
@@ -438,6 +528,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config], Awaitable[int]]] = {
     "serve": cmd_serve,
     "index": cmd_index,
     "ask": cmd_ask,
+    "find": cmd_find,
     "search": cmd_search,
     "review": cmd_review,
     "trace": cmd_trace,

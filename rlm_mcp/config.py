@@ -48,6 +48,9 @@ class IndexSettings:
         watch: start a watchdog watcher for loaded repositories.
         debounce_seconds: quiet time before a burst of file events is applied.
         follow_symlinks: follow symlinks that stay inside the root.
+        ranked_search: build the full-text index behind ranked search (names,
+            paths, docstrings, comments). Off: a smaller cache and a faster
+            cold load, and ranked search matches exact names only.
     """
 
     max_file_bytes: int = 1024 * 1024
@@ -56,6 +59,7 @@ class IndexSettings:
     watch: bool = True
     debounce_seconds: float = 0.05
     follow_symlinks: bool = True
+    ranked_search: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -330,7 +330,7 @@ def create_server(
 
         async def run() -> LoadResult:
             _, summary = await _svc(ctx).load(path, name, progress=progress)
-            return LoadResult.model_validate(summary)
+            return LoadResult.model_validate(summary, from_attributes=True)
 
         return await _guard(run())
 
@@ -585,7 +585,7 @@ def create_server(
         """The loaded repositories with index version and freshness, and the server's state."""
         svc = _svc(ctx)
         return ReposResult(
-            repositories=[RepoOut.model_validate(r) for r in svc.list()],
+            repositories=[RepoOut.model_validate(r, from_attributes=True) for r in svc.list()],
             llm_configured=svc.llm_configured,
             sandbox=svc.isolation()["level"],
         )
@@ -605,6 +605,6 @@ def create_server(
         return await _guard(_unload(ctx, name))
 
     async def _unload(ctx: ServiceContext, name: str) -> UnloadResult:
-        return UnloadResult.model_validate(await _svc(ctx).unload(name))
+        return UnloadResult.model_validate(await _svc(ctx).unload(name), from_attributes=True)
 
     return mcp

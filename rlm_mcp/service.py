@@ -34,11 +34,11 @@ from rlm_mcp.errors import (
     RepositoryNotFound,
     UnknownRepository,
 )
-from rlm_mcp.index import Repository, load
+from rlm_mcp.index import LoadReport, Repository, SkippedFile, load
 from rlm_mcp.watch import RepositoryWatcher
 from sandbox import ExecResult, Session, detect_isolation
 
-__all__ = ["LoadedRepo", "RlmService"]
+__all__ = ["LoadSummary", "LoadedRepo", "RepoStatus", "RlmService", "Unloaded"]
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +56,68 @@ class LoadedRepo:
     session: Session | None = None
     session_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> RepoStatus:
         report = self.repo.report
-        return {
-            "name": self.name,
-            "root": str(self.repo.root),
-            "files": report.files,
-            "tokens": report.tokens,
-            "symbols": report.symbols,
-            "languages": report.languages,
-            "index_version": self.repo.version,
-            "updated_at": self.repo.updated_at,
-            "watching": self.watcher is not None,
-            "loaded_at": self.loaded_at,
-        }
+        return RepoStatus(
+            name=self.name,
+            root=str(self.repo.root),
+            files=report.files,
+            tokens=report.tokens,
+            symbols=report.symbols,
+            languages=dict(report.languages),
+            index_version=self.repo.version,
+            updated_at=self.repo.updated_at,
+            watching=self.watcher is not None,
+            loaded_at=self.loaded_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RepoStatus:
+    """A loaded repository as ``rlm_repos`` lists it."""
+
+    name: str
+    root: str
+    files: int
+    tokens: int
+    symbols: int
+    languages: dict[str, int]
+    index_version: int
+    updated_at: float
+    watching: bool
+    loaded_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSummary:
+    """What one ``load`` indexed, skipped and reused."""
+
+    name: str
+    root: str
+    files: int
+    bytes: int
+    tokens: int
+    lines: int
+    symbols: int
+    languages: dict[str, int]
+    skipped: dict[str, int]
+    skipped_files: list[SkippedFile]
+    invalid_utf8: list[str]
+    parsed: int
+    reused: int
+    removed: int
+    seconds: float
+    git: bool
+    index_version: int
+    watching: bool
+    reloaded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Unloaded:
+    name: str
+    root: str
+    unloaded: bool = True
 
 
 def _name_for(path: Path, taken: Mapping[str, LoadedRepo]) -> str:
@@ -137,7 +185,7 @@ class RlmService:
         *,
         progress: LoadProgress | None = None,
         confine: bool = True,
-    ) -> tuple[LoadedRepo, dict[str, Any]]:
+    ) -> tuple[LoadedRepo, LoadSummary]:
         """Load (or reload) a repository; returns it and a summary of the load report."""
         resolved = self.check_allowed(path) if confine else Path(path).expanduser().resolve()
         if name is not None and (not isinstance(name, str) or not name.strip()):
@@ -146,7 +194,7 @@ class RlmService:
         report_cb = self._thread_progress(progress)
         if existing is not None and (name is None or name == existing.name):
             report = await anyio.to_thread.run_sync(partial(existing.repo.refresh, report_cb))
-            return existing, {**self._summary(existing, report), "reloaded": True}
+            return existing, self._summary(existing, report, reloaded=True)
         repo = await anyio.to_thread.run_sync(
             partial(load, resolved, self.settings.index, progress=report_cb)
         )
@@ -165,7 +213,7 @@ class RlmService:
             self._repos[chosen] = loaded
         if old is not None:
             await anyio.to_thread.run_sync(self._close_repo, old)
-        return loaded, {**self._summary(loaded, repo.report), "reloaded": False}
+        return loaded, self._summary(loaded, repo.report, reloaded=False)
 
     def _thread_progress(self, progress: LoadProgress | None) -> Callable[[int, int], None] | None:
         if progress is None:
@@ -185,30 +233,28 @@ class RlmService:
         return report
 
     @staticmethod
-    def _summary(loaded: LoadedRepo, report: Any) -> dict[str, Any]:
-        return {
-            "name": loaded.name,
-            "root": str(loaded.repo.root),
-            "files": report.files,
-            "bytes": report.bytes,
-            "tokens": report.tokens,
-            "lines": report.lines,
-            "symbols": report.symbols,
-            "languages": dict(report.languages),
-            "skipped": report.skipped_by_reason(),
-            "skipped_files": [
-                {"path": s.path, "reason": s.reason, "detail": s.detail}
-                for s in report.skipped[:200]
-            ],
-            "invalid_utf8": list(report.invalid_utf8[:200]),
-            "parsed": report.parsed,
-            "reused": report.reused,
-            "removed": report.removed,
-            "seconds": round(report.seconds, 3),
-            "git": report.git,
-            "index_version": loaded.repo.version,
-            "watching": loaded.watcher is not None,
-        }
+    def _summary(loaded: LoadedRepo, report: LoadReport, *, reloaded: bool) -> LoadSummary:
+        return LoadSummary(
+            name=loaded.name,
+            root=str(loaded.repo.root),
+            files=report.files,
+            bytes=report.bytes,
+            tokens=report.tokens,
+            lines=report.lines,
+            symbols=report.symbols,
+            languages=dict(report.languages),
+            skipped=report.skipped_by_reason(),
+            skipped_files=list(report.skipped[:200]),
+            invalid_utf8=list(report.invalid_utf8[:200]),
+            parsed=report.parsed,
+            reused=report.reused,
+            removed=report.removed,
+            seconds=round(report.seconds, 3),
+            git=report.git,
+            index_version=loaded.repo.version,
+            watching=loaded.watcher is not None,
+            reloaded=reloaded,
+        )
 
     def _find_by_root(self, root: Path) -> LoadedRepo | None:
         with self._lock:
@@ -226,17 +272,17 @@ class RlmService:
             known = ", ".join(sorted(self._repos))
         raise UnknownRepository(f"no loaded repository is named {name!r}; loaded: {known}")
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[RepoStatus]:
         with self._lock:
             repos = list(self._repos.values())
         return [r.describe() for r in sorted(repos, key=lambda r: r.name)]
 
-    async def unload(self, name: str) -> dict[str, Any]:
+    async def unload(self, name: str) -> Unloaded:
         loaded = self.get(name)
         with self._lock:
             self._repos.pop(loaded.name, None)
         await anyio.to_thread.run_sync(self._close_repo, loaded)
-        return {"name": loaded.name, "root": str(loaded.repo.root), "unloaded": True}
+        return Unloaded(loaded.name, str(loaded.repo.root))
 
     @staticmethod
     def _close_repo(loaded: LoadedRepo) -> None:

@@ -55,17 +55,20 @@ class Citable(Protocol):
     ) -> Any: ...
 
 
-def extract_citations(text: str) -> list[tuple[str, str, int | None, str | None]]:
-    """``(kind, name, line, raw)`` for each path (kind ``path``) or symbol (``symbol``) named.
+Found = tuple[str, str, int | None, int | None, str]
+
+
+def extract_citations(text: str) -> list[Found]:
+    """``(kind, name, line, end_line, raw)`` for each path (``path``) or symbol (``symbol``).
 
     A path needs an extension and must look like a file name (``setup.py``,
     ``src/app/main.rs:12``); a symbol is a backticked identifier that is not
     also a path. Version numbers and URLs are ignored.
     """
-    out: list[tuple[str, str, int | None, str | None]] = []
+    out: list[Found] = []
     seen: set[str] = set()
     for m in _PATH.finditer(text):
-        raw, path, line = m.group(0), m.group(1), m.group(2)
+        raw, path, line, end = m.group(0), m.group(1), m.group(2), m.group(3)
         ext = path.rsplit(".", 1)[-1].lower()
         if (
             path.lower() in _NOT_PATHS
@@ -77,7 +80,7 @@ def extract_citations(text: str) -> list[tuple[str, str, int | None, str | None]
             continue
         if raw not in seen:
             seen.add(raw)
-            out.append(("path", path, int(line) if line else None, raw))
+            out.append(("path", path, int(line) if line else None, int(end) if end else None, raw))
     for m in _SYMBOL.finditer(text):
         name, called = m.group(1), bool(m.group(2))
         looks_like_file = "." in name and name.rsplit(".", 1)[-1].lower() in _FILE_EXTENSIONS
@@ -86,7 +89,7 @@ def extract_citations(text: str) -> list[tuple[str, str, int | None, str | None]
         if not (called or "_" in name or "." in name or any(c.isupper() for c in name[1:])):
             continue
         seen.add(name)
-        out.append(("symbol", name, None, name))
+        out.append(("symbol", name, None, None, name))
     return out[:MAX_CITATIONS]
 
 
@@ -101,15 +104,16 @@ def check_citations(repo: Citable, text: str) -> list[Citation]:
     for p in files:
         by_base.setdefault(p.rsplit("/", 1)[-1], []).append(p)
     out: list[Citation] = []
-    for kind, name, line, raw in found:
+    for kind, name, line, end, raw in found:
         label = raw or name
         if kind == "path":
             path = _resolve(name, fileset, files)
             if path is None:
                 out.append(Citation(label, False, _nearest_paths(name, by_base)))
                 continue
-            if line is not None and not _line_exists(repo, path, line):
-                out.append(Citation(label, False, (f"{path} has fewer than {line} lines",)))
+            problem = _line_problem(repo, path, line, end)
+            if problem:
+                out.append(Citation(label, False, (problem,)))
                 continue
             out.append(Citation(label, True))
         else:
@@ -129,11 +133,20 @@ def _resolve(path: str, fileset: set[str], files: list[str]) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def _line_exists(repo: Citable, path: str, line: int) -> bool:
+def _line_problem(repo: Citable, path: str, line: int | None, end: int | None) -> str:
+    """Why ``path:line[-end]`` does not exist ("" when it does)."""
+    if line is None:
+        return ""
     try:
-        return 1 <= line <= repo.text(path).count("\n") + 1
+        count = repo.text(path).count("\n") + 1
     except RlmMcpError:
-        return False
+        return f"{path} cannot be read"
+    last = end if end is not None else line
+    if line < 1 or last < line:
+        return f"{line}-{last} is not a line range of {path}"
+    if last > count:
+        return f"{path} has {count} lines, not {last}"
+    return ""
 
 
 def _nearest_paths(path: str, by_base: dict[str, list[str]]) -> tuple[str, ...]:
@@ -146,17 +159,38 @@ def _nearest_paths(path: str, by_base: dict[str, list[str]]) -> tuple[str, ...]:
 
 
 def _symbol_exists(repo: Citable, name: str) -> bool:
+    """A defined name, ``Class.method``, or ``module.name`` whose module is a real file."""
     if repo.definition(name):
         return True
-    short = name.rsplit(".", 1)[-1]
-    return short != name and bool(repo.definition(short))
+    if "." not in name:
+        return False
+    owner, short = name.rsplit(".", 1)
+    if not repo.definition(short):
+        return False
+    if repo.definition(owner):
+        return True
+    module = owner.replace(".", "/")
+    return any(
+        f.endswith((f"{module}.py", f"{module}/__init__.py"))
+        or f.rsplit(".", 1)[0].endswith(module)
+        for f in repo.files()
+    )
 
 
 def _nearest_symbols(repo: Citable, name: str) -> tuple[str, ...]:
+    """Real names close to ``name``: candidates share its start, its end, or its middle."""
     short = name.rsplit(".", 1)[-1]
+    probes = {short[:3], short[-4:], short[len(short) // 3 : len(short) // 3 + 3]}
     names: list[str] = []
-    for d in repo.symbols(short[: max(3, len(short) // 2)], match="auto", limit=200):
-        qual = getattr(d, "qualname", None) or getattr(d, "name", "")
-        if qual and qual not in names:
-            names.append(qual)
-    return tuple(difflib.get_close_matches(name, names, n=3, cutoff=0.5) or names[:3])
+    for probe in sorted(p for p in probes if len(p) >= 3):
+        for d in repo.symbols(probe, match="substring", limit=300):
+            qual = getattr(d, "qualname", None) or getattr(d, "name", "")
+            if qual and qual not in names:
+                names.append(qual)
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    if not close and "." in name:
+        by_short = {n.rsplit(".", 1)[-1]: n for n in names}
+        close = [
+            by_short[c] for c in difflib.get_close_matches(short, list(by_short), n=3, cutoff=0.6)
+        ]
+    return tuple(close)

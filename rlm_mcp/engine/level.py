@@ -365,9 +365,13 @@ class QueryLevel:
                 )
                 continue
             if done:
-                citations = await anyio.to_thread.run_sync(check_citations, q.repo, answer)
+                citations = (
+                    await anyio.to_thread.run_sync(check_citations, q.repo, answer)
+                    if self.depth == 0
+                    else []
+                )
                 unknown = [c for c in citations if not c.verified]
-                if unknown and not self._grounding_shown:
+                if unknown and self.depth == 0 and not self._grounding_shown:
                     self._grounding_shown = True
                     await self._exec(_RESET_ANSWER)
                     self.partial = answer

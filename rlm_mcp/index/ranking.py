@@ -11,11 +11,18 @@ signature, docstring and the comments inside them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-__all__ = ["STOPWORDS", "def_doc_rows", "file_doc_row", "query_terms", "words"]
+__all__ = [
+    "STOPWORDS",
+    "DocRow",
+    "def_doc_rows",
+    "doc_rows",
+    "file_doc_row",
+    "query_terms",
+    "words",
+]
 
-_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9]*|[0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _COMMENT = re.compile(r"^\s*(?:#+|//+|/\*+|\*+|--|;+|%+|\"\"\"|''')\s?(.*?)(?:\*/|\"\"\"|''')?\s*$")
 _QUOTES = ('"""', "'''")
@@ -34,11 +41,12 @@ STOPWORDS = frozenset(
 
 def words(text: str) -> list[str]:
     """Lower-case words of ``text`` with identifiers split (``getHTTPCode`` → get, http, code)."""
-    out: list[str] = []
-    for token in _TOKEN.findall(text):
-        parts = _CAMEL.findall(token)
-        out.extend(p.lower() for p in parts if p)
-    return out
+    return " ".join(_CAMEL.findall(text)).lower().split()
+
+
+def _joined_words(text: str) -> str:
+    """:func:`words` as one space-separated string (what the full-text index stores)."""
+    return " ".join(_CAMEL.findall(text)).lower()
 
 
 def query_terms(question: str) -> list[str]:
@@ -50,38 +58,44 @@ def query_terms(question: str) -> list[str]:
     return list(seen)
 
 
-def _comment_lines(lines: Iterable[str]) -> list[str]:
-    """Comment and docstring text among ``lines``, markers stripped."""
+def _comment_texts(lines: Sequence[str]) -> list[str]:
+    """Per line: its comment or docstring text, markers stripped ("" for plain code)."""
     out: list[str] = []
-    in_doc: str | None = None
+    quote: str | None = None
     for raw in lines:
         line = raw.strip()
-        if in_doc is not None:
-            end = line.find(in_doc)
+        if not line:
+            out.append("")
+            continue
+        if quote is not None:
+            end = line.find(quote)
             out.append(line if end < 0 else line[:end])
             if end >= 0:
-                in_doc = None
+                quote = None
             continue
-        opener = next((q for q in _QUOTES if q in line), None)
-        if opener is not None:
-            start = line.index(opener) + 3
-            rest = line[start:]
+        if '"""' in line or "'''" in line:
+            opener = '"""' if '"""' in line else "'''"
+            rest = line[line.index(opener) + 3 :]
             end = rest.find(opener)
             out.append(rest if end < 0 else rest[:end])
             if end < 0:
-                in_doc = opener
+                quote = opener
             continue
-        m = _COMMENT.match(line)
-        if m and m.group(1):
-            out.append(m.group(1))
-        elif "//" in line or " #" in line:
-            out.append(line.split("//", 1)[-1] if "//" in line else line.split(" #", 1)[-1])
+        if line[0] in "#/*-;%":
+            m = _COMMENT.match(line)
+            out.append(m.group(1) if m else "")
+        elif "//" in line:
+            out.append(line.split("//", 1)[1])
+        elif " #" in line:
+            out.append(line.split(" #", 1)[1])
+        else:
+            out.append("")
     return out
 
 
-def _body(lines: Sequence[str]) -> str:
-    text = " ".join(s for s in _comment_lines(lines) if s)
-    return " ".join(words(text[:BODY_CHARS]))
+def _body(comments: Sequence[str]) -> str:
+    text = " ".join(c for c in comments if c)
+    return _joined_words(text[:BODY_CHARS])
 
 
 DocRow = tuple[str, int, int, str, str, str, str, str, str, str]
@@ -116,22 +130,33 @@ def _leading_block(text: str) -> list[str]:
 
 def file_doc_row(path: str, text: str, lines: int) -> DocRow:
     """The file's own row: its path words and its leading comment or module docstring."""
-    body = _body(_leading_block(text))
-    return (path, 1, max(1, lines), "", "file", "", "", "", " ".join(words(path)), body)
+    body = _body(_comment_texts(_leading_block(text)))
+    return (path, 1, max(1, lines), "", "file", "", "", "", _joined_words(path), body)
 
 
 def def_doc_rows(
     text: str, defs: Sequence[tuple[str, str, str, str, int, int, str, str]]
 ) -> list[DocRow]:
-    """One row per definition: name words, path words, and signature + doc + inner comments."""
+    """One row per definition: name words, path words, and signature + doc + inner comments.
+
+    Comments are found once per file (one pass over its lines), then each
+    definition takes those within its first :data:`HEAD_LINES` lines.
+    """
     if not defs:
         return []
-    lines = text.split("\n")
-    path_words = " ".join(words(defs[0][3]))
+    comments = _comment_texts(text.split("\n"))
+    path_words = _joined_words(defs[0][3])
     rows: list[DocRow] = []
-    for name, qualname, kind, path, start, end, signature, doc in defs:
-        body_lines = lines[max(0, start - 1) : min(end, start - 1 + HEAD_LINES)]
-        names = " ".join(words(qualname if qualname != name else name))
-        body = " ".join(words(f"{signature} {doc}")) + " " + _body(body_lines)
+    for _name, qualname, kind, path, start, end, signature, doc in defs:
+        inner = comments[max(0, start - 1) : min(end, start - 1 + HEAD_LINES)]
+        names = _joined_words(qualname)
+        body = _joined_words(f"{signature} {doc}") + " " + _body(inner)
         rows.append((path, start, end, qualname, kind, signature, doc, names, path_words, body))
     return rows
+
+
+def doc_rows(
+    path: str, text: str, lines: int, defs: Sequence[tuple[str, str, str, str, int, int, str, str]]
+) -> list[DocRow]:
+    """Every ranked-search row of one file: the file's own, then one per definition."""
+    return [file_doc_row(path, text, lines), *def_doc_rows(text, defs)]

@@ -320,7 +320,7 @@ class Repository:
                 res.tokens,
                 res.invalid_utf8,
             )
-            w.put_file(row, res.text, res.defs, res.refs)
+            w.put_file(row, res.text, res.defs, res.refs, res.docs)
         elif res.reason in CONTENT_SKIPS:
             st = self._stat(res.path)
             if st is not None:
@@ -343,7 +343,14 @@ class Repository:
         items = [(c.path, c.abspath, c.size, c.mtime_ns) for c in todo]
         if len(items) < POOL_THRESHOLD:
             for item in items:
-                yield [process(item, limit, explicit=self._single is not None)]
+                yield [
+                    process(
+                        item,
+                        limit,
+                        explicit=self._single is not None,
+                        ranked=self.settings.ranked_search,
+                    )
+                ]
             return
         workers = self.settings.workers or os.cpu_count() or 1
         batches = [items[i : i + BATCH_FILES] for i in range(0, len(items), BATCH_FILES)]
@@ -354,7 +361,7 @@ class Repository:
             pending: set[Future[list[Parsed | SkippedFile]]] = set()
             it = iter(batches)
             for batch in it:
-                pending.add(pool.submit(process_batch, batch, limit))
+                pending.add(pool.submit(process_batch, batch, limit, self.settings.ranked_search))
                 if len(pending) >= max_inflight:
                     break
             while pending:
@@ -362,7 +369,9 @@ class Repository:
                 for fut in finished:
                     nxt = next(it, None)
                     if nxt is not None:
-                        pending.add(pool.submit(process_batch, nxt, limit))
+                        pending.add(
+                            pool.submit(process_batch, nxt, limit, self.settings.ranked_search)
+                        )
                     yield fut.result()
 
     def _refresh_state(

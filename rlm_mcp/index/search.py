@@ -16,7 +16,6 @@ factor of ripgrep.
 from __future__ import annotations
 
 import functools
-import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -144,6 +143,8 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 EXACT_NAME_BONUS = 12.0
 WORD_NAME_BONUS = 3.0
 SNIPPET_CHARS = 160
+KIND_WEIGHTS = {"field": 0.6, "variable": 0.6, "constant": 0.8, "file": 0.9}
+"""Questions ask where behaviour lives: functions and classes rank above fields."""
 
 
 class Searcher:
@@ -349,7 +350,7 @@ class Searcher:
 
         BM25 over name words, path words, signatures, docstrings and comments
         (stemmed), plus a bonus for definitions whose name is an identifier
-        written in the query, with how often a name is used as the tie-breaker.
+        written in the query; among equal scores, the more used name first.
         """
         if not isinstance(query, str) or not query.strip():
             raise SearchError("the search query is empty")
@@ -365,18 +366,26 @@ class Searcher:
             if old is None or old.score < hit.score:
                 scored[key] = hit
 
-        for t in self.store.text_search(query_terms(query), max(50, limit * 5)):
+        path_rx = rx.pattern if rx is not None else None
+        for t in self.store.text_search(query_terms(query), max(50, limit * 5), path_rx):
             snippet = t.signature or t.doc or (t.path if not t.qualname else t.qualname)
+            weight = KIND_WEIGHTS.get(t.kind, 1.0)
             add(
                 SearchHit(
-                    t.path, t.start_line, t.end_line, t.qualname, t.kind, _clip(snippet), t.score
+                    t.path,
+                    t.start_line,
+                    t.end_line,
+                    t.qualname,
+                    t.kind,
+                    _clip(snippet),
+                    t.score * weight,
                 )
             )
         for ident in dict.fromkeys(_IDENT.findall(query)):
             if len(ident) < 3 or ident.lower() in STOPWORDS:
                 continue
             bonus = EXACT_NAME_BONUS if _looks_like_identifier(ident) else WORD_NAME_BONUS
-            for d in self.store.find_defs(DefQuery("exact", ident, limit=20)):
+            for d in self.store.find_defs(DefQuery("exact", ident, path_regex=path_rx, limit=20)):
                 prior = scored.get((d.path, d.start_line, d.qualname))
                 base = prior.score if prior is not None else 0.0
                 add(_def_hit(d, base + bonus))
@@ -387,7 +396,8 @@ class Searcher:
         ranked = sorted(
             scored.values(),
             key=lambda h: (
-                -(h.score + 0.05 * math.log1p(uses.get(h.qualname.rsplit(".", 1)[-1], 0))),
+                -round(h.score, 3),
+                -uses.get(h.qualname.rsplit(".", 1)[-1], 0),
                 h.path,
                 h.line,
             ),

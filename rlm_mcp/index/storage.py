@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from rlm_mcp.index.model import Definition, Reference, SkippedFile
+from rlm_mcp.index.ranking import DocRow
 
 __all__ = [
     "DefQuery",
@@ -100,9 +101,18 @@ class StoreBatch(Protocol):
         """Forget everything stored for ``paths``."""
 
     def put_file(
-        self, row: FileRow, text: str, defs: Sequence[DefRow], refs: Sequence[RefRow]
+        self,
+        row: FileRow,
+        text: str,
+        defs: Sequence[DefRow],
+        refs: Sequence[RefRow],
+        docs: Sequence[DocRow] | None = None,
     ) -> None:
-        """Store one parsed file, replacing whatever was stored for its path."""
+        """Store one parsed file, replacing whatever was stored for its path.
+
+        ``docs`` are its ranked-search rows (:func:`~rlm_mcp.index.ranking.doc_rows`),
+        computed by the parser processes; ``None`` computes them here.
+        """
 
     def put_skipped(self, skip: SkippedFile, size: int, mtime_ns: int) -> None:
         """Record a skipped file, replacing whatever was stored for its path."""
@@ -171,5 +181,10 @@ class IndexStore(Protocol):
     def ref_counts(self, names: Sequence[str] | None = None) -> dict[str, int]:
         """How often each name (of ``names``, or every name) is used; unused names are absent."""
 
-    def text_search(self, terms: Sequence[str], limit: int) -> list[TextHit]:
-        """Definitions and files ranked by BM25 for any of ``terms`` (lower-case words)."""
+    def text_search(
+        self, terms: Sequence[str], limit: int, path_regex: str | None = None
+    ) -> list[TextHit]:
+        """Definitions and files ranked by BM25 for any of ``terms`` (lower-case words).
+
+        ``path_regex`` (matched at the path's start) narrows before the limit applies.
+        """

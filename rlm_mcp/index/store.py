@@ -40,7 +40,7 @@ from typing import TypeVar
 
 from rlm_mcp.errors import IndexCorrupted
 from rlm_mcp.index.model import Definition, Reference, SkippedFile
-from rlm_mcp.index.ranking import def_doc_rows, file_doc_row
+from rlm_mcp.index.ranking import DocRow, doc_rows
 from rlm_mcp.index.storage import (
     DefQuery,
     DefRow,
@@ -166,7 +166,12 @@ class _Batch:
             c.executemany(f"DELETE FROM {table} WHERE path=?", rows)
 
     def put_file(
-        self, row: FileRow, text: str, defs: Sequence[DefRow], refs: Sequence[RefRow]
+        self,
+        row: FileRow,
+        text: str,
+        defs: Sequence[DefRow],
+        refs: Sequence[RefRow],
+        docs: Sequence[DocRow] | None = None,
     ) -> None:
         self.delete_paths([row.path])
         c = self.conn
@@ -186,7 +191,8 @@ class _Batch:
         c.execute("INSERT INTO content VALUES (?,?)", (row.path, text))
         c.executemany("INSERT INTO defs VALUES (?,?,?,?,?,?,?,?)", defs)
         c.executemany("INSERT INTO refs VALUES (?,?,?,?)", refs)
-        docs = [file_doc_row(row.path, text, row.lines), *def_doc_rows(text, defs)]
+        if docs is None:
+            docs = doc_rows(row.path, text, row.lines, defs)
         c.executemany(
             "INSERT INTO docs(path, start_line, end_line, qualname, kind, signature, doc, "
             "names, pathwords, body) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -308,9 +314,6 @@ class SQLiteStore:
         mode = _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
         if mode and str(mode[0]).lower() != "wal":
             log.warning("SQLite index %s is not in WAL mode (%s)", self.path, mode[0])
-        quick = conn.execute("PRAGMA quick_check").fetchone()
-        if quick is None or quick[0] != "ok":
-            raise sqlite3.DatabaseError(f"quick_check failed: {quick[0] if quick else '?'}")
         with self._transaction() as c:
             has_meta = c.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
@@ -503,15 +506,21 @@ class SQLiteStore:
                 ).fetchall()
         return {str(n): int(c) for n, c in rows}
 
-    def text_search(self, terms: Sequence[str], limit: int) -> list[TextHit]:
+    def text_search(
+        self, terms: Sequence[str], limit: int, path_regex: str | None = None
+    ) -> list[TextHit]:
         words = [t for t in terms if t.isalnum()]
         if not words:
             return []
         match = " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+        where, params = "fts MATCH ?", [match]
+        if path_regex is not None:
+            where += " AND rematch(?, d.path)"
+            params.append(path_regex)
         rows = self._conn.execute(
             "SELECT d.path, d.start_line, d.end_line, d.qualname, d.kind, d.signature, d.doc, "
             f"{_BM25} AS score FROM fts JOIN docs d ON d.id = fts.rowid "
-            "WHERE fts MATCH ? ORDER BY score LIMIT ?",
-            (match, limit),
+            f"WHERE {where} ORDER BY score LIMIT ?",
+            (*params, limit),
         ).fetchall()
         return [TextHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], -float(r[7])) for r in rows]

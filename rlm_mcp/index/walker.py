@@ -40,6 +40,7 @@ from pathlib import Path
 
 from rlm_mcp.index.ignore import IgnoreMatcher
 from rlm_mcp.index.model import SkippedFile
+from rlm_mcp.index.ranking import DocRow
 
 __all__ = [
     "Candidate",
@@ -409,6 +410,7 @@ class Parsed:
     text: str
     defs: list[tuple[str, str, str, str, int, int, str, str]]
     refs: list[tuple[str, str, int, str]]
+    docs: list[DocRow]
 
 
 def estimate_tokens(text: str) -> int:
@@ -423,10 +425,19 @@ def count_lines(text: str) -> int:
 
 
 def process(
-    item: tuple[str, str, int, int], max_file_bytes: int, *, explicit: bool = False
+    item: tuple[str, str, int, int],
+    max_file_bytes: int,
+    *,
+    explicit: bool = False,
+    ranked: bool = True,
 ) -> Parsed | SkippedFile:
-    """Classify, decode and tag one file; runs in a pool worker or in-process."""
+    """Classify, decode and tag one file; runs in a pool worker or in-process.
+
+    ``ranked`` also computes the file's ranked-search rows here, in parallel,
+    rather than in the process that writes the store.
+    """
     from rlm_mcp.index.languages import has_tags, language_for_path
+    from rlm_mcp.index.ranking import doc_rows
     from rlm_mcp.index.tags import extract_tags
 
     rel, abspath, size, mtime_ns = item
@@ -444,22 +455,24 @@ def process(
             for d in tags.definitions
         ]
         refs = [(r.name, rel, r.line, r.kind) for r in tags.references]
+    lines = count_lines(text)
     return Parsed(
         rel,
         len(got.data),
         mtime_ns,
         content_hash(got.data),
         language,
-        count_lines(text),
+        lines,
         estimate_tokens(text),
         got.invalid_utf8,
         text,
         defs,
         refs,
+        doc_rows(rel, text, lines, defs) if ranked else [],
     )
 
 
 def process_batch(
-    items: list[tuple[str, str, int, int]], max_file_bytes: int
+    items: list[tuple[str, str, int, int]], max_file_bytes: int, ranked: bool = True
 ) -> list[Parsed | SkippedFile]:
-    return [process(item, max_file_bytes) for item in items]
+    return [process(item, max_file_bytes, ranked=ranked) for item in items]

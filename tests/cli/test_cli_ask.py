@@ -58,12 +58,36 @@ def test_ask_stopped_by_a_limit_exits_2_with_the_best_answer(
     assert result["limit"] == "max_iterations"
 
 
-def test_ask_without_a_model_exits_1_naming_rlm_model(repo: Path, tmp_path: Path) -> None:
-    proc = run_cli("ask", str(repo), "Where?", env=isolated_env(tmp_path))
-    assert proc.returncode == 1
+def test_ask_without_a_model_answers_from_ranked_search_and_exits_0(
+    repo: Path, tmp_path: Path
+) -> None:
+    proc = run_cli("ask", str(repo), "Where do we divide two numbers?", env=isolated_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "ranked search alone (no LLM)" in proc.stdout
+    first_hit = proc.stdout.splitlines()[2]
+    assert first_hit.strip().startswith("calc/ops.py:1-3: function divide")
     assert "RLM_MODEL" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.stdout == ""
+
+
+def test_ask_without_a_model_as_json_labels_the_answer_search_only(
+    repo: Path, tmp_path: Path
+) -> None:
+    proc = run_cli("ask", str(repo), "divide", "--json", env=isolated_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "search_only" and out["answer"] is None
+    assert out["candidates"][0]["qualname"] == "divide"
+
+
+def test_find_prints_ranked_hits_and_exits_1_when_nothing_matches(
+    repo: Path, tmp_path: Path
+) -> None:
+    proc = run_cli("find", str(repo), "add two numbers", env=isolated_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("calc/ops.py:6-7: function add")
+    none = run_cli("find", str(repo), "kubernetes helm chart", env=isolated_env(tmp_path))
+    assert none.returncode == 1 and none.stdout == ""
 
 
 def test_ask_reports_a_provider_failure_as_exit_1(
