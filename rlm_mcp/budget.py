@@ -142,7 +142,21 @@ _FLOAT_NAMES = frozenset(f.name for f in LIMIT_FIELDS if f.type in ("float", flo
 
 @dataclass(slots=True)
 class ModelUsage:
-    """Spend on one model: requests, tokens, money, and memo-cache hits."""
+    """Spend on one model: calls, HTTP attempts, tokens, money, and memo-cache hits.
+
+    Attributes:
+        calls: calls that returned a completion (what ``max_llm_calls`` counts).
+        attempts: requests sent to the provider, every retry included, and
+            those of calls that failed or were cancelled: what the provider saw.
+        failed_attempts: attempts that got no usable answer (error status,
+            timeout, lost connection, unusable body), cancelled ones included.
+        cancelled_attempts: attempts abandoned while on the wire (a sibling in
+            a batch failed, the query ended or ran out of time).
+        input_tokens / output_tokens / cost_usd: what the provider reported,
+            for failed attempts too when it reported any.
+        priced: whether the price table knows the model; ``False`` means its
+            spend is not in ``cost_usd`` and escapes ``max_cost_usd``.
+    """
 
     calls: int = 0
     input_tokens: int = 0
@@ -151,10 +165,16 @@ class ModelUsage:
     cache_hits: int = 0
     estimated: bool = False
     priced: bool = True
+    attempts: int = 0
+    failed_attempts: int = 0
+    cancelled_attempts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
+            "attempts": self.attempts,
+            "failed_attempts": self.failed_attempts,
+            "cancelled_attempts": self.cancelled_attempts,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost_usd": str(self.cost_usd),
@@ -194,13 +214,34 @@ class Usage:
     def cache_hits(self) -> int:
         return sum(m.cache_hits for m in self.models.values())
 
+    @property
+    def attempts(self) -> int:
+        return sum(m.attempts for m in self.models.values())
+
+    @property
+    def failed_attempts(self) -> int:
+        return sum(m.failed_attempts for m in self.models.values())
+
+    @property
+    def cancelled_attempts(self) -> int:
+        return sum(m.cancelled_attempts for m in self.models.values())
+
+    @property
+    def unpriced_models(self) -> list[str]:
+        """Models used that have no price: their spend is missing from ``cost_usd``."""
+        return sorted(name for name, m in self.models.items() if not m.priced)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
+            "attempts": self.attempts,
+            "failed_attempts": self.failed_attempts,
+            "cancelled_attempts": self.cancelled_attempts,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost_usd": str(self.cost_usd),
             "cache_hits": self.cache_hits,
+            "unpriced_models": self.unpriced_models,
             "by_model": {name: m.as_dict() for name, m in sorted(self.models.items())},
         }
 
@@ -300,26 +341,79 @@ class Budget:
         cost: Decimal,
         estimated: bool = False,
         priced: bool = True,
+        attempts: int = 1,
+        failed_attempts: int = 0,
     ) -> None:
-        """Book a finished call (which passed :meth:`check_before_call`)."""
+        """Book a finished call (which passed :meth:`check_before_call`).
+
+        ``attempts`` counts every HTTP attempt the call took, the
+        ``failed_attempts`` before the one that answered included; the tokens
+        and cost are the call's whole bill, failed attempts' included.
+        """
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
-            m = self.usage.models.setdefault(model, ModelUsage())
+            m = self._book(model, input_tokens, output_tokens, cost, estimated, priced)
             m.calls += 1
-            m.input_tokens += input_tokens
-            m.output_tokens += output_tokens
-            m.cost_usd += cost
-            m.estimated = m.estimated or estimated
-            m.priced = m.priced and priced
+            m.attempts += attempts
+            m.failed_attempts += failed_attempts
 
-    def record_cache_hit(self, model: str) -> None:
+    def record_attempts(
+        self,
+        model: str,
+        *,
+        attempts: int,
+        failed: int,
+        cancelled: int = 0,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost: Decimal = Decimal(0),
+        estimated: bool = False,
+        priced: bool = True,
+    ) -> None:
+        """Book the attempts of a call that ended without an answer.
+
+        They reached (or tried to reach) the provider and may have been
+        billed, so they count as attempts and their reported tokens and cost
+        count as spent; the call does not count as a call. ``failed``
+        includes the ``cancelled`` ones. The in-flight slot is freed by
+        :meth:`release`, not here.
+        """
+        if attempts <= 0 and not (input_tokens or output_tokens or cost):
+            return
         with self._lock:
-            self.usage.models.setdefault(model, ModelUsage()).cache_hits += 1
+            m = self._book(model, input_tokens, output_tokens, cost, estimated, priced)
+            m.attempts += attempts
+            m.failed_attempts += failed
+            m.cancelled_attempts += cancelled
+
+    def _book(
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cost: Decimal,
+        estimated: bool,
+        priced: bool,
+    ) -> ModelUsage:
+        m = self.usage.models.setdefault(model, ModelUsage())
+        m.input_tokens += input_tokens
+        m.output_tokens += output_tokens
+        m.cost_usd += cost
+        m.estimated = m.estimated or estimated
+        m.priced = m.priced and priced
+        return m
+
+    def record_cache_hit(self, model: str, *, priced: bool = True) -> None:
+        with self._lock:
+            m = self.usage.models.setdefault(model, ModelUsage())
+            m.cache_hits += 1
+            m.priced = m.priced and priced
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "calls": self.usage.calls,
+                "attempts": self.usage.attempts,
                 "tokens": self.usage.tokens,
                 "cost_usd": str(self.usage.cost_usd),
                 "elapsed_seconds": round(self.elapsed, 3),

@@ -11,10 +11,14 @@ Every error the package raises on purpose derives from :class:`RlmMcpError`::
     │   └── SearchError             a bad pattern, glob or path in a search call
     ├── UnknownRepository           no loaded repository has that name
     ├── SandboxUnavailable          model code cannot be run safely here
-    ├── BackendError                an LLM provider failed (after retries)
+    ├── BackendError                an LLM provider failed (after retries); ``kind`` names how
     │   ├── BackendNotConfigured    no endpoint/model configured
+    │   ├── BackendUnreachable      connection refused, DNS failure: no request got through
+    │   ├── BackendConnectionLost   the connection dropped after the request was sent
     │   ├── BackendTimeout          the provider did not answer in time
     │   └── BackendResponseError    the provider answered with an error or garbage
+    │       ├── BackendRateLimited  HTTP 429 persisted through the retries
+    │       └── BackendAuthError    HTTP 401/403: the key is missing, wrong or not allowed
     └── BudgetExceeded              a guardrail would be crossed by the next call
         ├── DepthLimitExceeded
         ├── IterationLimitExceeded
@@ -22,6 +26,7 @@ Every error the package raises on purpose derives from :class:`RlmMcpError`::
         ├── TokenLimitExceeded
         ├── CostLimitExceeded
         ├── TimeLimitExceeded
+        │   └── TimeLimitWhileRateLimited   the time ran out waiting on a 429's Retry-After
         ├── LoopDetected            the model repeats itself
         └── SpendingStopped         sub-calls while the final answer is being written
 
@@ -32,10 +37,14 @@ exceptions for the server; they never appear in this tree.
 from __future__ import annotations
 
 __all__ = [
+    "BackendAuthError",
+    "BackendConnectionLost",
     "BackendError",
     "BackendNotConfigured",
+    "BackendRateLimited",
     "BackendResponseError",
     "BackendTimeout",
+    "BackendUnreachable",
     "BudgetExceeded",
     "CallLimitExceeded",
     "ConfigError",
@@ -52,6 +61,7 @@ __all__ = [
     "SearchError",
     "SpendingStopped",
     "TimeLimitExceeded",
+    "TimeLimitWhileRateLimited",
     "TokenLimitExceeded",
     "UnknownRepository",
 ]
@@ -94,19 +104,57 @@ class SandboxUnavailable(RlmMcpError):
 
 
 class BackendError(RlmMcpError):
-    """An LLM provider call failed for good (retries exhausted or not retryable)."""
+    """An LLM provider call failed for good (retries exhausted or not retryable).
+
+    Attributes:
+        kind: how it failed, one word a result or a client can branch on
+            (``unreachable``, ``connection_lost``, ``timeout``, ``rate_limited``,
+            ``auth``, ``bad_response``, ``not_configured``; ``backend`` otherwise).
+    """
+
+    kind: str = "backend"
 
 
 class BackendNotConfigured(BackendError):
     """No LLM endpoint or model is configured."""
 
+    kind = "not_configured"
+
+
+class BackendUnreachable(BackendError):
+    """No connection could be made: refused, unknown host, connect timeout."""
+
+    kind = "unreachable"
+
+
+class BackendConnectionLost(BackendError):
+    """The connection dropped after the request was sent: no answer, or a body cut short."""
+
+    kind = "connection_lost"
+
 
 class BackendTimeout(BackendError):
     """The provider did not answer within the request timeout."""
 
+    kind = "timeout"
+
 
 class BackendResponseError(BackendError):
     """The provider answered with an error status or an unusable body."""
+
+    kind = "bad_response"
+
+
+class BackendRateLimited(BackendResponseError):
+    """The provider kept answering HTTP 429 (rate limit or quota) through every retry."""
+
+    kind = "rate_limited"
+
+
+class BackendAuthError(BackendResponseError):
+    """HTTP 401 or 403: the API key is missing, wrong, or not allowed this model."""
+
+    kind = "auth"
 
 
 class BudgetExceeded(RlmMcpError):
@@ -146,6 +194,16 @@ class CostLimitExceeded(BudgetExceeded):
 
 class TimeLimitExceeded(BudgetExceeded):
     limit = "max_wall_seconds"
+
+
+class TimeLimitWhileRateLimited(TimeLimitExceeded):
+    """``max_wall_seconds`` ran out while a call waited on a rate-limited provider (HTTP 429).
+
+    The limit is still the wall clock, but the cause is the provider: ``kind``
+    says so, the way :attr:`BackendError.kind` does for a failed call.
+    """
+
+    kind = "rate_limited"
 
 
 class LoopDetected(BudgetExceeded):

@@ -55,6 +55,7 @@ class LoadedRepo:
     loaded_at: float
     session: Session | None = None
     session_lock: threading.Lock = field(default_factory=threading.Lock)
+    checker: threading.Thread | None = None
 
     def describe(self) -> RepoStatus:
         report = self.repo.report
@@ -118,6 +119,14 @@ class Unloaded:
     name: str
     root: str
     unloaded: bool = True
+
+
+def _check_integrity(repo: Repository) -> None:
+    """After a warm load: a cache corrupted on disk is found and rebuilt, off the request path."""
+    try:
+        repo.repair_if_corrupt()
+    except Exception:
+        log.exception("checking the index cache %s failed", repo.store.location)
 
 
 def _name_for(path: Path, taken: Mapping[str, LoadedRepo]) -> str:
@@ -211,6 +220,11 @@ class RlmService:
             old = self._repos.get(chosen)
             loaded = LoadedRepo(chosen, repo, watcher, time.time())
             self._repos[chosen] = loaded
+        if repo.report.reused:
+            loaded.checker = threading.Thread(
+                target=_check_integrity, args=(repo,), name=f"rlm-check:{chosen}", daemon=True
+            )
+            loaded.checker.start()
         if old is not None:
             await anyio.to_thread.run_sync(self._close_repo, old)
         return loaded, self._summary(loaded, repo.report, reloaded=False)
@@ -286,6 +300,8 @@ class RlmService:
 
     @staticmethod
     def _close_repo(loaded: LoadedRepo) -> None:
+        if loaded.checker is not None:
+            loaded.checker.join()
         if loaded.watcher is not None:
             loaded.watcher.stop()
         if loaded.session is not None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Literal
 
 from rlm_mcp.backends.base import (
+    Attempt,
+    AttemptListener,
     Completion,
     CompletionRequest,
     LLMBackend,
@@ -34,6 +36,8 @@ from rlm_mcp.errors import BackendNotConfigured
 __all__ = [
     "DEFAULT_PRICES_USD_PER_MTOK",
     "PRICES_TAKEN_ON",
+    "Attempt",
+    "AttemptListener",
     "Completion",
     "CompletionRequest",
     "LLMBackend",

@@ -9,10 +9,14 @@ request can be recorded, replayed and shared between tasks without copying.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "Attempt",
+    "AttemptListener",
+    "AttemptOutcome",
     "Completion",
     "CompletionRequest",
     "LLMBackend",
@@ -23,6 +27,7 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant"]
+AttemptOutcome = Literal["ok", "failed", "cancelled"]
 
 _CHARS_PER_TOKEN = 4
 
@@ -45,6 +50,10 @@ class CompletionRequest:
         max_tokens: ``None`` uses the backend's default (or the provider's).
         temperature: ``None`` leaves it to the backend or provider.
         stop: stop sequences; empty sends none.
+        on_attempt: told about every attempt the backend makes for this
+            request, failed and cancelled ones included, so spend on retries
+            is visible to whoever pays for it. Not part of the request's
+            identity (ignored by ``==`` and ``repr``).
     """
 
     messages: tuple[Message, ...]
@@ -52,6 +61,7 @@ class CompletionRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     stop: tuple[str, ...] = ()
+    on_attempt: AttemptListener | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,38 @@ class TokenUsage:
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One request a backend sent to a provider, reported when it ends.
+
+    A call may take several attempts (retries), and a provider may bill an
+    attempt that failed; callers that account for spend count these rather
+    than calls.
+
+    Attributes:
+        model: the model asked; for an ``ok`` attempt, the model that answered.
+        outcome: ``ok`` (a usable completion); ``failed`` (an error status, a
+            timeout, a lost connection, an unusable body); ``cancelled`` (the
+            caller stopped waiting while the request was on the wire).
+        kind: for a failure, how it failed, as in
+            :attr:`~rlm_mcp.errors.BackendError.kind` (``rate_limited``, ...).
+        usage: tokens the provider reported for a failed attempt (a 200 whose
+            body was unusable); ``None`` when it reported none. An ``ok``
+            attempt's usage is on its :class:`Completion`.
+        retry_after: the wait the provider asked for, when it asked.
+    """
+
+    model: str
+    outcome: AttemptOutcome
+    kind: str | None = None
+    usage: TokenUsage | None = None
+    retry_after: float | None = None
+
+
+AttemptListener = Callable[[Attempt], None]
+"""Called once per attempt, on the caller's event loop, as the attempt ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +139,9 @@ class LLMBackend(Protocol):
     """Anything that can answer a :class:`CompletionRequest`.
 
     Implementations raise only :class:`~rlm_mcp.errors.BackendError`
-    subclasses (besides cancellation), after doing their own retries.
+    subclasses (besides cancellation), after doing their own retries, and
+    report each attempt to ``request.on_attempt`` when it is set (a backend
+    that does not is accounted from :attr:`Completion.attempts`).
     """
 
     model: str

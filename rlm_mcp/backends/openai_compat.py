@@ -6,7 +6,11 @@ own retries are switched off (``max_retries=0``) and done here instead, so
 that every attempt, wait and failure is visible in one place, ``Retry-After``
 is honoured with a cap, and the final error is one of ours
 (:class:`~rlm_mcp.errors.BackendError` and subclasses) with a message that
-says what to fix.
+says what to fix and a ``kind`` that says how it failed: the endpoint could
+not be reached, the connection was lost mid-response, the provider timed out,
+rate-limited, refused the key, or answered garbage.  Every attempt, retried,
+failed and cancelled ones included, is reported to the request's
+``on_attempt`` listener, so retries are never invisible spend.
 
 The body is parsed by hand rather than by the SDK's models: local servers
 return all sorts of near-misses (no ``choices``, ``content: null``, HTML
@@ -22,6 +26,7 @@ import logging
 import math
 import random
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -31,6 +36,7 @@ import anyio
 import openai
 
 from rlm_mcp.backends.base import (
+    Attempt,
     Completion,
     CompletionRequest,
     Message,
@@ -38,7 +44,15 @@ from rlm_mcp.backends.base import (
     estimate_tokens,
 )
 from rlm_mcp.config import ModelEndpoint
-from rlm_mcp.errors import BackendError, BackendResponseError, BackendTimeout
+from rlm_mcp.errors import (
+    BackendAuthError,
+    BackendConnectionLost,
+    BackendError,
+    BackendRateLimited,
+    BackendResponseError,
+    BackendTimeout,
+    BackendUnreachable,
+)
 
 __all__ = [
     "DEFAULT_BACKOFF_BASE",
@@ -59,6 +73,10 @@ _PLACEHOLDER_API_KEY = "not-needed"
 _SNIPPET_CHARS = 300
 # Models that reject ``max_tokens`` and want ``max_completion_tokens``.
 _REASONING_MODEL = re.compile(r"^(?:.*/)?(?:o\d|gpt-5)(?:$|[-.:])", re.IGNORECASE)
+
+# httpx and httpx2 name their connect-phase errors alike; matching names keeps
+# this module independent of which one the openai client runs on.
+_CONNECT_ERRORS = frozenset({"ConnectError", "ConnectTimeout"})
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -180,13 +198,19 @@ class OpenAICompatibleBackend:
     async def complete(self, request: CompletionRequest) -> Completion:
         """Send ``request``, retrying transient failures, and return the answer.
 
+        Each attempt is reported to ``request.on_attempt`` as it ends.
+
         Raises:
             BackendTimeout: every attempt timed out.
-            BackendResponseError: an error status that retrying cannot fix,
-                retryable statuses that persisted, or an unusable body.
-            BackendError: the endpoint could not be reached.
+            BackendRateLimited: HTTP 429 persisted through the retries.
+            BackendAuthError: HTTP 401 or 403.
+            BackendResponseError: another error status that retrying cannot
+                fix, retryable statuses that persisted, or an unusable body.
+            BackendUnreachable: no connection could be made.
+            BackendConnectionLost: the connection dropped mid-response.
         """
         model = request.model or self.model
+        report = request.on_attempt or _ignore_attempt
         started = time.monotonic()
         attempts = self.max_attempts
         last: _Failure | None = None
@@ -205,18 +229,35 @@ class OpenAICompatibleBackend:
             try:
                 body, headers = await self._attempt(request, model)
             except _Failure as failure:
+                report(
+                    Attempt(
+                        model,
+                        "failed",
+                        kind=failure.error.kind,
+                        retry_after=failure.retry_after,
+                    )
+                )
                 if not failure.retryable:
                     raise failure.final(model=model, attempts=attempt) from failure.__cause__
                 last = failure
                 continue
-            return self._to_completion(
-                body,
-                headers,
-                request=request,
-                model=model,
-                attempts=attempt,
-                latency=time.monotonic() - started,
-            )
+            except anyio.get_cancelled_exc_class():
+                report(Attempt(model, "cancelled"))
+                raise
+            try:
+                completion = self._to_completion(
+                    body,
+                    headers,
+                    request=request,
+                    model=model,
+                    attempts=attempt,
+                    latency=time.monotonic() - started,
+                )
+            except BackendError as exc:
+                report(Attempt(model, "failed", kind=exc.kind, usage=_reported_usage(body)))
+                raise
+            report(Attempt(completion.model, "ok"))
+            return completion
         assert last is not None
         raise last.final(model=model, attempts=attempts) from last.__cause__
 
@@ -237,14 +278,23 @@ class OpenAICompatibleBackend:
         except TimeoutError as exc:
             raise _Failure.timeout(self, timeout) from exc
         except openai.APITimeoutError as exc:
+            connect = _connect_failure(exc)
+            if connect is not None:
+                raise _Failure.unreachable(self, connect) from exc
             raise _Failure.timeout(self, timeout) from exc
         except openai.APIConnectionError as exc:
-            cause = exc.__cause__ or exc
+            connect = _connect_failure(exc)
+            if connect is not None:
+                raise _Failure.unreachable(self, connect) from exc
+            cause = _root_cause(exc)
             raise _Failure(
                 retryable=True,
-                summary=f"could not connect to {self._where}: {cause}",
-                error=BackendError,
-                message=f"could not reach {self._where}: {_describe(cause)}",
+                summary=f"connection to {self._where} lost mid-response: {_describe(cause)}",
+                error=BackendConnectionLost,
+                message=(
+                    f"the connection to {self._where} was lost mid-response "
+                    f"(after the request was sent): {_describe(cause)}"
+                ),
             ) from exc
         except openai.APIStatusError as exc:
             raise _Failure.from_status(self, exc) from exc
@@ -381,6 +431,15 @@ class _Failure(Exception):
         )
 
     @classmethod
+    def unreachable(cls, backend: OpenAICompatibleBackend, cause: BaseException) -> _Failure:
+        return cls(
+            retryable=True,
+            summary=f"could not connect to {backend._where}: {_describe(cause)}",
+            error=BackendUnreachable,
+            message=f"could not reach {backend._where}: {_describe(cause)}",
+        )
+
+    @classmethod
     def from_status(cls, backend: OpenAICompatibleBackend, exc: openai.APIStatusError) -> _Failure:
         status = exc.status_code
         headers = exc.response.headers
@@ -390,13 +449,65 @@ class _Failure(Exception):
             retryable = should_retry == "true"
         else:
             retryable = status in (408, 429) or status >= 500
+        error: type[BackendError] = BackendResponseError
+        message = f"{backend._where} answered HTTP {status}: {detail}"
+        if status == 429:
+            error = BackendRateLimited
+            message = f"{backend._where} rate-limited the requests (HTTP 429): {detail}"
+        elif status in (401, 403):
+            error = BackendAuthError
+            message += " (check the API key and that it may use this model)"
         return cls(
             retryable=retryable,
             summary=f"HTTP {status} from {backend._where}",
-            error=BackendResponseError,
-            message=f"{backend._where} answered HTTP {status}: {detail}",
+            error=error,
+            message=message,
             retry_after=parse_retry_after(headers) if retryable else None,
         )
+
+
+def _ignore_attempt(attempt: Attempt) -> None:
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes, outermost first (cycles cut)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not s for s in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _connect_failure(exc: BaseException) -> BaseException | None:
+    """The cause when no connection was made (refused, DNS, connect timeout), else None."""
+    for cause in _chain(exc):
+        if isinstance(cause, ConnectionRefusedError | socket.gaierror) or any(
+            cls.__name__ in _CONNECT_ERRORS for cls in type(cause).__mro__
+        ):
+            return _root_cause(cause)
+    return None
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause with a message (the OS error rather than the wrappers)."""
+    chain = _chain(exc)
+    for cause in reversed(chain):
+        if str(cause):
+            return cause
+    return chain[-1]
+
+
+def _reported_usage(body: Any) -> TokenUsage | None:
+    """Usage a provider reported in a body we could not use, if any."""
+    raw = body.get("usage") if isinstance(body, dict) else None
+    if isinstance(raw, dict):
+        prompt = raw.get("prompt_tokens")
+        completion = raw.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            return TokenUsage(input_tokens=prompt, output_tokens=completion)
+    return None
 
 
 def _message_param(message: Message) -> Any:
@@ -404,11 +515,9 @@ def _message_param(message: Message) -> Any:
 
 
 def _usage(raw: Any, request: CompletionRequest, text: str) -> TokenUsage:
-    if isinstance(raw, dict):
-        prompt = raw.get("prompt_tokens")
-        completion = raw.get("completion_tokens")
-        if isinstance(prompt, int) and isinstance(completion, int):
-            return TokenUsage(input_tokens=prompt, output_tokens=completion)
+    reported = _reported_usage({"usage": raw})
+    if reported is not None:
+        return reported
     return TokenUsage(
         input_tokens=sum(estimate_tokens(m.content) for m in request.messages),
         output_tokens=estimate_tokens(text),

@@ -15,7 +15,13 @@ from typing import TypeAlias
 
 import anyio
 
-from rlm_mcp.backends.base import Completion, CompletionRequest, TokenUsage, estimate_tokens
+from rlm_mcp.backends.base import (
+    Attempt,
+    Completion,
+    CompletionRequest,
+    TokenUsage,
+    estimate_tokens,
+)
 from rlm_mcp.errors import BackendError, BackendResponseError
 
 __all__ = ["ScriptedBackend", "ScriptedReply"]
@@ -36,6 +42,10 @@ class ScriptedBackend:
             estimated from the text (``estimated=True``).
         delay: seconds each call waits before answering, to let tests
             observe concurrency or cancel in-flight calls.
+
+    Each call is one attempt, reported to ``request.on_attempt`` like the
+    HTTP backend's: ``ok``, ``failed`` (a scripted exception) or
+    ``cancelled`` (the caller gave up during ``delay``).
 
     Safe to share between tasks and threads: the script position and
     :attr:`history` are guarded by a lock.  When a list script runs out,
@@ -114,11 +124,23 @@ class ScriptedBackend:
         if reply is None:
             assert self._responder is not None
             reply = self._responder(request)
+        model = request.model or self.model
+        report = request.on_attempt
         if self.delay > 0:
-            await anyio.sleep(self.delay)
+            try:
+                await anyio.sleep(self.delay)
+            except anyio.get_cancelled_exc_class():
+                if report is not None:
+                    report(Attempt(model, "cancelled"))
+                raise
         if isinstance(reply, BaseException):
+            if report is not None and isinstance(reply, Exception):
+                kind = reply.kind if isinstance(reply, BackendError) else None
+                report(Attempt(model, "failed", kind=kind))
             raise reply
         if isinstance(reply, Completion):
+            if report is not None:
+                report(Attempt(reply.model, "ok"))
             return reply
         if not isinstance(reply, str):
             raise TypeError(f"scripted reply must be str, exception or Completion, not {reply!r}")
@@ -127,9 +149,11 @@ class ScriptedBackend:
             output_tokens=estimate_tokens(reply),
             estimated=True,
         )
+        if report is not None:
+            report(Attempt(model, "ok"))
         return Completion(
             text=reply,
-            model=request.model or self.model,
+            model=model,
             usage=usage,
             finish_reason="stop",
             latency_seconds=time.monotonic() - started,

@@ -71,6 +71,10 @@ class Reply:
             stops.
         finish_reason: the choice's ``finish_reason``.
         content_null: send ``"content": null`` instead of ``text``.
+        cut_after: send the status line, the headers (with the full
+            ``Content-Length``) and only this many bytes of the body, then
+            close: a connection lost mid-response.
+        drop: close the connection without answering at all.
     """
 
     text: str = ""
@@ -82,6 +86,8 @@ class Reply:
     hang: bool = False
     finish_reason: str = "stop"
     content_null: bool = False
+    cut_after: int | None = None
+    drop: bool = False
 
     @classmethod
     def error(cls, status: int, message: str = "", **headers: str) -> Reply:
@@ -140,6 +146,7 @@ class LoopbackLLMServer:
         self._queue: deque[Reply] = deque()
         self._requests: list[RecordedRequest] = []
         self._in_flight = 0
+        self._ended = 0
         self._max_concurrent = 0
         self._disconnects = 0
         self._errors: list[str] = []
@@ -257,6 +264,12 @@ class LoopbackLLMServer:
             return self._in_flight
 
     @property
+    def ended(self) -> int:
+        """Chat completion requests that are over: answered, dropped or abandoned by the client."""
+        with self._lock:
+            return self._ended
+
+    @property
     def max_concurrent(self) -> int:
         """The most chat completion requests observed in flight at once."""
         with self._lock:
@@ -288,6 +301,7 @@ class LoopbackLLMServer:
     def _leave(self, *, disconnected: bool) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._ended += 1
             if disconnected:
                 self._disconnects += 1
 
@@ -390,8 +404,15 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if reply.delay > 0 and not self._wait(reply.delay):
             return False
+        if reply.drop:
+            return True
         try:
-            if reply.body is not None:
+            if reply.cut_after is not None:
+                raw = json.dumps(self._completion_json(body, reply)).encode()
+                self._send_raw(
+                    reply.status, raw, "application/json", reply.headers, reply.cut_after
+                )
+            elif reply.body is not None:
                 raw = reply.body.encode() if isinstance(reply.body, str) else reply.body
                 self._send_raw(reply.status, raw, "application/json", reply.headers)
             elif reply.status != 200:
@@ -495,6 +516,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw: bytes,
         content_type: str,
         headers: Mapping[str, str] | None = None,
+        cut_after: int | None = None,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -503,5 +525,5 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(raw)
+        self.wfile.write(raw if cut_after is None else raw[: max(0, cut_after)])
         self.wfile.flush()

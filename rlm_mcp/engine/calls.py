@@ -2,7 +2,9 @@
 
 :class:`QueryRun` holds what a whole recursion tree shares: the budget (checked
 before each call), memoised sub-calls, sub-query loop detection, the
-trajectory writer, progress and the sandbox sessions to close. It sits below
+trajectory writer, progress, the sandbox sessions to close and every sub-call
+task still running (cancelled, and waited for, when the query ends, so no
+request outlives the query that paid for it). It sits below
 :mod:`rlm_mcp.engine.level`: a level passes its :class:`LevelSignals`, and the
 machinery reports back through them (a note for the model, a stop request)
 instead of reaching into the level. Nested levels are started through the
@@ -13,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import tempfile
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
@@ -24,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 import anyio
 
 from rlm_mcp.backends.base import (
+    Attempt,
     Completion,
     CompletionRequest,
     LLMBackend,
@@ -36,7 +40,14 @@ from rlm_mcp.engine import prompts
 from rlm_mcp.engine.replapi import RepositoryLike
 from rlm_mcp.engine.result import EvidenceLog
 from rlm_mcp.engine.trajectory import TrajectoryWriter
-from rlm_mcp.errors import BudgetExceeded, LoopDetected, SpendingStopped, TimeLimitExceeded
+from rlm_mcp.errors import (
+    BackendError,
+    BudgetExceeded,
+    LoopDetected,
+    SpendingStopped,
+    TimeLimitExceeded,
+    TimeLimitWhileRateLimited,
+)
 from sandbox import Session
 
 __all__ = ["EngineConfig", "LevelSignals", "PriceTable", "ProgressCallback", "QueryRun"]
@@ -49,6 +60,9 @@ T = TypeVar("T")
 
 _SUBQUERY_WARN_AT = 3
 _SUBQUERY_STOP_AT = 6
+# How long closing a query waits for cancelled sub-calls to unwind (they close
+# their HTTP requests at once; this only bounds a misbehaving backend).
+_CANCEL_GRACE_SECONDS = 5.0
 
 
 class PriceTable(Protocol):
@@ -105,14 +119,26 @@ class QueryRun:
         self.sub_calls = 0
         self.max_depth_reached = 0
         self.futures: set[concurrent.futures.Future[Any]] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.closed = False
         self.sessions: list[Session] = []
         self.tmp = tempfile.TemporaryDirectory(prefix="rlm-query-")
         self.limit_hit: BudgetExceeded | None = None
+        self.rate_limited: TimeLimitWhileRateLimited | None = None
         self.spawn: Spawn | None = None
 
     async def close(self) -> None:
+        """End the query: no new host calls, every call in flight cancelled and unwound.
+
+        Sub-calls run in tasks of their own (bridged from sandbox threads,
+        or a batch's siblings), outside the query's cancel scope, so they are
+        cancelled here and awaited: their HTTP requests are closed before
+        the query's result is returned. Then the REPL workers are stopped.
+        """
+        self.closed = True
         for fut in list(self.futures):
             fut.cancel()
+        await self._cancel_tasks()
         sessions, self.sessions = self.sessions, []
         for session in sessions:
             with anyio.CancelScope(shield=True):
@@ -127,11 +153,43 @@ class QueryRun:
         except Exception:
             log.debug("progress callback failed", exc_info=True)
 
+    async def _cancel_tasks(self) -> None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_GRACE_SECONDS):
+            while self.tasks:
+                pending = list(self.tasks)
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
+        if self.tasks:
+            log.warning("%d sub-call(s) did not stop after being cancelled", len(self.tasks))
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run ``coro`` as a task the query tracks, so :meth:`close` can cancel it."""
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a bridged host call in this (loop-side) task, tracked like a spawned one."""
+        if self.closed:
+            coro.close()
+            raise RuntimeError("the query has ended")
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        try:
+            return await coro
+        finally:
+            self.tasks.discard(task)
+
     def bridge(self, make: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
         """Turn an async host function into a blocking one for sandbox threads."""
 
         def call(*args: Any, **kwargs: Any) -> T:
-            fut = asyncio.run_coroutine_threadsafe(make(*args, **kwargs), self.loop)
+            if self.closed:
+                raise RuntimeError("the query has ended")
+            fut = asyncio.run_coroutine_threadsafe(self._tracked(make(*args, **kwargs)), self.loop)
             self.futures.add(fut)
             try:
                 return fut.result()
@@ -157,30 +215,101 @@ class QueryRun:
     async def _complete(
         self, backend: LLMBackend, request: CompletionRequest, *, deadline: float | None = None
     ) -> Completion:
-        """One LLM call, booked on the budget, cut off when the query's time runs out."""
+        """One LLM call, booked on the budget, cut off when the query's time runs out.
+
+        Every attempt the backend makes is booked, whether the call answers,
+        fails, is cut off or is cancelled: retries are spend too.
+        """
         seconds = self.budget.remaining_seconds if deadline is None else deadline
+        model = request.model or backend.model
+        attempts: list[Attempt] = []
+        request = dataclasses.replace(request, on_attempt=attempts.append)
         try:
             with anyio.fail_after(max(0.001, seconds)):
                 completion = await backend.complete(request)
         except TimeoutError:
             self.budget.release()
-            exc = TimeLimitExceeded(
-                f"the call was cut off at max_wall_seconds={self.limits.max_wall_seconds:g}"
-            )
+            self._book_unanswered(model, attempts, None)
+            exc = self._cut_off(model, attempts)
             self.note_limit(exc)
             raise exc from None
-        except BaseException:
+        except BaseException as error:
             self.budget.release()
+            self._book_unanswered(model, attempts, error)
             raise
+        name = completion.model or backend.model
+        failed = [a for a in attempts if a.outcome != "ok"]
+        billed = [completion.usage, *(a.usage for a in failed if a.usage is not None)]
+        usage = TokenUsage(
+            input_tokens=sum(u.input_tokens for u in billed),
+            output_tokens=sum(u.output_tokens for u in billed),
+            estimated=any(u.estimated for u in billed),
+        )
+        # A backend that does not report attempts is accounted from the completion.
+        count = len(attempts) if attempts else max(1, completion.attempts)
         self.budget.record(
-            completion.model or backend.model,
-            input_tokens=completion.usage.input_tokens,
-            output_tokens=completion.usage.output_tokens,
-            cost=self.engine.pricing.cost(completion.model or backend.model, completion.usage),
-            estimated=completion.usage.estimated,
-            priced=self.engine.pricing.is_priced(completion.model or backend.model),
+            name,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost=self.engine.pricing.cost(name, usage),
+            estimated=usage.estimated,
+            priced=self.engine.pricing.is_priced(name),
+            attempts=count,
+            failed_attempts=len(failed) if attempts else count - 1,
         )
         return completion
+
+    def _book_unanswered(
+        self, model: str, attempts: list[Attempt], error: BaseException | None
+    ) -> None:
+        """Book the attempts of a call that failed, was cut off or was cancelled."""
+        if not attempts and isinstance(error, BackendError):
+            attempts = [Attempt(model, "failed", kind=error.kind)]
+        if not attempts:
+            return
+        billed = [a.usage for a in attempts if a.usage is not None]
+        usage = TokenUsage(
+            input_tokens=sum(u.input_tokens for u in billed),
+            output_tokens=sum(u.output_tokens for u in billed),
+            estimated=any(u.estimated for u in billed),
+        )
+        self.budget.record_attempts(
+            model,
+            attempts=len(attempts),
+            failed=sum(1 for a in attempts if a.outcome != "ok"),
+            cancelled=sum(1 for a in attempts if a.outcome == "cancelled"),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost=self.engine.pricing.cost(model, usage),
+            estimated=usage.estimated,
+            priced=self.engine.pricing.is_priced(model),
+        )
+
+    def _cut_off(self, model: str, attempts: list[Attempt]) -> TimeLimitExceeded:
+        """The error for a call the query's clock cut off: rate-limited, if that is why."""
+        wall = self.limits.max_wall_seconds
+        last = attempts[-1] if attempts else None
+        if last is None or last.outcome != "failed" or last.kind != "rate_limited":
+            return TimeLimitExceeded(f"the call was cut off at max_wall_seconds={wall:g}")
+        asked = f", Retry-After {last.retry_after:g}s" if last.retry_after is not None else ""
+        tries = "1 attempt" if len(attempts) == 1 else f"{len(attempts)} attempts"
+        exc = TimeLimitWhileRateLimited(
+            f"max_wall_seconds={wall:g} ran out while waiting on the provider's rate limit: "
+            f"model {model} answered HTTP 429{asked} ({tries}); the provider, not the "
+            "question, used the time"
+        )
+        if self.rate_limited is None:
+            self.rate_limited = exc
+        return exc
+
+    def limit_kind(self, limit: str | None) -> str | None:
+        """What was behind a limit, when a provider was: ``rate_limited`` or ``None``.
+
+        ``max_wall_seconds`` reached while a call waited on HTTP 429 is the
+        provider's rate limit as much as the clock; a result says both.
+        """
+        hit = self.rate_limited
+        return hit.kind if hit is not None and limit == hit.limit else None
 
     def note_limit(self, exc: BudgetExceeded) -> None:
         if self.limit_hit is None:
@@ -226,7 +355,7 @@ class QueryRun:
             )
         existing = self.memo.get(key)
         if existing is not None:
-            self.budget.record_cache_hit(name)
+            self.budget.record_cache_hit(name, priced=self.engine.pricing.is_priced(name))
             answer = await asyncio.shield(existing)
             self.writer.write(
                 "sub_call", depth=depth + 1, model=name, prompt=prompt, answer=answer, cached=True
@@ -292,12 +421,32 @@ class QueryRun:
                     limit=exc.limit,
                 ) from None
             self.budget.release(len(fresh))
-        return list(
-            await asyncio.gather(*(self.sub_call(p, model, depth, level) for p in prompts_))
-        )
+        tasks = [self._spawn(self.sub_call(p, model, depth, level)) for p in prompts_]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            await _cancel_and_wait(tasks)
+        errors = [t.exception() for t in tasks if not t.cancelled()]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+        return [t.result() for t in tasks]
 
     async def child(self, prompt: Any, context: Any, depth: int) -> str:
         """``rlm_query`` from model code at ``depth``: a nested level, started by the engine."""
         if self.spawn is None:
             raise RuntimeError("rlm_query is not available here")
         return await self.spawn(prompt, context, depth)
+
+
+async def _cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel the unfinished ``tasks`` and wait until they have unwound.
+
+    A batch is all or nothing: once one prompt fails the others are wasted
+    spend, and model code gets the first error rather than a half-done list.
+    """
+    pending = [t for t in tasks if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)

@@ -107,6 +107,11 @@ class RLMResult:
             error stopped the query ("" when there is none).
         status: ``completed``; ``limit_reached`` (``limit`` names it); ``error``
             (``error`` says what failed).
+        error_kind: how the provider failed when it ended or stopped the
+            query (:attr:`~rlm_mcp.errors.BackendError.kind`: ``rate_limited``,
+            ``connection_lost``, ``unreachable``, ``timeout``, ``bad_response``,
+            ``auth``...); also ``rate_limited`` with ``limit_reached`` when
+            ``max_wall_seconds`` ran out waiting on HTTP 429. ``None`` otherwise.
         max_depth_reached: 0 when no ``rlm_query`` ran, 1 for one nested level...
         evidence: file ranges the code read, merged.
         trajectory: the JSON Lines file with every step, when one was written.
@@ -120,6 +125,7 @@ class RLMResult:
     status: Status
     limit: str | None = None
     error: str | None = None
+    error_kind: str | None = None
     usage: Usage = field(default_factory=Usage)
     iterations: int = 0
     max_depth_reached: int = 0
@@ -136,6 +142,7 @@ class RLMResult:
             "status": self.status,
             "limit": self.limit,
             "error": self.error,
+            "error_kind": self.error_kind,
             "usage": self.usage.as_dict(),
             "iterations": self.iterations,
             "max_depth_reached": self.max_depth_reached,

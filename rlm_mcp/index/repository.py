@@ -53,9 +53,13 @@ CONTENT_SKIPS = frozenset({"binary", "too_large", "generated", "minified"})
 
 
 def _mp_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` on Linux: forking a threaded server process is unsafe."""
-    if sys.platform.startswith("linux"):
-        return multiprocessing.get_context("forkserver")
+    """``spawn``: parser helpers are children of this process, so they die with it.
+
+    Under ``fork`` a threaded server could deadlock; under ``forkserver`` the
+    helpers are the fork server's children and outlive a killed parent (they
+    hold their own queue's write end, so they never see EOF). Spawned helpers
+    ask the kernel to kill them when their parent dies (:func:`_die_with_parent`).
+    """
     return multiprocessing.get_context("spawn")
 
 
@@ -433,6 +437,24 @@ class Repository:
         parsed, reused, removed = self._sync(candidates, skips, None, progress)
         self.report = self._make_report(parsed, reused, removed, time.perf_counter() - t0)
         return self.report
+
+    def repair_if_corrupt(self) -> bool:
+        """Check the store; if it is corrupt, rebuild it from the files. ``True`` if it was.
+
+        The check reads the whole store, so the server runs it in the background
+        after a load rather than on the request path.
+        """
+        problem = self.store.check()
+        if problem is None:
+            return False
+        log.warning(
+            "the index cache %s is corrupt (%s): rebuilding it", self.store.location, problem
+        )
+        with self.store.writer():
+            self.store.reset()
+            self.searcher.drop_text_cache()
+            self.refresh()
+        return True
 
     def apply_changes(self, changed: set[str], deleted: set[str]) -> LoadReport:
         """Re-classify and re-parse only ``changed``; drop ``deleted``.

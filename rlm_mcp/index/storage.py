@@ -137,6 +137,12 @@ class IndexStore(Protocol):
 
     def close(self) -> None: ...
 
+    def check(self) -> str | None:
+        """``None`` when the stored data is intact, else what is wrong (may be slow)."""
+
+    def reset(self) -> None:
+        """Drop everything stored (used to rebuild a corrupt index)."""
+
     # -- writes ------------------------------------------------------------------
 
     def writer(self) -> AbstractContextManager[None]:

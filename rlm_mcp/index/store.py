@@ -238,6 +238,7 @@ class SQLiteStore:
         self._conns: dict[int, sqlite3.Connection] = {}
         self._conns_lock = threading.Lock()
         self._write_lock = threading.RLock()
+        self._writer_depth = 0
         self._closed = False
         self._init_schema()
 
@@ -380,15 +381,43 @@ class SQLiteStore:
 
     @contextmanager
     def writer(self) -> Iterator[None]:
-        """Exclusive across processes (``flock``) and threads: one writer per repository."""
+        """Exclusive across processes (``flock``) and threads; re-entrant in one thread."""
         with self._write_lock:
+            if self._writer_depth:
+                self._writer_depth += 1
+                try:
+                    yield
+                finally:
+                    self._writer_depth -= 1
+                return
             lock_path = Path(str(self.path) + ".lock")
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                self._writer_depth = 1
                 yield
             finally:
+                self._writer_depth = 0
                 os.close(fd)
+
+    def check(self) -> str | None:
+        """``None`` when SQLite's ``quick_check`` finds nothing wrong, else what it found.
+
+        It reads every page (about a second per GiB), so callers run it off
+        the request path.
+        """
+        try:
+            rows = self._conn.execute("PRAGMA quick_check(5)").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        problems = [str(r[0]) for r in rows if r[0] != "ok"]
+        return "; ".join(problems) or None
+
+    def reset(self) -> None:
+        """Start over with an empty store: the file is deleted and created anew."""
+        with self._write_lock:
+            self._discard_file()
+            self._create_schema()
 
     @contextmanager
     def batch(self) -> Iterator[_Batch]:
