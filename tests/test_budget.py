@@ -61,3 +61,46 @@ def test_cost_limit_and_depth_limit_name_themselves() -> None:
     assert info.value.limit == "max_cost_usd"
     with pytest.raises(DepthLimitExceeded):
         budget.check_depth(2)
+
+
+def test_attempts_of_answered_and_unanswered_calls_are_counted_but_only_answers_are_calls() -> None:
+    budget = Budget(Limits(max_llm_calls=2))
+    budget.check_before_call()
+    budget.record(
+        "m", input_tokens=10, output_tokens=5, cost=Decimal(0), attempts=3, failed_attempts=2
+    )
+    budget.check_before_call()
+    budget.release()
+    budget.record_attempts(
+        "m", attempts=2, failed=2, cancelled=1, input_tokens=7, output_tokens=1, cost=Decimal("0.5")
+    )
+
+    m = budget.usage.models["m"]
+    assert (m.calls, m.attempts, m.failed_attempts, m.cancelled_attempts) == (1, 5, 4, 1)
+    assert (m.input_tokens, m.output_tokens, m.cost_usd) == (17, 6, Decimal("0.5"))
+    budget.check_before_call()
+    usage = budget.usage.as_dict()
+    assert (usage["calls"], usage["attempts"], usage["failed_attempts"]) == (1, 5, 4)
+    assert usage["cancelled_attempts"] == 1
+    assert usage["by_model"]["m"]["attempts"] == 5
+    assert budget.snapshot()["attempts"] == 5
+
+
+def test_a_call_that_never_reached_a_provider_books_nothing() -> None:
+    budget = Budget(Limits())
+    budget.record_attempts("m", attempts=0, failed=0)
+    assert budget.usage.models == {}
+
+
+def test_unpriced_models_are_listed_and_flagged_on_every_row() -> None:
+    budget = Budget(Limits())
+    budget.check_before_call()
+    budget.record("priced", input_tokens=1, output_tokens=1, cost=Decimal("0.01"))
+    budget.record_attempts("local", attempts=1, failed=1, priced=False)
+    budget.record_cache_hit("local-alias", priced=False)
+
+    usage = budget.usage.as_dict()
+    assert usage["unpriced_models"] == ["local", "local-alias"]
+    assert usage["by_model"]["priced"]["priced"] is True
+    assert usage["by_model"]["local"]["priced"] is False
+    assert usage["by_model"]["local-alias"]["priced"] is False

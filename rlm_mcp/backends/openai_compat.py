@@ -291,10 +291,7 @@ class OpenAICompatibleBackend:
                 retryable=True,
                 summary=f"connection to {self._where} lost mid-response: {_describe(cause)}",
                 error=BackendConnectionLost,
-                message=(
-                    f"the connection to {self._where} was lost mid-response "
-                    f"(after the request was sent): {_describe(cause)}"
-                ),
+                message=f"the connection to {self._where} was lost mid-response: {_describe(cause)}",
             ) from exc
         except openai.APIStatusError as exc:
             raise _Failure.from_status(self, exc) from exc

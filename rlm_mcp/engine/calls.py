@@ -170,16 +170,24 @@ class QueryRun:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def _tracked(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a bridged host call in this (loop-side) task, tracked like a spawned one."""
+    async def _tracked(
+        self,
+        make: Callable[..., Coroutine[Any, Any, T]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
+        """Run a bridged host call in this (loop-side) task, tracked like a spawned one.
+
+        The call's coroutine is made here, not in the sandbox thread, so a call
+        cancelled before it starts leaves no coroutine unawaited.
+        """
         if self.closed:
-            coro.close()
             raise RuntimeError("the query has ended")
         task = asyncio.current_task()
         assert task is not None
         self.tasks.add(task)
         try:
-            return await coro
+            return await make(*args, **kwargs)
         finally:
             self.tasks.discard(task)
 
@@ -189,7 +197,7 @@ class QueryRun:
         def call(*args: Any, **kwargs: Any) -> T:
             if self.closed:
                 raise RuntimeError("the query has ended")
-            fut = asyncio.run_coroutine_threadsafe(self._tracked(make(*args, **kwargs)), self.loop)
+            fut = asyncio.run_coroutine_threadsafe(self._tracked(make, args, kwargs), self.loop)
             self.futures.add(fut)
             try:
                 return fut.result()
