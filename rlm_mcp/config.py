@@ -48,6 +48,8 @@ class IndexSettings:
         watch: start a watchdog watcher for loaded repositories.
         debounce_seconds: quiet time before a burst of file events is applied.
         follow_symlinks: follow symlinks that stay inside the root.
+        grep_timeout_seconds: how long one grep may run before its helper
+            process is killed (a catastrophic regex cannot stall the server).
         ranked_search: build the full-text index behind ranked search (names,
             paths, docstrings, comments). Off: a smaller cache and a faster
             cold load, and ranked search matches exact names only.
@@ -59,6 +61,7 @@ class IndexSettings:
     watch: bool = True
     debounce_seconds: float = 0.05
     follow_symlinks: bool = True
+    grep_timeout_seconds: float = 10.0
     ranked_search: bool = True
 
 

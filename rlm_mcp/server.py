@@ -79,6 +79,9 @@ class LoadResult(BaseModel):
 
 class ModelUsageOut(BaseModel):
     calls: int
+    attempts: int = Field(default=0, description="HTTP attempts, retried failures included")
+    failed_attempts: int = 0
+    cancelled_attempts: int = 0
     input_tokens: int
     output_tokens: int
     cost_usd: str
@@ -89,6 +92,13 @@ class ModelUsageOut(BaseModel):
 
 class UsageOut(BaseModel):
     calls: int
+    attempts: int = Field(default=0, description="HTTP attempts, retried failures included")
+    failed_attempts: int = 0
+    cancelled_attempts: int = 0
+    unpriced_models: list[str] = Field(
+        default_factory=list,
+        description="models without a price: their spend is not counted against max_cost_usd",
+    )
     input_tokens: int
     output_tokens: int
     cost_usd: str
@@ -119,6 +129,11 @@ class QueryResult(BaseModel):
     status: Literal["completed", "limit_reached", "error"]
     limit: str | None = Field(default=None, description="the guardrail that stopped the query")
     error: str | None = None
+    error_kind: str | None = Field(
+        default=None,
+        description="how the provider failed: rate_limited, connection_lost, unreachable, "
+        "timeout, bad_response, auth",
+    )
     usage: UsageOut
     iterations: int
     max_depth_reached: int

@@ -164,7 +164,12 @@ class RLMEngine:
             outcome = Outcome("", "error", error=str(exc))
         except (RlmMcpError, OSError) as exc:
             log.exception("query failed")
-            outcome = Outcome("", "error", error=f"{type(exc).__name__}: {exc}")
+            outcome = Outcome(
+                "",
+                "error",
+                error=f"{type(exc).__name__}: {exc}",
+                error_kind=getattr(exc, "kind", None),
+            )
         except BaseException:
             await run.close()
             run.writer.write("end", depth=0, status="cancelled")
@@ -188,6 +193,7 @@ class RLMEngine:
             trajectory=run.writer.path,
             candidates=list(level.candidates),
             citations=outcome.citations,
+            error_kind=outcome.error_kind,
         )
         run.writer.write("end", depth=0, **result.as_dict())
         run.writer.close()

@@ -51,7 +51,7 @@ SCOUT_CHARS = 2_400
 
 
 class Outcome:
-    __slots__ = ("answer", "citations", "error", "iterations", "limit", "status")
+    __slots__ = ("answer", "citations", "error", "error_kind", "iterations", "limit", "status")
 
     def __init__(
         self,
@@ -62,7 +62,9 @@ class Outcome:
         error: str | None = None,
         iterations: int = 0,
         citations: list[Citation] | None = None,
+        error_kind: str | None = None,
     ) -> None:
+        self.error_kind = error_kind
         self.answer = answer
         self.status = status
         self.limit = limit
@@ -318,7 +320,13 @@ class QueryLevel:
                 stop = exc
                 break
             except BackendError as exc:
-                return Outcome(self.partial, "error", error=str(exc), iterations=iteration)
+                return Outcome(
+                    self.partial,
+                    "error",
+                    error=str(exc),
+                    error_kind=exc.kind,
+                    iterations=iteration,
+                )
             q.writer.write(
                 "root_reply",
                 depth=self.depth,
@@ -501,7 +509,13 @@ class QueryLevel:
                 await self._exec(code)
                 ready, text = await self._answer()
                 if ready:
-                    return Outcome(text, "limit_reached", limit=limit, iterations=iterations)
+                    return Outcome(
+                        text,
+                        "limit_reached",
+                        limit=limit,
+                        iterations=iterations,
+                        error_kind=q.limit_kind(limit),
+                    )
         except (BudgetExceeded, BackendError) as exc:
             q.writer.write("note", depth=self.depth, message=f"final answer request failed: {exc}")
         answer = self.partial
@@ -510,7 +524,13 @@ class QueryLevel:
             answer = f"No final answer: the query stopped ({reason})."
             if tail:
                 answer += f"\nLast REPL output:\n{tail}"
-        return Outcome(answer, "limit_reached", limit=limit, iterations=iterations)
+        return Outcome(
+            answer,
+            "limit_reached",
+            limit=limit,
+            iterations=iterations,
+            error_kind=q.limit_kind(limit),
+        )
 
 
 _RESET_ANSWER = 'answer = {"content": "", "ready": False}\n'

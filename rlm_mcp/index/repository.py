@@ -87,7 +87,9 @@ class Repository:
         self.store = store
         self.report = LoadReport(root=str(root))
         self.table = FileTable(root)
-        self.searcher = Searcher(self.table, store, lambda: self.report)
+        self.searcher = Searcher(
+            self.table, store, lambda: self.report, grep_timeout=settings.grep_timeout_seconds
+        )
         self._git = False
         self._single: str | None = None
         self._matcher: IgnoreMatcher | None = None

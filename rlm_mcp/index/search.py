@@ -5,12 +5,12 @@ delegates its read side to; it sees the index only through the
 :class:`~rlm_mcp.index.storage.IndexStore` protocol and the shared
 :class:`~rlm_mcp.index.files.FileTable`.
 
-Grep is the REPL's workhorse, so it runs the compiled regex over whole file
-texts held in memory (loaded once from SQLite in big batches, bounded by
-:data:`TEXT_CACHE_BYTES`) and computes line numbers only for hits. When the
-pattern contains a required literal, ``str.find`` locates candidate lines and
-the regex only checks those lines, which is what keeps Python within a small
-factor of ripgrep.
+Grep is the REPL's workhorse. It runs in a helper process per repository
+(:mod:`~rlm_mcp.index.grepworker`) that keeps the texts in memory (bounded by
+:data:`TEXT_CACHE_BYTES`) and is killed when a pattern overruns
+:data:`GREP_TIMEOUT`, so no regex can freeze the server. When the pattern has
+a required literal, ``str.find`` locates candidate lines and the regex only
+checks those, which keeps Python within a small factor of ripgrep.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from rlm_mcp.errors import SearchError
 from rlm_mcp.index.files import FileTable
+from rlm_mcp.index.grepworker import GrepRequest, GrepTimeout, GrepWorker
 from rlm_mcp.index.ignore import translate_glob
 from rlm_mcp.index.model import Definition, LoadReport, Reference
 from rlm_mcp.index.ranking import STOPWORDS, query_terms
@@ -33,7 +34,11 @@ from rlm_mcp.index.storage import DefQuery, IndexStore
 __all__ = ["GrepHit", "SearchHit", "Searcher", "glob_regex", "required_literal"]
 
 TEXT_CACHE_BYTES = 512 * 1024 * 1024
-HIT_TEXT_CHARS = 300
+"""Texts the grep helper keeps in memory; past this it streams them from the store."""
+GREP_TIMEOUT = 10.0
+"""Seconds one grep may run before its helper is killed."""
+MAX_GREP_RESULTS = 10_000
+"""Hits one grep may return, however many are asked for: capped while they are built."""
 MATCH_MODES = ("auto", "exact", "prefix", "substring", "regex")
 
 
@@ -151,14 +156,22 @@ class Searcher:
     """Read-side operations over one repository's store and file table; thread-safe."""
 
     def __init__(
-        self, table: FileTable, store: IndexStore, report: Callable[[], LoadReport]
+        self,
+        table: FileTable,
+        store: IndexStore,
+        report: Callable[[], LoadReport],
+        *,
+        grep_timeout: float = GREP_TIMEOUT,
+        text_cache_bytes: int = TEXT_CACHE_BYTES,
     ) -> None:
         self.table = table
         self.store = store
         self._report = report
         self._lock = threading.Lock()
-        self._texts: dict[str, str] = {}
-        self._texts_complete = False
+        self._changed: set[str] = set()
+        self._grep = GrepWorker()
+        self.grep_timeout = grep_timeout
+        self.text_cache_bytes = text_cache_bytes
 
     @property
     def version(self) -> int:
@@ -167,48 +180,17 @@ class Searcher:
     def norm(self, path: str) -> str:
         return self.table.norm(path)
 
-    # -- text cache ----------------------------------------------------------
+    # -- the grep helper -----------------------------------------------------
 
     def drop_text_cache(self) -> None:
-        with self._lock:
-            self._texts = {}
-            self._texts_complete = False
+        """Stop the grep helper (it holds the texts); the next grep starts a fresh one."""
+        self._grep.close()
 
     def texts_changed(self, changed: Iterable[tuple[str, str]], gone: Iterable[str]) -> None:
-        """The indexer stored new texts: the cache takes them (a fill in progress keeps them)."""
+        """The indexer committed these paths: the grep helper re-reads them on its next call."""
         with self._lock:
-            for path, text in changed:
-                self._texts[path] = text
-            for path in gone:
-                self._texts.pop(path, None)
-
-    def _ensure_texts(self) -> bool:
-        """Load every text into memory when the corpus fits the budget."""
-        entries = self.table.entries
-        with self._lock:
-            if self._texts_complete:
-                return True
-            total = sum(e.size for e in entries.values())
-            if total > TEXT_CACHE_BYTES:
-                return False
-            paths = [p for p in entries if p not in self._texts]
-        loaded = dict(self.store.iter_texts(paths))
-        with self._lock:
-            current = self.table.entries
-            for p, t in loaded.items():
-                if p in current:
-                    self._texts.setdefault(p, t)
-            self._texts_complete = True
-        return True
-
-    def _iter_texts(self, paths: Sequence[str]) -> Iterator[tuple[str, str]]:
-        if self._ensure_texts():
-            with self._lock:
-                texts = self._texts
-                pairs = [(p, texts[p]) for p in paths if p in texts]
-            yield from pairs
-        else:
-            yield from self.store.iter_texts(paths)
+            self._changed.update(p for p, _ in changed)
+            self._changed.update(gone)
 
     # -- files ---------------------------------------------------------------
 
@@ -233,10 +215,6 @@ class Searcher:
 
     def text(self, path: str) -> str:
         p = self.known(path)
-        with self._lock:
-            cached = self._texts.get(p)
-        if cached is not None:
-            return cached
         got = self.store.text(p)
         if got is None:
             raise SearchError(f"unknown path: {path!r}")
@@ -267,16 +245,37 @@ class Searcher:
             raise SearchError(f"invalid regex {pattern!r}: {exc}") from None
         lit = "" if rx.flags & re.IGNORECASE else required_literal(pattern)
         paths = self.files(glob) if glob else list(self.table.entries)
-        hits: list[GrepHit] = []
-        if max_results <= 0:
-            return hits
-        for path, text in self._iter_texts(paths):
-            if lit and lit not in text:
-                continue
-            _grep_text(rx, lit, path, text, hits, max_results)
-            if len(hits) >= max_results:
-                break
-        return hits
+        cap = min(int(max_results), MAX_GREP_RESULTS)
+        if cap <= 0 or not paths:
+            return []
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        request = GrepRequest(
+            reader=self.store.reader_spec(),
+            version=self.table.version,
+            changed=tuple(sorted(changed)),
+            cache_limit=self.text_cache_bytes,
+            paths=tuple(paths),
+            pattern=pattern,
+            flags=flags,
+            literal=lit,
+            max_results=cap,
+        )
+        try:
+            rows = self._grep.run(request, self.grep_timeout)
+        except GrepTimeout:
+            raise SearchError(
+                f"the regex {pattern!r} ran longer than {self.grep_timeout:g}s and was stopped "
+                "(nested quantifiers like (a+)+ backtrack exponentially); simplify it or search "
+                "for a fixed string"
+            ) from None
+        except re.error as exc:
+            raise SearchError(f"invalid regex {pattern!r}: {exc}") from None
+        except RuntimeError as exc:
+            with self._lock:
+                self._changed |= changed
+            raise SearchError(f"grep failed: {exc}") from None
+        return [GrepHit(p, n, t) for p, n, t in rows]
 
     # -- symbols -------------------------------------------------------------
 
@@ -461,44 +460,6 @@ def _def_hit(d: Definition, score: float) -> SearchHit:
         _clip(d.signature or d.doc or d.qualname),
         score,
     )
-
-
-def _grep_text(
-    rx: re.Pattern[str], lit: str, path: str, text: str, hits: list[GrepHit], limit: int
-) -> None:
-    line_no, line_pos, pos, n = 1, 0, 0, len(text)
-    while pos <= n:
-        if lit:
-            i = text.find(lit, pos)
-            if i < 0:
-                return
-            ls = text.rfind("\n", 0, i) + 1
-            le = text.find("\n", i)
-            if le < 0:
-                le = n
-            if rx.search(text, ls, le) is None:
-                pos = le + 1
-                continue
-        else:
-            m = rx.search(text, pos)
-            if m is None:
-                return
-            ls = text.rfind("\n", 0, m.start()) + 1
-            le = text.find("\n", m.start())
-            if le < 0:
-                le = n
-            if m.end() > le and rx.search(text, ls, le) is None:
-                pos = le + 1
-                continue
-        line_no += text.count("\n", line_pos, ls)
-        line_pos = ls
-        line = text[ls:le].rstrip("\r")
-        if len(line) > HIT_TEXT_CHARS:
-            line = line[:HIT_TEXT_CHARS] + "…"
-        hits.append(GrepHit(path, line_no, line))
-        if len(hits) >= limit:
-            return
-        pos = le + 1
 
 
 def _innermost(defs: Sequence[Definition], line: int) -> Definition | None:

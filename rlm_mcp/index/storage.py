@@ -137,6 +137,13 @@ class IndexStore(Protocol):
 
     def close(self) -> None: ...
 
+    def reader_spec(self) -> tuple[str, str]:
+        """``(module, argument)``: another process opens ``module.open_text_reader(argument)``.
+
+        The reader has ``read(paths) -> dict[path, text]`` and ``close()``; grep
+        runs in a helper process and reads texts through it.
+        """
+
     def check(self) -> str | None:
         """``None`` when the stored data is intact, else what is wrong (may be slow)."""
 

@@ -52,7 +52,7 @@ from rlm_mcp.index.storage import (
 
 T = TypeVar("T")
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore", "db_path_for"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "TextReader", "db_path_for", "open_text_reader"]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,33 @@ def db_path_for(cache_dir: Path, root: Path) -> Path:
     digest = hashlib.sha256(str(root).encode("utf-8", "surrogateescape")).hexdigest()[:20]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in root.name)[:40] or "root"
     return cache_dir / f"{safe}-{digest}.sqlite"
+
+
+class TextReader:
+    """Read-only access to file texts, for a helper process (see ``grepworker``)."""
+
+    def __init__(self, db: str) -> None:
+        self._conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+
+    def read(self, paths: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for i in range(0, len(paths), TEXT_BATCH):
+            chunk = list(paths[i : i + TEXT_BATCH])
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                self._conn.execute(
+                    f"SELECT path, text FROM content WHERE path IN ({marks})", chunk
+                ).fetchall()
+            )
+        return out
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def open_text_reader(arg: str) -> TextReader:
+    """The reader :meth:`SQLiteStore.reader_spec` names: ``arg`` is the database path."""
+    return TextReader(arg)
 
 
 class _Batch:
@@ -251,6 +278,9 @@ class SQLiteStore:
     @property
     def own_path(self) -> Path | None:
         return self.path
+
+    def reader_spec(self) -> tuple[str, str]:
+        return (__name__, str(self.path))
 
     # -- connections ----------------------------------------------------------------
 

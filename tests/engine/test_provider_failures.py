@@ -271,3 +271,29 @@ async def test_a_query_rate_limited_until_its_wall_limit_tells_the_model_why(
     notes = [e.get("message", "") for e in trajectory_events(result.trajectory)]
     assert any("stopping:" in n and "rate limit" in n for n in notes)
     assert result.usage.models["root-model"].failed_attempts >= 2
+
+
+async def test_the_result_names_the_kind_of_failure(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = lambda body: Reply.error(429, "requests per day exhausted", Retry_After="0")
+    limited = await make_engine(retries=1).run("q?", small_repo)
+    assert (limited.status, limited.error_kind) == ("error", "rate_limited")
+    assert limited.as_dict()["error_kind"] == "rate_limited"
+
+    llm.responder = lambda body: Reply(text=code('FINAL("x")'), cut_after=30)
+    cut = await make_engine(retries=0).run("q?", small_repo)
+    assert (cut.status, cut.error_kind) == ("error", "connection_lost")
+
+    llm.responder = lambda body: Reply(text=code('FINAL("fine")'))
+    ok = await make_engine().run("q?", small_repo)
+    assert (ok.status, ok.error_kind) == ("completed", None)
+
+
+async def test_a_query_stopped_by_the_wall_limit_while_rate_limited_says_rate_limited(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = lambda body: Reply.error(429, "slow down", Retry_After="30")
+    result = await make_engine(retries=2, limits=Limits(max_wall_seconds=1)).run("q?", small_repo)
+    assert result.status == "limit_reached"
+    assert (result.limit, result.error_kind) == ("max_wall_seconds", "rate_limited")
