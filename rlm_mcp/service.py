@@ -32,11 +32,12 @@ from rlm_mcp.errors import (
     ConfigError,
     PathNotAllowed,
     RepositoryNotFound,
+    SandboxUnavailable,
     UnknownRepository,
 )
 from rlm_mcp.index import LoadReport, Repository, SkippedFile, load
 from rlm_mcp.watch import RepositoryWatcher
-from sandbox import ExecResult, Session, detect_isolation
+from sandbox import ExecResult, SandboxError, Session, detect_isolation
 
 __all__ = ["LoadSummary", "LoadedRepo", "RepoStatus", "RlmService", "Unloaded"]
 
@@ -382,7 +383,10 @@ class RlmService:
 
         def run() -> ExecResult:
             with loaded.session_lock:
-                return self._session(loaded).exec(code)
+                try:
+                    return self._session(loaded).exec(code)
+                except SandboxError as exc:
+                    raise SandboxUnavailable(f"the REPL failed: {exc}") from None
 
         try:
             return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)

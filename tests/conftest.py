@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from rlm_mcp.backends.testing import LoopbackLLMServer
+
 
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
@@ -21,3 +23,10 @@ def no_leaked_threads() -> Iterator[None]:
         leaked = [t for t in leaked if t.is_alive()]
     if leaked:
         pytest.fail(f"test leaked threads: {', '.join(t.name for t in leaked)}")
+
+
+@pytest.fixture
+def llm() -> Iterator[LoopbackLLMServer]:
+    """A loopback OpenAI-compatible server; each test scripts it (``llm.responder = ...``)."""
+    with LoopbackLLMServer() as server:
+        yield server

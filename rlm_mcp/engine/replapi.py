@@ -24,7 +24,7 @@ from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine.grounding import check_citations
 from rlm_mcp.engine.result import EvidenceLog
 from rlm_mcp.errors import SandboxUnavailable
-from sandbox import SandboxUnavailableError, Session, SessionConfig
+from sandbox import SandboxError, Session, SessionConfig
 
 __all__ = [
     "LLM_FUNCTIONS",
@@ -405,11 +405,11 @@ def session_config(
 
 
 def start_session(config: SessionConfig, host: dict[str, Callable[..., Any]]) -> Session:
-    """Start a REPL worker (blocking); the sandbox's refusal becomes :class:`SandboxUnavailable`."""
+    """Start a REPL worker (blocking); the sandbox's errors become :class:`SandboxUnavailable`."""
     session = Session(config, host)
     try:
         session.start()
-    except SandboxUnavailableError as exc:
+    except SandboxError as exc:
         session.close()
         raise SandboxUnavailable(str(exc)) from None
     return session

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -70,12 +70,6 @@ def run_cli(
 
 def code(src: str) -> str:
     return f"Let me run this.\n```python\n{src.strip()}\n```\n"
-
-
-@pytest.fixture
-def llm() -> Iterator[LoopbackLLMServer]:
-    with LoopbackLLMServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -1,3 +1,3 @@
-from cli_helpers import env, llm, repo
+from cli_helpers import env, repo
 
-__all__ = ["env", "llm", "repo"]
+__all__ = ["env", "repo"]

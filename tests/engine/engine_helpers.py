@@ -49,12 +49,6 @@ def tax(amount):
 
 
 @pytest.fixture
-def llm() -> Iterator[LoopbackLLMServer]:
-    with LoopbackLLMServer() as server:
-        yield server
-
-
-@pytest.fixture
 def small_repo(tmp_path: Path) -> Iterator[Repository]:
     root = tmp_path / "shop-repo"
     for rel, text in SAMPLE_FILES.items():

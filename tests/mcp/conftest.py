@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +9,6 @@ from mcp.server import MCPServer
 from rlm_mcp.backends.testing import LoopbackLLMServer
 from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings, Settings
 from rlm_mcp.server import create_server
-
-
-@pytest.fixture
-def llm() -> Iterator[LoopbackLLMServer]:
-    with LoopbackLLMServer() as server:
-        yield server
 
 
 @pytest.fixture
