@@ -347,12 +347,15 @@ class QueryLevel:
             next_turn = self._turn(iteration + 1)
             blocks = extract_code_blocks(reply.text)
             if not blocks:
-                template = (
-                    prompts.PROSE_FINAL_NUDGE
-                    if mentions_final_in_prose(reply.text)
-                    else prompts.NO_CODE_NUDGE
-                )
-                messages.append(Message("user", template.format(turn=next_turn)))
+                prose = _prose_answer(reply.text)
+                if mentions_final_in_prose(reply.text):
+                    nudge = prompts.PROSE_FINAL_NUDGE.format(turn=next_turn)
+                elif prose:
+                    nudge = prompts.PROSE_ANSWER_NUDGE.format(turn=next_turn, prose=prose)
+                    self.partial = self.partial or reply.text.strip()
+                else:
+                    nudge = prompts.NO_CODE_NUDGE.format(turn=next_turn)
+                messages.append(Message("user", nudge))
                 continue
             outputs, done, answer = await self._run_blocks(blocks, iteration)
             if done and iteration == 1 and self.confirm_blind_final and self._blind:
@@ -534,6 +537,21 @@ class QueryLevel:
 
 
 _RESET_ANSWER = 'answer = {"content": "", "ready": False}\n'
+
+
+_TURN_ECHO = re.compile(r"^\s*\[?turn \d+ of \d+\]?\s*", re.IGNORECASE)
+
+
+def _prose_answer(reply: str) -> str:
+    """A reply without code that reads like an answer: offered back as a FINAL(...) call.
+
+    Small models often answer in prose; showing them the exact call that would
+    submit it turns a wasted turn into a finished query (still from executed code).
+    """
+    text = _TURN_ECHO.sub("", reply.strip()).strip()
+    if len(text) < 40:
+        return ""
+    return repr(text[:800])
 
 
 def _describe(c: Citation) -> str:

@@ -12,6 +12,7 @@ __all__ = [
     "LOOP_INTERVENTION",
     "NO_CODE_NUDGE",
     "OUTPUT_TEMPLATE",
+    "PROSE_ANSWER_NUDGE",
     "ROOT_STOP",
     "ROOT_SYSTEM",
     "SCOUTED",
@@ -123,6 +124,15 @@ NO_CODE_NUDGE = """\
 {turn}
 Your reply contained no ```python code block, so nothing ran. Reply with code. If you \
 already know the answer, run: FINAL("your answer")"""
+
+PROSE_ANSWER_NUDGE = """\
+{turn}
+Your reply contained no ```python code block, so nothing ran and no answer was recorded. \
+If your text above is your answer and you have checked it in REPL output, submit it with:
+```python
+FINAL({prose})
+```
+Otherwise run code to check it first (repo.read the places you named)."""
 
 PROSE_FINAL_NUDGE = """\
 {turn}

@@ -93,6 +93,28 @@ async def test_reply_without_code_is_nudged_and_counts_as_a_turn(
     assert "no ```python code block" in last_user(script.root_bodies[1])
 
 
+async def test_a_prose_answer_is_offered_back_as_the_final_call_to_run(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    prose = "[turn 1 of 16]\nThe ignore patterns are compiled by the pattern compiler."
+    script = Script([prose, code("FINAL('the pattern compiler')")])
+    llm.responder = script
+    result = await make_engine().run("q?", small_repo)
+    told = last_user(script.root_bodies[1])
+    assert "FINAL('The ignore patterns are compiled by the pattern compiler.')" in told
+    assert result.status == "completed" and result.iterations == 2
+
+
+async def test_a_prose_answer_is_the_partial_answer_when_the_model_never_submits_it(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    prose = "The answer is that retries are configured in settings.py by load_retry_policy."
+    llm.responder = Script([prose, prose, prose])
+    result = await make_engine(limits=Limits(max_iterations=2)).run("q?", small_repo)
+    assert result.status == "limit_reached"
+    assert prose in result.answer
+
+
 async def test_unterminated_fence_still_runs(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
