@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
-from benchmarks.eval.corpus import DEFAULT_REPOS, RepoSpec
-from benchmarks.eval.methods import METHODS, PROMPT_VARIANTS, RLMSettings
-from benchmarks.eval.questions import DEFAULT_SEED, generate_set, load_set
-from benchmarks.eval.report import write_reports
+from benchmarks.eval.corpus import SOURCE_EXTENSIONS, RepoSpec
+from benchmarks.eval.methods import METHODS, NO_MODEL, PROMPT_VARIANTS, RLMSettings
+from benchmarks.eval.questions import DEFAULT_SEED, SUITES, QuestionSet, generate_set, load_set
+from benchmarks.eval.report import BUCKETS, bucket_of, write_reports
 from benchmarks.eval.runner import RESULTS_FILE, RunConfig, dedupe, read_records, run_set
 from rlm_mcp.backends import OpenAICompatibleBackend
 from rlm_mcp.backends.pricing import Pricing
@@ -26,14 +26,40 @@ __all__ = ["main"]
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_SET = RESULTS / "set.json"
 DEFAULT_CACHE = RESULTS / "cache"
+# Named sets: the file each is written to and the results folder its runs use.
+NAMED_SETS = {
+    "stdlib": (DEFAULT_SET, RESULTS),
+    "dev": (RESULTS / "dev.json", RESULTS / "dev"),
+}
+DEFAULT_PER_REPO = {"stdlib": 3, "dev": 6}
 
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-def _specs(names: str | None, pypi: Sequence[str]) -> list[RepoSpec]:
-    specs = list(DEFAULT_REPOS)
+def _resolve(args: argparse.Namespace) -> None:
+    """``--set`` names a set (``stdlib``, ``dev``) or a file; fill in the suite and folders."""
+    value = str(args.set)
+    suite = getattr(args, "suite", None)
+    if value in NAMED_SETS:
+        args.set, out = NAMED_SETS[value]
+        suite = suite or value
+    else:
+        args.set, out = Path(value), RESULTS
+        if suite is None and args.set.exists():
+            suite = str(load_set(args.set).recipe.get("suite", "stdlib"))
+    args.suite = suite or "stdlib"
+    if getattr(args, "out", "unset") is None:
+        args.out = out
+    if getattr(args, "per_repo", "unset") is None:
+        args.per_repo = DEFAULT_PER_REPO.get(args.suite, 3)
+
+
+def _specs(
+    names: str | None, pypi: Sequence[str], suite: str = "stdlib", npm: Sequence[str] = ()
+) -> list[RepoSpec]:
+    specs = list(SUITES[suite])
     if names:
         wanted = [n.strip() for n in names.split(",") if n.strip()]
         known = {s.name: s for s in specs}
@@ -43,24 +69,62 @@ def _specs(names: str | None, pypi: Sequence[str]) -> list[RepoSpec]:
                 f"unknown repositories: {', '.join(unknown)}; known: {', '.join(known)}"
             )
         specs = [known[n] for n in wanted]
+    exts = (".py",) if suite == "stdlib" else SOURCE_EXTENSIONS
     for req in pypi:
         name = "pypi-" + req.split("==")[0].lower()
-        specs.append(RepoSpec(name, ("",), source=f"pypi:{req}"))
+        specs.append(RepoSpec(name, ("",), source=f"pypi:{req}", extensions=exts))
+    for req in npm:
+        name = "npm-" + req.rsplit("@", 1)[0].lower().replace("/", "-").lstrip("@")
+        specs.append(RepoSpec(name, ("",), source=f"npm:{req}", extensions=SOURCE_EXTENSIONS))
     return specs
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     qset = generate_set(
         args.cache,
-        specs=_specs(args.repos, args.pypi),
+        specs=_specs(args.repos, args.pypi, args.suite, args.npm),
         per_repo=args.per_repo,
         seed=args.seed,
         source_root=args.source_root,
         log=_say,
+        suite=args.suite,
     )
     qset.save(args.set)
     _say(f"wrote {len(qset.questions)} questions over {len(qset.repos)} repositories to {args.set}")
+    _say(set_statistics(qset))
     return 0
+
+
+def set_statistics(qset: QuestionSet) -> str:
+    """Repositories (size, languages) and questions per kind and size bucket."""
+    lines = [f"set {qset.digest} (seed {qset.seed}):"]
+    for name, info in qset.repos.items():
+        langs = ", ".join(f"{k} {v:,}" for k, v in info.languages.items()) or "python"
+        n = sum(1 for q in qset.questions if q.repo == name)
+        lines.append(
+            f"  {name:<36} {bucket_of(info.tokens):>9} {info.files:>5} files "
+            f"~{info.tokens:>9,} tokens  {n} questions  [{langs}]"
+        )
+    kinds = sorted({q.kind for q in qset.questions})
+    buckets = [b for b, _ in BUCKETS]
+    counts: dict[tuple[str, str], int] = {}
+    for q in qset.questions:
+        key = (q.kind, bucket_of(qset.repos[q.repo].tokens))
+        counts[key] = counts.get(key, 0) + 1
+    used = [b for b in buckets if any((k, b) in counts for k in kinds)]
+    lines.append("  " + f"{'kind':<13}" + "".join(f"{b:>10}" for b in used) + f"{'all':>6}")
+    for kind in kinds:
+        row = "".join(f"{counts.get((kind, b), 0):>10}" for b in used)
+        total = sum(counts.get((kind, b), 0) for b in used)
+        lines.append(f"  {kind:<13}{row}{total:>6}")
+    by_lang: dict[str, int] = {}
+    for q in qset.questions:
+        lang = str(q.expected.get("language") or "python")
+        by_lang[lang] = by_lang.get(lang, 0) + 1
+    lines.append(
+        "  questions by language: " + ", ".join(f"{k} {v}" for k, v in sorted(by_lang.items()))
+    )
+    return "\n".join(lines)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -68,18 +132,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(f"{args.set} does not exist; generating it (seed {args.seed})")
         generate_set(
             args.cache,
-            specs=_specs(args.repos, []),
+            specs=_specs(args.repos, [], args.suite),
             per_repo=args.per_repo,
             seed=args.seed,
             source_root=args.source_root,
             log=_say,
+            suite=args.suite,
         ).save(args.set)
     qset = load_set(args.set)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise SystemExit(f"unknown methods: {', '.join(bad)}; known: {', '.join(METHODS)}")
-    needs_model = any(m != "retrieval" for m in methods)
+    needs_model = any(m not in NO_MODEL for m in methods)
     if needs_model and not (args.base_url and args.model):
         raise SystemExit("--base-url and --model are needed for the direct and rlm methods")
     prices = {}
@@ -187,17 +252,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.eval", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    set_help = (
+        "a named set (stdlib: results/set.json, the stdlib kinds; dev: results/dev.json, "
+        "locate/impact/how over PyPI and npm packages) or a question-set JSON file"
+    )
+
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--set", type=Path, default=DEFAULT_SET, help="question-set JSON file")
+        p.add_argument("--set", default="stdlib", help=set_help)
+        p.add_argument(
+            "--suite",
+            choices=sorted(SUITES),
+            help="question kinds and repositories for a set given as a file (default: stdlib)",
+        )
         p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="repositories and indexes")
         p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-        p.add_argument("--per-repo", type=int, default=3, help="questions per repository")
-        p.add_argument("--repos", help="comma-separated subset of the default repositories")
+        p.add_argument("--per-repo", type=int, help="questions per repository (stdlib 3, dev 6)")
+        p.add_argument("--repos", help="comma-separated subset of the suite's repositories")
         p.add_argument("--source-root", type=Path, help="copy members from here, not the stdlib")
 
     g = sub.add_parser("generate", help="build repositories and a question set")
     common(g)
     g.add_argument("--pypi", action="append", default=[], help="add an sdist, e.g. attrs==24.2.0")
+    g.add_argument("--npm", action="append", default=[], help="add a package, e.g. zod@3.23.8")
     g.set_defaults(func=cmd_generate)
 
     r = sub.add_parser("run", help="run the methods on the set (resumable)")
@@ -207,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--api-key")
     r.add_argument("--window", type=int, default=8192, help="the model's context window")
     r.add_argument("--rlm-window", type=int, help="window the engine sizes prompts for")
-    r.add_argument("--out", type=Path, default=RESULTS)
+    r.add_argument("--out", type=Path, help="results folder (default: results/, dev: results/dev/)")
     r.add_argument("--methods", default=",".join(METHODS))
     r.add_argument("--budget-usd", type=float)
     r.add_argument("--budget-seconds", type=float)
@@ -235,14 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="print the table from a results file")
-    p.add_argument("--out", type=Path, default=RESULTS)
-    p.add_argument("--set", type=Path, default=DEFAULT_SET)
+    p.add_argument("--out", type=Path)
+    p.add_argument("--set", default="stdlib", help=set_help)
     p.add_argument("--all-sets", action="store_true", help="include records of other sets")
     p.set_defaults(func=cmd_report)
 
     d = sub.add_parser("diagnose", help="count RLM failure patterns in the trajectories")
-    d.add_argument("--out", type=Path, default=RESULTS)
-    d.add_argument("--set", type=Path, default=DEFAULT_SET)
+    d.add_argument("--out", type=Path)
+    d.add_argument("--set", default="stdlib", help=set_help)
     d.add_argument("--all-sets", action="store_true")
     d.add_argument("--show", type=int, default=0, help="print N wrong trajectories")
     d.set_defaults(func=cmd_diagnose)
@@ -251,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _resolve(args)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     t0 = time.monotonic()
     code: int = args.func(args)

@@ -1,11 +1,15 @@
-"""The three methods compared on every question.
+"""The methods compared on every question.
 
 * ``rlm``: the RLM through :class:`~rlm_mcp.engine.core.RLMEngine`.
 * ``direct``: one call with as much of the repository as fits the window
   (files in path order, numbered lines, cut at the window; how much was
   included is recorded).
-* ``retrieval``: no LLM at all; the top grep/symbol/reference hit for the
-  question's keywords, as a floor.
+* ``retrieval``: no LLM at all, as a floor. On the stdlib kinds, the top
+  grep/symbol/reference hit for the question's keywords; on the understanding
+  kinds, plain ranked grep over the question's words
+  (:mod:`benchmarks.eval.floor`), independent of our index.
+* ``search``: no LLM; our own ranked search (``Repository.search``), its hits
+  as ``path:line`` in rank order.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from benchmarks.eval.floor import ranked_grep_answer
 from benchmarks.eval.questions import Question
 from rlm_mcp.backends.base import (
     Completion,
@@ -45,9 +50,13 @@ __all__ = [
     "run_direct",
     "run_retrieval",
     "run_rlm",
+    "run_search",
 ]
 
-METHODS = ("retrieval", "direct", "rlm")
+METHODS = ("retrieval", "search", "direct", "rlm")
+# Methods that call no model.
+NO_MODEL = frozenset({"retrieval", "search"})
+SEARCH_LIMIT = 10
 
 DIRECT_SYSTEM = (
     "You answer questions about a code repository. The user message holds the repository's "
@@ -164,7 +173,7 @@ async def run_rlm(
     )
     per_query = None
     if max_cost is not None:
-        per_query = {"max_cost_usd": max(Decimal(0), max_cost)}
+        per_query = settings.limits.tighten({"max_cost_usd": max(Decimal(0), max_cost)})
     with prompt_variant(settings.variant):
         result = await engine.run(question.rlm_prompt, repo, limits=per_query)
     return MethodResult(
@@ -355,11 +364,30 @@ def _retrieve(question: Question, repo: Repository) -> str:
     return ""
 
 
+_FLOOR_KINDS = frozenset({"locate", "impact", "how"})
+
+
 def run_retrieval(question: Question, repo: Repository) -> MethodResult:
     started = time.monotonic()
     try:
-        answer = _retrieve(question, repo)
+        if question.kind in _FLOOR_KINDS:
+            answer = ranked_grep_answer(repo.root, question.question)
+        else:
+            answer = _retrieve(question, repo)
         status, error = "completed", None
+    except RlmMcpError as exc:
+        answer, status, error = "", "error", str(exc)
+    return MethodResult(
+        answer=answer, status=status, error=error, wall_seconds=time.monotonic() - started
+    )
+
+
+def run_search(question: Question, repo: Repository) -> MethodResult:
+    """Our ranked search over the question text, hits as ``path:line`` lines, best first."""
+    started = time.monotonic()
+    try:
+        hits = repo.search(question.question, limit=SEARCH_LIMIT)
+        answer, status, error = "\n".join(f"{h.path}:{h.line}" for h in hits), "completed", None
     except RlmMcpError as exc:
         answer, status, error = "", "error", str(exc)
     return MethodResult(

@@ -11,6 +11,10 @@ Kinds (``kind`` / requested ``format``):
 * ``count_params`` / ``integer``: how many ``def``s under a package take a
   parameter named ``p``; exact.
 
+The ``dev`` suite asks questions that need understanding instead (``locate``,
+``impact``, ``how``; see :mod:`benchmarks.eval.understanding`), over real
+packages in Python, C, JavaScript and TypeScript.
+
 Nothing is written by hand: a fixed seed picks among candidates that have an
 unambiguous answer, so a set can be regenerated at any size.
 """
@@ -21,7 +25,6 @@ import ast
 import hashlib
 import json
 import random
-import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -30,14 +33,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.eval.corpus import DEFAULT_REPOS, Materialized, RepoSpec, materialize
-from rlm_mcp.backends.base import estimate_tokens
+from benchmarks.eval import understanding
+from benchmarks.eval.corpus import (
+    DEFAULT_REPOS,
+    DEV_REPOS,
+    Materialized,
+    RepoSpec,
+    materialize,
+    repo_languages,
+)
+from benchmarks.eval.sourcetext import called_names, first_sentence
 
 __all__ = [
     "FORMAT_INSTRUCTIONS",
+    "SUITES",
     "Question",
     "QuestionSet",
     "RepoFacts",
+    "first_sentence",
     "generate_set",
     "load_set",
     "scan_repo",
@@ -51,16 +64,30 @@ FORMAT_INSTRUCTIONS = {
     "(for example pkg/module.py:123).",
     "name_list": "Answer with a comma-separated list of names only (for example: foo, Bar, baz).",
     "integer": "Answer with a single integer only.",
+    "locations": "Answer with the location as path:line (for example pkg/module.py:123). "
+    "If unsure, give up to 5 candidate locations, best first, one per line.",
+    "callers": "Answer with a comma-separated list of the functions, each followed by its "
+    "location, for example: foo (pkg/a.py:12), Bar.baz (pkg/b.js:40).",
+    "paths": "Answer with the paths of the files that implement it, most important first, "
+    "one per line (at most 5).",
 }
 
 RLM_FORMATS = {
     "path_line": "the file path and line number as 'path:line' (for example 'pkg/module.py:123')",
     "name_list": "a comma-separated list of the names (for example 'foo, Bar, baz')",
     "integer": "a single integer",
+    "locations": "the location as 'path:line' (for example 'pkg/module.py:123'), or up to 5 "
+    "candidate 'path:line' lines, best first",
+    "callers": "a comma-separated list of the functions, each followed by its location, "
+    "for example 'foo (pkg/a.py:12), Bar.baz (pkg/b.js:40)'",
+    "paths": "the paths of the files that implement it, most important first, one per line "
+    "(at most 5)",
 }
 
+# Named suites: the repositories and the question kinds they get.
+SUITES: dict[str, tuple[RepoSpec, ...]] = {"stdlib": DEFAULT_REPOS, "dev": DEV_REPOS}
+
 _SKIP_PARAMS = frozenset({"self", "cls", "args", "kwargs", "mcs", "metacls"})
-_FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,14 +137,18 @@ class RepoInfo:
     files: int
     tokens: int
     digest: str
+    languages: dict[str, int] = field(default_factory=dict)  # tokens per language
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "spec": self.spec.as_dict(),
             "files": self.files,
             "tokens": self.tokens,
             "digest": self.digest,
         }
+        if self.languages:
+            out["languages"] = self.languages
+        return out
 
 
 @dataclass(slots=True)
@@ -159,6 +190,7 @@ def load_set(path: Path) -> QuestionSet:
             files=int(info["files"]),
             tokens=int(info["tokens"]),
             digest=str(info["digest"]),
+            languages={str(k): int(v) for k, v in (info.get("languages") or {}).items()},
         )
         for name, info in data["repos"].items()
     }
@@ -204,12 +236,6 @@ class RepoFacts:
     top_dirs: list[str] = field(default_factory=list)
 
 
-def first_sentence(doc: str) -> str:
-    para = doc.strip().split("\n\n", 1)[0]
-    para = " ".join(line.strip() for line in para.splitlines())
-    return _FIRST_SENTENCE.split(para, maxsplit=1)[0].strip()
-
-
 def _params(args: ast.arguments) -> frozenset[str]:
     names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
     if args.vararg:
@@ -217,29 +243,6 @@ def _params(args: ast.arguments) -> frozenset[str]:
     if args.kwarg:
         names.append(args.kwarg.arg)
     return frozenset(names)
-
-
-def _called_names(node: ast.AST) -> set[str]:
-    """Names called in ``node``'s body, not descending into nested defs or classes."""
-    out: set[str] = set()
-    stack: list[ast.AST] = list(ast.iter_child_nodes(node))
-    while stack:
-        cur = stack.pop()
-        if isinstance(cur, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-            if isinstance(cur, ast.Lambda):
-                stack.extend(ast.iter_child_nodes(cur))
-            else:
-                # decorators and defaults run in the enclosing scope
-                stack.extend(getattr(cur, "decorator_list", []))
-            continue
-        if isinstance(cur, ast.Call):
-            fn = cur.func
-            if isinstance(fn, ast.Name):
-                out.add(fn.id)
-            elif isinstance(fn, ast.Attribute):
-                out.add(fn.attr)
-        stack.extend(ast.iter_child_nodes(cur))
-    return out
 
 
 def _base_name(expr: ast.expr) -> str:
@@ -275,7 +278,7 @@ def scan_repo(root: Path) -> RepoFacts:
                             end=child.end_lineno or child.lineno,
                             doc_sentence=first_sentence(doc) if doc else "",
                             params=_params(child.args),
-                            calls=frozenset(_called_names(child)),
+                            calls=frozenset(called_names(child)),
                             in_class=cls,
                         )
                     )
@@ -417,66 +420,102 @@ def kinds_for(repo_index: int, per_repo: int) -> list[str]:
     return [cycle[i % len(cycle)] for i in range(per_repo)]
 
 
-def repo_tokens(root: Path) -> int:
-    return sum(
-        estimate_tokens(p.read_text(encoding="utf-8", errors="replace"))
-        for p in sorted(root.rglob("*.py"))
-    )
+def _stdlib_questions(
+    spec: RepoSpec, facts: RepoFacts, index: int, per_repo: int, seed: int
+) -> list[Question]:
+    out: list[Question] = []
+    used: Counter[str] = Counter()
+    for kind in kinds_for(index, per_repo):
+        fmt, make = _KINDS[kind]
+        candidates = make(facts)
+        if used[kind] >= len(candidates) and kind in _FALLBACK:
+            kind = _FALLBACK[kind]
+            fmt, make = _KINDS[kind]
+            candidates = make(facts)
+        rng = random.Random(f"{seed}:{spec.name}:{kind}")
+        rng.shuffle(candidates)
+        pick = used[kind]
+        if pick >= len(candidates):
+            continue
+        cand = candidates[pick]
+        used[kind] += 1
+        out.append(
+            Question(
+                id=f"{spec.name}/{kind}/{pick}",
+                repo=spec.name,
+                kind=kind,
+                format=fmt,
+                question=cand["question"],
+                expected=cand["expected"],
+            )
+        )
+    return out
 
 
 def generate_set(
     cache: Path,
     *,
-    specs: Sequence[RepoSpec] = DEFAULT_REPOS,
+    specs: Sequence[RepoSpec] | None = None,
     per_repo: int = 3,
     seed: int = DEFAULT_SEED,
     source_root: Path | None = None,
     log: Any = None,
+    suite: str = "stdlib",
 ) -> QuestionSet:
-    """Build the repositories and pick ``per_repo`` questions for each, deterministically."""
+    """Build the repositories and pick ``per_repo`` questions for each, deterministically.
+
+    ``suite`` chooses the question kinds: ``stdlib`` (needle, callers,
+    method_class, count_params from ``ast``) or ``dev`` (locate, impact, how;
+    ground truth from ``ast`` and the tree-sitter index). ``specs`` defaults to
+    the suite's repositories.
+    """
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+    if specs is None:
+        specs = SUITES[suite]
     repos: dict[str, RepoInfo] = {}
     questions: list[Question] = []
     for index, spec in enumerate(specs):
         t0 = time.monotonic()
         mat: Materialized = materialize(spec, cache, source_root=source_root)
-        tokens = repo_tokens(mat.path)
-        repos[spec.name] = RepoInfo(spec, mat.files, tokens, mat.digest)
-        facts = scan_repo(mat.path)
-        used: Counter[str] = Counter()
-        for kind in kinds_for(index, per_repo):
-            fmt, make = _KINDS[kind]
-            candidates = make(facts)
-            if used[kind] >= len(candidates) and kind in _FALLBACK:
-                kind = _FALLBACK[kind]
-                fmt, make = _KINDS[kind]
-                candidates = make(facts)
-            rng = random.Random(f"{seed}:{spec.name}:{kind}")
-            rng.shuffle(candidates)
-            pick = used[kind]
-            if pick >= len(candidates):
-                continue
-            cand = candidates[pick]
-            used[kind] += 1
-            questions.append(
-                Question(
-                    id=f"{spec.name}/{kind}/{pick}",
-                    repo=spec.name,
-                    kind=kind,
-                    format=fmt,
-                    question=cand["question"],
-                    expected=cand["expected"],
+        langs = repo_languages(mat.path)
+        tokens = sum(langs.values())
+        repos[spec.name] = RepoInfo(
+            spec, mat.files, tokens, mat.digest, langs if suite != "stdlib" else {}
+        )
+        if suite == "stdlib":
+            facts = scan_repo(mat.path)
+            questions += _stdlib_questions(spec, facts, index, per_repo, seed)
+            what = f"{len(facts.functions)} functions"
+        else:
+            ufacts = understanding.scan(mat.path, cache / "index")
+            cands = understanding.candidates(ufacts)
+            for kind, n, cand in understanding.pick(cands, spec.name, per_repo, seed):
+                questions.append(
+                    Question(
+                        id=f"{spec.name}/{kind}/{n}",
+                        repo=spec.name,
+                        kind=kind,
+                        format=understanding.KIND_FORMATS[kind],
+                        question=cand["question"],
+                        expected=cand["expected"],
+                    )
                 )
-            )
+            what = "candidates " + ", ".join(f"{k} {len(v)}" for k, v in cands.items())
         if log is not None:
+            shares = ", ".join(f"{k} {v:,}" for k, v in langs.items())
             log(
-                f"{spec.name}: {mat.files} files, ~{tokens:,} tokens, "
-                f"{len(facts.functions)} functions ({time.monotonic() - t0:.1f}s)"
+                f"{spec.name}: {mat.files} files, ~{tokens:,} tokens ({shares}), "
+                f"{what} ({time.monotonic() - t0:.1f}s)"
             )
-    recipe = {
+    recipe: dict[str, Any] = {
         "per_repo": per_repo,
         "kinds": {k: v[0] for k, v in _KINDS.items()},
         "repos": [s.as_dict() for s in specs],
     }
+    if suite != "stdlib":
+        recipe["suite"] = suite
+        recipe["kinds"] = dict(understanding.KIND_FORMATS)
     return QuestionSet(seed=seed, recipe=recipe, repos=repos, questions=questions)
 
 

@@ -9,7 +9,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUCKETS", "bucket_of", "plot", "summarize", "table"]
+__all__ = ["BUCKETS", "bucket_of", "kind_table", "plot", "summarize", "summarize_kinds", "table"]
+
+RECALL_KEYS = ("recall@1", "recall@3", "recall@5")
 
 # Upper bounds in tokens (the index's ~4-characters-per-token estimate).
 BUCKETS: tuple[tuple[str, float], ...] = (
@@ -30,7 +32,7 @@ def bucket_of(tokens: int) -> str:
 
 
 def _method_order(methods: Sequence[str]) -> list[str]:
-    base = ["retrieval", "direct", "rlm"]
+    base = ["retrieval", "search", "direct", "rlm"]
     return [m for m in base if m in methods] + sorted(m for m in methods if m not in base)
 
 
@@ -68,6 +70,72 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             row["included_fraction"] = sum(fr) / n
         out.setdefault(bucket, {})[method] = row
     return out
+
+
+def _kind_row(rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rs)
+    row: dict[str, Any] = {
+        "n": n,
+        "accuracy": sum(float(r["score"]["value"]) for r in rs) / n,
+        "exact": sum(1 for r in rs if r["score"]["exact"]) / n,
+        "input_tokens": sum(int(r.get("input_tokens", 0)) for r in rs) / n,
+        "wall_seconds": sum(float(r.get("wall_seconds", 0)) for r in rs) / n,
+    }
+    for key in RECALL_KEYS:
+        vals = [
+            float(r["score"]["metrics"][key]) for r in rs if key in r["score"].get("metrics", {})
+        ]
+        if vals:
+            row[key] = sum(vals) / len(vals)
+    return row
+
+
+def summarize_kinds(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per kind, per size bucket (and ``all``), per method: accuracy, recall@k, tokens, time."""
+    groups: defaultdict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        for bucket in (bucket_of(int(r["repo_tokens"])), "all"):
+            groups[(str(r["kind"]), bucket, str(r["method"]))].append(r)
+    out: dict[str, Any] = {}
+    for (kind, bucket, method), rs in groups.items():
+        out.setdefault(kind, {}).setdefault(bucket, {})[method] = _kind_row(rs)
+    return out
+
+
+def kind_table(records: Sequence[dict[str, Any]]) -> str:
+    """One row per (kind, size bucket, method): acc, recall@1/3/5, in_tok and wall_s means."""
+    if not records:
+        return ""
+    summary = summarize_kinds(records)
+    methods = _method_order(sorted({r["method"] for r in records}))
+    header = (
+        f"{'kind':<13} {'bucket':<10} {'method':<14} {'n':>3} {'acc':>5} {'r@1':>5} {'r@3':>5} "
+        f"{'r@5':>5} {'in_tok':>8} {'wall_s':>7}"
+    )
+    lines = ["By kind and size (means per question; r@k = path recall at k):", header]
+    lines.append("-" * len(header))
+    for kind in sorted(summary):
+        order = [b for b, _ in BUCKETS if b in summary[kind]] + ["all"]
+        for bucket in order:
+            for method in methods:
+                row = summary[kind][bucket].get(method)
+                if row is None:
+                    continue
+                rec = "".join(f" {row[k]:>5.2f}" if k in row else f" {'-':>5}" for k in RECALL_KEYS)
+                lines.append(
+                    f"{kind:<13} {bucket:<10} {method:<14} {row['n']:>3} {row['accuracy']:>5.2f}"
+                    f"{rec} {row['input_tokens']:>8.0f} {row['wall_seconds']:>7.1f}"
+                )
+        lines.append("")
+    lines.append(
+        "acc = the kind's main score: locate = exact location (first path:line inside the "
+        "definition), impact = F1 over callers, how = recall@5 of the reference files;"
+    )
+    lines.append(
+        "stdlib kinds as above. r@k: locate/impact/how only (share of reference files among "
+        "the first k distinct paths cited, out of min(k, reference files))."
+    )
+    return "\n".join(lines) + "\n"
 
 
 def _fmt_limits(limits: dict[str, int]) -> str:
@@ -112,8 +180,8 @@ def table(records: Sequence[dict[str, Any]], *, title: str = "") -> str:
             lines.append("")
     lines.append("")
     lines.append(
-        "acc = mean score (needle/count: exact 0/1; relation questions: F1); exact = share "
-        "fully right;"
+        "acc = mean score (needle/count/locate: exact 0/1; relation questions and impact: F1; "
+        "how: recall@5); exact = share fully right;"
     )
     lines.append(
         "in_tok/out_tok/wall_s = means per question; cost$ = total; repo% = share of the "
@@ -133,6 +201,8 @@ def table(records: Sequence[dict[str, Any]], *, title: str = "") -> str:
                 acc = sum(float(r["score"]["value"]) for r in rs) / len(rs)
                 parts.append(f"{method} {acc:.2f} ({len(rs)})")
         lines.append(f"  {kind:<13} " + "  ".join(parts))
+    lines.append("")
+    lines.append(kind_table(records))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -169,9 +239,12 @@ def plot(records: Sequence[dict[str, Any]], path: Path, *, window: int | None = 
 
 def write_reports(records: Sequence[dict[str, Any]], out: Path, *, title: str = "") -> str:
     text = table(records, title=title)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "table.txt").write_text(text, encoding="utf-8")
+    summary = summarize(records)
+    summary["by_kind"] = summarize_kinds(records)
     (out / "summary.json").write_text(
-        json.dumps(summarize(records), indent=1, default=str) + "\n", encoding="utf-8"
+        json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8"
     )
     windows = {int(r.get("window", 0)) for r in records if r.get("window")}
     plot(records, out / "accuracy_vs_size.png", window=min(windows) if windows else None)

@@ -29,6 +29,7 @@ from benchmarks.eval.methods import (
     run_direct,
     run_retrieval,
     run_rlm,
+    run_search,
 )
 from benchmarks.eval.questions import Question, QuestionSet, ensure_repos
 from benchmarks.eval.scoring import score
@@ -193,6 +194,7 @@ async def run_set(
                     "repo": q.repo,
                     "repo_tokens": info.tokens,
                     "kind": q.kind,
+                    "language": q.expected.get("language"),
                     "method": _method_key(method, cfg),
                     "answer": res.answer[:4000],
                     "score": sc.as_dict(),
@@ -229,6 +231,8 @@ async def _run_one(
 ) -> MethodResult:
     if method == "retrieval":
         return run_retrieval(q, repo)
+    if method == "search":
+        return run_search(q, repo)
     if backend is None:
         raise ValueError(f"method {method} needs a model endpoint")
     if method == "direct":

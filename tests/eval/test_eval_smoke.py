@@ -125,7 +125,7 @@ def test_run_all_methods_resume_and_table(
 
     assert _run(tmp_path, server, "--max-questions", "2") == 0
     first = read_records(results)
-    assert len(first) == 2 * 3
+    assert len(first) == 2 * 4
     assert {r["repo"] for r in first} == {"tiny", "json"}  # spread over sizes
 
     # A crash mid-write leaves a torn line; the next run cuts it and resumes.
@@ -135,7 +135,7 @@ def test_run_all_methods_resume_and_table(
     assert _run(tmp_path, server) == 0
     records = read_records(results)
     pairs = [(r["question_id"], r["method"]) for r in records]
-    assert len(pairs) == len(set(pairs)) == 6 * 3
+    assert len(pairs) == len(set(pairs)) == 6 * 4
     assert results.read_text().endswith("\n")
     # the two finished questions were not asked again: 4 direct + 4 RLM (2 turns each)
     assert len(scripted.kinds) - calls_before == 4 + 4 * 2
@@ -149,6 +149,7 @@ def test_run_all_methods_resume_and_table(
         assert direct["score"]["value"] == (0.0 if q.format == "integer" else 1.0)
         assert 0 < direct["included_fraction"] <= 1
         assert by[(q.id, "retrieval")]["input_tokens"] == 0
+        assert by[(q.id, "search")]["input_tokens"] == 0
 
     # Nothing left to do: a third run makes no model calls.
     calls_before = len(scripted.kinds)
@@ -156,7 +157,7 @@ def test_run_all_methods_resume_and_table(
     assert len(scripted.kinds) == calls_before
 
     out = capsys.readouterr().out
-    assert "retrieval" in out and "direct" in out and "rlm" in out
+    assert "retrieval" in out and "search" in out and "direct" in out and "rlm" in out
     table = (tmp_path / "out" / "table.txt").read_text()
     assert "<=8k" in table and "8k-32k" in table and "all" in table
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
