@@ -93,6 +93,29 @@ def _comment_texts(lines: Sequence[str]) -> list[str]:
     return out
 
 
+ABOVE_LINES = 40
+
+
+def _comments_above(lines: Sequence[str], comments: Sequence[str], index: int) -> list[str]:
+    """The comment block right above line ``index`` (JSDoc, ``//`` runs, C block comments).
+
+    Decorators and attributes between the comment and the definition are skipped.
+    """
+    out: list[str] = []
+    i = index - 1
+    while i >= 0 and index - i <= ABOVE_LINES:
+        raw = lines[i].strip()
+        if comments[i] or (raw.startswith(("*", "/*", "//", "#")) and not raw.startswith("#[")):
+            out.append(comments[i])
+        elif raw.startswith(("@", "#[")) and not out:
+            pass
+        else:
+            break
+        i -= 1
+    out.reverse()
+    return out
+
+
 def _body(comments: Sequence[str]) -> str:
     text = " ".join(c for c in comments if c)
     return _joined_words(text[:BODY_CHARS])
@@ -144,11 +167,13 @@ def def_doc_rows(
     """
     if not defs:
         return []
-    comments = _comment_texts(text.split("\n"))
+    lines = text.split("\n")
+    comments = _comment_texts(lines)
     path_words = _joined_words(defs[0][3])
     rows: list[DocRow] = []
     for _name, qualname, kind, path, start, end, signature, doc in defs:
-        inner = comments[max(0, start - 1) : min(end, start - 1 + HEAD_LINES)]
+        above = _comments_above(lines, comments, start - 1)
+        inner = above + comments[max(0, start - 1) : min(end, start - 1 + HEAD_LINES)]
         names = _joined_words(qualname)
         body = _joined_words(f"{signature} {doc}") + " " + _body(inner)
         rows.append((path, start, end, qualname, kind, signature, doc, names, path_words, body))

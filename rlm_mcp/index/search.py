@@ -147,6 +147,8 @@ def required_literal(pattern: str) -> str:
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 EXACT_NAME_BONUS = 12.0
 WORD_NAME_BONUS = 3.0
+CALLER_BONUS = 4.0
+"""A definition that uses a name the query spells as code ranks below the name's definition."""
 SNIPPET_CHARS = 160
 KIND_WEIGHTS = {"field": 0.6, "variable": 0.6, "constant": 0.8, "file": 0.9}
 """Questions ask where behaviour lives: functions and classes rank above fields."""
@@ -388,6 +390,8 @@ class Searcher:
                 prior = scored.get((d.path, d.start_line, d.qualname))
                 base = prior.score if prior is not None else 0.0
                 add(_def_hit(d, base + bonus))
+        for ident in self._identifiers(query):
+            self._add_callers(ident, add, path_rx)
         if not scored:
             return []
         names = {h.qualname.rsplit(".", 1)[-1] for h in scored.values() if h.qualname}
@@ -405,6 +409,34 @@ class Searcher:
             SearchHit(h.path, h.line, h.end_line, h.qualname, h.kind, h.snippet, round(h.score, 3))
             for h in ranked[:limit]
         ]
+
+    def _identifiers(self, query: str) -> list[str]:
+        """Names the query spells as code (``load_config``, ``parseURL``, backticked words)."""
+        ticked = set(re.findall(r"`([A-Za-z_][\w.]*)`", query))
+        return [
+            i
+            for i in dict.fromkeys(_IDENT.findall(query))
+            if len(i) >= 3 and (i in ticked or _looks_like_identifier(i))
+        ]
+
+    def _add_callers(
+        self, name: str, add: Callable[[SearchHit], None], path_rx: str | None
+    ) -> None:
+        """The definitions that use ``name``: who breaks when it changes, who calls it."""
+        short = name.rsplit(".", 1)[-1]
+        by_path: dict[str, list[Definition]] = {}
+        seen: set[tuple[str, int]] = set()
+        for ref in self.store.refs(short, 300):
+            if path_rx is not None and not re.match(path_rx, ref.path):
+                continue
+            defs = by_path.get(ref.path)
+            if defs is None:
+                defs = by_path[ref.path] = self.store.find_defs(DefQuery("path", ref.path))
+            d = _innermost(defs, ref.line)
+            if d is None or d.name == short or (d.path, d.start_line) in seen:
+                continue
+            seen.add((d.path, d.start_line))
+            add(_def_hit(d, CALLER_BONUS))
 
     # -- overview ------------------------------------------------------------
 
