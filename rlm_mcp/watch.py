@@ -1,15 +1,37 @@
 """Keep a loaded repository fresh while files change on disk.
 
 A watchdog observer feeds file events into a pending set; one applier thread
-waits until the events have been quiet for ``debounce`` seconds (or until
-:data:`MAX_DELAY` has passed under a steady stream), then hands the whole set
-to :meth:`Repository.apply_changes`. A branch switch touching thousands of
-files therefore becomes one or two index updates, not thousands.
+hands the whole set to :meth:`Repository.apply_changes` once it is due:
+
+* when events have been quiet for ``debounce`` seconds;
+* under a steady stream that adds no new paths (one file rewritten over and
+  over), once the batch is ``max_delay`` seconds old;
+* under a burst that keeps adding new paths (a branch switch), when the burst
+  ends, or at the latest :data:`MAX_BURST` seconds in. Slicing a burst every
+  ``max_delay`` would publish half-switched trees and pay the per-apply cost
+  again and again; ``pending`` says an update is coming instead.
+
+A batch's age counts from the end of the previous apply, so what arrives
+during a long apply is not applied the moment it finishes, mid-burst.
+
+A batch that fails (disk full, store locked) goes back into the pending set,
+merged with whatever arrived since, and is retried with exponential backoff
+capped at ``retry_max``: nothing is dropped. ``pending``, ``last_error`` and
+``last_applied_at`` tell a client how fresh the index is.
+
+inotify needs one watch per directory from a per-user budget
+(``/proc/sys/fs/inotify/max_user_watches``). watchdog raises when the root
+cannot be watched but silently skips subdirectories the kernel refuses, then
+and for directories created later, so an over-budget watcher would miss
+changes while claiming to watch. The watcher therefore counts directories
+against the budget before it starts, and listens at watchdog's inotify seam
+for refused watches and queue overflows. Out of budget it polls the whole tree
+(``mode == "polling"``) with a warning; when the kernel drops events (a
+refused watch while running, a queue overflow) it also rescans.
 
 The applier also watches the root itself: when it disappears the index keeps
 its last state, and when it comes back (same path, new inode) the observer is
-restarted and the repository fully rescanned. Where inotify runs out of
-watches, the watcher falls back to polling and logs that it did.
+restarted and the repository fully rescanned.
 """
 
 from __future__ import annotations
@@ -17,62 +39,123 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 import threading
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from watchdog.events import (
+    DirCreatedEvent,
     DirDeletedEvent,
-    DirModifiedEvent,
     DirMovedEvent,
-    FileClosedNoWriteEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
     FileDeletedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
-    FileOpenedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from rlm_mcp.index.repository import Repository
 
-__all__ = ["RepositoryWatcher"]
+_FD_SEAM = False
+if sys.platform.startswith("linux"):
+    try:  # watchdog >= 7: an inotify instance per observer, the seam we listen at
+        from watchdog.observers.inotify import InotifyEmitter
+        from watchdog.observers.inotify_c import (
+            CallbackId,
+            InotifyEvent,
+            InotifyFD,
+            Mask,
+            WatchCallback,
+            WatchDescriptor,
+        )
+
+        _FD_SEAM = True
+    except ImportError:  # watchdog 6 raises for every refused watch by itself
+        pass
+
+__all__ = ["Mode", "RepositoryWatcher"]
 
 log = logging.getLogger(__name__)
 
+Mode = Literal["inotify", "polling", "stopped"]
+
 MAX_DELAY = 2.0
+MAX_BURST = 10.0
+RETRY_INITIAL = 0.25
+RETRY_MAX = 30.0
 ROOT_CHECK_INTERVAL = 0.1
+POLL_COST_FACTOR = 10.0
+"""A fallback poll waits this many times one directory walk, so polling a huge tree idles."""
+POLL_MAX_INTERVAL = 30.0
+MAX_USER_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
 _INOTIFY_LIMIT_ERRNOS = frozenset({errno.ENOSPC, errno.EMFILE, errno.ENFILE})
+_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    DirCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileDeletedEvent,
+    DirDeletedEvent,
+    FileMovedEvent,
+    DirMovedEvent,
+]
+"""The events worth a kernel queue slot: no opens or read-only closes, which the
+indexer's own reads would otherwise produce by the thousand."""
 
 
-class _Handler(FileSystemEventHandler):  # type: ignore[misc]
+class _Handler(FileSystemEventHandler):
     def __init__(self, watcher: RepositoryWatcher) -> None:
         super().__init__()
         self._watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if isinstance(event, FileOpenedEvent | FileClosedNoWriteEvent | DirModifiedEvent):
-            return
         w = self._watcher
         src = w._rel(event.src_path)
         if src == "" and isinstance(event, DirDeletedEvent | DirMovedEvent):
             w._root_lost.set()
             w._wake.set()
             return
-        if isinstance(event, FileMovedEvent | DirMovedEvent):
-            w._note(changed=w._rel(event.dest_path), deleted=src)
-        elif isinstance(event, FileDeletedEvent | DirDeletedEvent):
-            w._note(deleted=src)
+        # A deleted file is re-examined like a changed one (it stats as gone);
+        # only a deleted directory needs its whole subtree dropped.
+        if isinstance(event, DirMovedEvent):
+            w._note(w._rel(event.dest_path), removed=src)
+        elif isinstance(event, FileMovedEvent):
+            w._note(src, w._rel(event.dest_path))
+        elif isinstance(event, DirDeletedEvent):
+            w._note(removed=src)
         else:
-            w._note(changed=src)
+            w._note(src)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    touched: frozenset[str]
+    removed: frozenset[str]
+    rescan: bool
+
+    @property
+    def size(self) -> int:
+        return len(self.touched | self.removed) + self.rescan
 
 
 class RepositoryWatcher:
     """Apply file-system changes under ``repo.root`` to ``repo``, debounced.
 
-    ``force_polling`` skips inotify (and is what the fallback uses);
-    ``using_polling`` tells which one is running.
+    Args:
+        repo: The repository to keep fresh.
+        debounce: Quiet seconds before a batch is applied (default: the repo's settings).
+        force_polling: Poll instead of using inotify.
+        poll_interval: Seconds between polls (a fallback on a big tree waits longer).
+        max_delay: Age at which a steady stream of the same paths is applied anyway.
+        retry_initial: First wait after a failed apply; it doubles per failure...
+        retry_max: ...up to this.
     """
 
     def __init__(
@@ -82,24 +165,72 @@ class RepositoryWatcher:
         *,
         force_polling: bool = False,
         poll_interval: float = 0.2,
+        max_delay: float = MAX_DELAY,
+        retry_initial: float = RETRY_INITIAL,
+        retry_max: float = RETRY_MAX,
     ) -> None:
         self.repo = repo
         self.debounce = repo.settings.debounce_seconds if debounce is None else debounce
         self.force_polling = force_polling
         self.poll_interval = poll_interval
-        self.using_polling = False
+        self.max_delay = max_delay
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
         self._root = str(repo.root)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._changed: set[str] = set()
-        self._deleted: set[str] = set()
-        self._first_event = 0.0
-        self._last_event = 0.0
-        self._observer: Any = None
+        self._touched: set[str] = set()
+        self._removed: set[str] = set()
+        self._rescan = False
+        self._first_event = self._last_event = self._last_growth = 0.0
+        self._applied_mono = 0.0
+        self._in_flight = 0
+        self._failures = 0
+        self._retry_at = 0.0
+        self._last_applied_at: float | None = None
+        self._last_error: str | None = None
+        self._mode: Mode = "stopped"
+        self._refused = 0
+        self._refused_example = ""
+        self._coverage_lost = threading.Event()
+        self._walk_seconds = 0.0
+        self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
         self._root_id: tuple[int, int] | None = None
         self._root_lost = threading.Event()
+
+    # -- status ----------------------------------------------------------------
+
+    @property
+    def mode(self) -> Mode:
+        """``"inotify"`` (the platform's native notifications), ``"polling"`` or ``"stopped"``.
+
+        Polling is either forced or the fallback when inotify cannot cover the tree.
+        """
+        t = self._thread
+        return self._mode if t is not None and t.is_alive() else "stopped"
+
+    @property
+    def using_polling(self) -> bool:
+        return self.mode == "polling"
+
+    @property
+    def pending(self) -> int:
+        """Paths noted but not yet in the index (a pending rescan counts one)."""
+        with self._lock:
+            waiting = len(self._touched) + len(self._removed - self._touched) + self._rescan
+            return waiting + self._in_flight
+
+    @property
+    def last_applied_at(self) -> float | None:
+        """Wall-clock time of the last successful update; ``None`` before the first."""
+        return self._last_applied_at
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the latest update failed while it is being retried; ``None`` once one succeeds."""
+        return self._last_error
 
     # -- events ----------------------------------------------------------------
 
@@ -114,21 +245,49 @@ class RepositoryWatcher:
             return None
         return rel
 
-    def _note(self, changed: str | None = None, deleted: str | None = None) -> None:
-        if not changed and not deleted:
+    def _note(self, *touched: str | None, removed: str | None = None) -> None:
+        if "" in touched or removed == "":
+            self._request_rescan()
+        paths = [p for p in touched if p]
+        if not paths and not removed:
             return
         now = time.monotonic()
         with self._lock:
-            if not self._changed and not self._deleted:
+            if not self._has_pending():
                 self._first_event = now
             self._last_event = now
-            if changed:
-                self._changed.add(changed)
-                self._deleted.discard(changed)
-            if deleted:
-                self._deleted.add(deleted)
-                self._changed.discard(deleted)
+            before = len(self._touched) + len(self._removed)
+            self._touched.update(paths)
+            if removed:
+                self._removed.add(removed)
+            if len(self._touched) + len(self._removed) > before:
+                self._last_growth = now
         self._wake.set()
+
+    def _request_rescan(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not self._has_pending():
+                self._first_event = now
+            self._last_event = self._last_growth = now
+            self._rescan = True
+        self._wake.set()
+
+    def _has_pending(self) -> bool:
+        return bool(self._touched or self._removed or self._rescan)
+
+    def _watch_refused(self, path: bytes, exc: OSError) -> None:
+        """Called by the inotify instance, on its thread or ours, for each refused watch."""
+        with self._lock:
+            self._refused += 1
+            if not self._refused_example:
+                self._refused_example = f"{os.fsdecode(path)}: {exc}"
+        self._coverage_lost.set()
+        self._wake.set()
+
+    def _queue_overflowed(self) -> None:
+        log.warning("the inotify queue for %s overflowed and lost events; rescanning", self._root)
+        self._request_rescan()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -140,34 +299,116 @@ class RepositoryWatcher:
         return (st.st_dev, st.st_ino)
 
     def _start_observer(self) -> None:
-        if not self.force_polling:
-            obs: Any = Observer()
-            try:
-                obs.schedule(_Handler(self), self._root, recursive=True)
-                obs.start()
-                self._observer = obs
-                self.using_polling = False
-                return
-            except OSError as exc:
-                if exc.errno not in _INOTIFY_LIMIT_ERRNOS and "inotify" not in str(exc):
-                    raise
-                log.warning(
-                    "inotify limit reached watching %s (%s); falling back to polling",
-                    self._root,
-                    exc,
-                )
-                _stop_observer(obs)
-        else:
+        if self.force_polling:
             log.info("watching %s by polling every %.2fs", self._root, self.poll_interval)
-        obs = PollingObserver(timeout=self.poll_interval)
-        obs.schedule(_Handler(self), self._root, recursive=True)
+            self._start_polling(self.poll_interval)
+            return
+        reason = self._over_budget() or self._start_inotify()
+        if reason is None:
+            return
+        interval = self._fallback_interval()
+        log.warning(
+            "not watching %s with inotify (%s); polling the whole tree every %.2fs instead",
+            self._root,
+            reason,
+            interval,
+        )
+        self._start_polling(interval)
+
+    def _over_budget(self) -> str | None:
+        """Why inotify cannot cover the tree, judged before adding any watch."""
+        limit = _inotify_limit()
+        if limit is None:
+            return None
+        t0 = time.perf_counter()
+        dirs = _count_dirs(self._root)
+        self._walk_seconds = time.perf_counter() - t0
+        free = limit - _inotify_watches_in_use()
+        if dirs <= free:
+            return None
+        return (
+            f"{dirs} directories need a watch each but only {max(free, 0)} of "
+            f"max_user_watches={limit} are free"
+        )
+
+    def _start_inotify(self) -> str | None:
+        """Start an inotify observer; why not, when the kernel refused any watch."""
+        self._coverage_lost.clear()
+        with self._lock:
+            self._refused, self._refused_example = 0, ""
+        obs: BaseObserver | None = None
+        try:
+            obs = _native_observer(self)
+            obs.schedule(_Handler(self), self._root, recursive=True, event_filter=_EVENTS)
+            obs.start()
+        except BaseException as exc:
+            if obs is not None:
+                _stop_observer(obs)
+            if not isinstance(exc, OSError) or (
+                exc.errno not in _INOTIFY_LIMIT_ERRNOS and "inotify" not in str(exc)
+            ):
+                raise
+            return f"inotify refused the root: {exc}"
+        if self._coverage_lost.is_set():
+            _stop_observer(obs)
+            return self._refusals()
+        self._observer, self._mode = obs, "inotify"
+        return None
+
+    def _refusals(self) -> str:
+        with self._lock:
+            return f"inotify refused {self._refused} watch(es), e.g. {self._refused_example}"
+
+    def _fallback_interval(self) -> float:
+        walk = POLL_COST_FACTOR * self._walk_seconds
+        return max(self.poll_interval, min(POLL_MAX_INTERVAL, walk))
+
+    def _start_polling(self, interval: float) -> None:
+        obs = PollingObserver(timeout=interval)
+        obs.schedule(_Handler(self), self._root, recursive=True, event_filter=_EVENTS)
         obs.start()
-        self._observer = obs
-        self.using_polling = True
+        self._observer, self._mode = obs, "polling"
+
+    def _fall_back_to_polling(self) -> None:
+        """inotify stopped covering the tree while running: poll, and rescan what was missed."""
+        reason = self._refusals()
+        interval = self._fallback_interval()
+        log.warning(
+            "inotify stopped covering %s (%s); polling the whole tree every %.2fs and rescanning",
+            self._root,
+            reason,
+            interval,
+        )
+        obs, self._observer = self._observer, None
+        if obs is not None:
+            _stop_observer(obs)
+        self._start_polling(interval)
+        self._request_rescan()
+
+    def _observer_alive(self) -> bool:
+        obs = self._observer
+        if obs is None:
+            return False
+        threads: list[threading.Thread] = [obs, *list(obs.emitters)]
+        fd = getattr(obs, "_rlm_fd", None)
+        if isinstance(fd, threading.Thread):
+            threads.append(fd)
+        return all(t.is_alive() for t in threads)
+
+    def _restart_observer(self) -> None:
+        """A watchdog thread died (events would stop silently): restart it and rescan."""
+        log.warning("the %s observer for %s stopped; restarting it", self._mode, self._root)
+        self._last_error = f"the {self._mode} observer stopped; restarted it and rescanning"
+        obs, self._observer = self._observer, None
+        if obs is not None:
+            _stop_observer(obs)
+        self._start_observer()
+        self._request_rescan()
 
     def start(self) -> RepositoryWatcher:
         if self._thread is not None:
             return self
+        self._stopping.clear()
         self._root_id = self._root_stat()
         self._start_observer()
         self._thread = threading.Thread(
@@ -185,6 +426,7 @@ class RepositoryWatcher:
         obs, self._observer = self._observer, None
         if obs is not None:
             _stop_observer(obs, timeout)
+        self._mode = "stopped"
 
     def __enter__(self) -> RepositoryWatcher:
         return self.start()
@@ -200,35 +442,78 @@ class RepositoryWatcher:
             self._wake.clear()
             if self._stopping.is_set():
                 return
-            if self._check_root():
-                continue
-            with self._lock:
-                if not self._changed and not self._deleted:
-                    continue
-                now = time.monotonic()
-                quiet_left = self._last_event + self.debounce - now
-                cap_left = self._first_event + MAX_DELAY - now
-                if quiet_left > 0 and cap_left > 0:
-                    wait_for = min(quiet_left, cap_left)
-                    changed = deleted = None
-                else:
-                    wait_for = 0.0
-                    changed, deleted = self._changed, self._deleted
-                    self._changed, self._deleted = set(), set()
-            if changed is None or deleted is None:
-                self._stopping.wait(wait_for)
-                self._wake.set()
-                continue
-            self._apply(changed, deleted)
+            try:
+                self._step()
+            except Exception as exc:
+                log.exception("the watcher for %s hit an error; carrying on", self._root)
+                self._last_error = f"watcher: {exc!r}"
+                self._stopping.wait(1.0)
 
-    def _apply(self, changed: set[str], deleted: set[str]) -> None:
+    def _step(self) -> None:
+        if self._check_root():
+            return
+        if self._coverage_lost.is_set() and self._mode == "inotify":
+            self._fall_back_to_polling()
+        elif not self._observer_alive():
+            self._restart_observer()
+        batch = self._take_due_batch()
+        if isinstance(batch, float):
+            # New events only push the due time later; the root and coverage still get checked.
+            self._stopping.wait(min(batch, ROOT_CHECK_INTERVAL))
+            self._wake.set()
+        elif batch is not None:
+            self._apply(batch)
+
+    def _take_due_batch(self) -> _Batch | float | None:
+        """The batch to apply now, the seconds until one is due, or ``None``."""
+        with self._lock:
+            if not self._has_pending():
+                return None
+            now = time.monotonic()
+            start = max(self._first_event, self._applied_mono)
+            quiet = self._last_event + self.debounce
+            steady = max(start + self.max_delay, self._last_growth + self.debounce)
+            due = max(min(quiet, steady, start + MAX_BURST), self._retry_at)
+            if due > now:
+                return due - now
+            batch = _Batch(frozenset(self._touched), frozenset(self._removed), self._rescan)
+            self._touched, self._removed, self._rescan = set(), set(), False
+            self._in_flight = batch.size
+            return batch
+
+    def _apply(self, batch: _Batch) -> None:
+        error: Exception | None = None
         try:
-            if "" in deleted or "" in changed:
+            if batch.rescan:
                 self.repo.refresh()
             else:
-                self.repo.apply_changes(changed, deleted)
-        except Exception:
-            log.exception("applying %d file changes to %s failed", len(changed), self._root)
+                self.repo.apply_changes(set(batch.touched), set(batch.removed))
+        except Exception as exc:
+            error = exc
+        now = time.monotonic()
+        with self._lock:
+            self._in_flight = 0
+            self._applied_mono = now
+            if error is None:
+                self._failures, self._retry_at, self._last_error = 0, 0.0, None
+                self._last_applied_at = time.time()
+                return
+            if not self._has_pending():
+                self._first_event = self._last_event = now
+            self._touched |= batch.touched
+            self._removed |= batch.removed
+            self._rescan |= batch.rescan
+            self._failures += 1
+            failures = self._failures
+            delay = min(self.retry_max, self.retry_initial * 2 ** min(failures - 1, 30))
+            self._retry_at = now + delay
+            what = "rescan" if batch.rescan else f"applying {batch.size} change(s)"
+            self._last_error = f"{what} failed: {error}"
+        message = "%s; retry %d in %.2fs, keeping the changes pending"
+        if failures == 1:
+            log.error(message, self._last_error, failures, delay, exc_info=error)
+        else:
+            log.warning(message, self._last_error, failures, delay)
 
     def _check_root(self) -> bool:
         """Handle the root vanishing or being replaced; ``True`` when it did."""
@@ -244,19 +529,115 @@ class RepositoryWatcher:
                 self._root_id = None
             return True
         log.info("repository root %s (re)appeared; rescanning", self._root)
-        self._root_id = current
         obs, self._observer = self._observer, None
         if obs is not None:
             _stop_observer(obs)
         with self._lock:
-            self._changed.clear()
-            self._deleted.clear()
-        try:
-            self._start_observer()
-            self.repo.refresh()
-        except Exception:
-            log.exception("rescanning %s failed", self._root)
+            self._touched.clear()
+            self._removed.clear()
+        self._start_observer()
+        self._root_id = current
+        self._request_rescan()
         return True
+
+
+# -- inotify coverage ---------------------------------------------------------------
+
+
+def _inotify_limit() -> int | None:
+    try:
+        with open(MAX_USER_WATCHES, encoding="ascii") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _inotify_watches_in_use() -> int:
+    """Watches this user's processes hold, as far as /proc lets us see (a lower bound)."""
+    total, uid = 0, os.getuid()
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0
+    for pid in pids:
+        base = f"/proc/{pid}"
+        try:
+            if os.stat(base).st_uid != uid:
+                continue
+            fds = os.listdir(f"{base}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"{base}/fd/{fd}") != "anon_inode:inotify":
+                    continue
+                with open(f"{base}/fdinfo/{fd}", encoding="ascii", errors="replace") as fh:
+                    total += sum(1 for line in fh if line.startswith("inotify wd:"))
+            except OSError:
+                continue
+    return total
+
+
+def _count_dirs(root: str) -> int:
+    """Directories a recursive inotify watch of ``root`` needs (symlinks not followed)."""
+    count, stack = 0, [root]
+    while stack:
+        d = stack.pop()
+        count += 1
+        try:
+            with os.scandir(d) as it:
+                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+    return count
+
+
+if _FD_SEAM:
+
+    class _ReportingInotifyFD(InotifyFD):
+        """watchdog's inotify instance, reporting refused watches and queue overflows.
+
+        watchdog re-raises a refused watch only for the root of a recursive
+        watch; this is the one place that also sees the subdirectories.
+        """
+
+        def __init__(self, watcher: RepositoryWatcher) -> None:
+            super().__init__()
+            self._rlm_watcher = watcher
+
+        def add_callback(
+            self, path: bytes, mask: Mask, callback: WatchCallback, id_: CallbackId
+        ) -> WatchDescriptor:
+            try:
+                return super().add_callback(path, mask, callback, id_)
+            except OSError as exc:
+                if exc.errno in _INOTIFY_LIMIT_ERRNOS:
+                    self._rlm_watcher._watch_refused(path, exc)
+                raise
+
+        def handle_event(self, event: InotifyEvent) -> None:
+            if event.is_queue_overflow:
+                self._rlm_watcher._queue_overflowed()
+            super().handle_event(event)
+
+    class _InotifyObserver(BaseObserver):
+        """An inotify observer over a :class:`_ReportingInotifyFD` of its own."""
+
+        def __init__(self, watcher: RepositoryWatcher) -> None:
+            fd = _ReportingInotifyFD(watcher)
+            fd.start()
+            self._rlm_fd = fd
+            super().__init__(InotifyEmitter, inotify_fd=fd)
+
+        def on_thread_stop(self) -> None:
+            super().on_thread_stop()
+            self._rlm_fd.stop()
+            if self._rlm_fd.is_alive():
+                self._rlm_fd.join()
+
+
+def _native_observer(watcher: RepositoryWatcher) -> BaseObserver:
+    return _InotifyObserver(watcher) if _FD_SEAM else Observer()
 
 
 def _stop_observer(obs: Any, timeout: float = 5.0) -> None:
