@@ -244,6 +244,16 @@ class RepoOut(BaseModel):
     index_version: int
     updated_at: float
     watching: bool
+    watch_mode: Literal["inotify", "polling", "stopped"] | None = Field(
+        description="how changes are noticed: polling means the inotify limit was reached"
+    )
+    pending_changes: int = Field(
+        description="changes noticed but not yet in the index; index_version lags while > 0"
+    )
+    last_applied_at: float | None = Field(
+        description="wall time of the watcher's last successful update"
+    )
+    last_error: str | None = Field(description="why updates are failing (they are retried)")
     loaded_at: float
 
 

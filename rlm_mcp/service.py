@@ -36,7 +36,7 @@ from rlm_mcp.errors import (
     UnknownRepository,
 )
 from rlm_mcp.index import LoadReport, Repository, SkippedFile, load
-from rlm_mcp.watch import RepositoryWatcher
+from rlm_mcp.watch import Mode, RepositoryWatcher
 from sandbox import ExecResult, SandboxError, Session, detect_isolation
 
 __all__ = ["LoadSummary", "LoadedRepo", "RepoStatus", "RlmService", "Unloaded"]
@@ -60,6 +60,7 @@ class LoadedRepo:
 
     def describe(self) -> RepoStatus:
         report = self.repo.report
+        w = self.watcher
         return RepoStatus(
             name=self.name,
             root=str(self.repo.root),
@@ -69,7 +70,11 @@ class LoadedRepo:
             languages=dict(report.languages),
             index_version=self.repo.version,
             updated_at=self.repo.updated_at,
-            watching=self.watcher is not None,
+            watching=w is not None and w.mode != "stopped",
+            watch_mode=w.mode if w is not None else None,
+            pending_changes=w.pending if w is not None else 0,
+            last_applied_at=w.last_applied_at if w is not None else None,
+            last_error=w.last_error if w is not None else None,
             loaded_at=self.loaded_at,
         )
 
@@ -87,6 +92,10 @@ class RepoStatus:
     index_version: int
     updated_at: float
     watching: bool
+    watch_mode: Mode | None
+    pending_changes: int
+    last_applied_at: float | None
+    last_error: str | None
     loaded_at: float
 
 

@@ -1,0 +1,34 @@
+"""rlm_repos tells how fresh the index is: the watch mode, pending changes, the last update."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp.client import Client
+from mcp.server import MCPServer
+
+
+async def test_repos_reports_watch_mode_and_applied_changes(
+    server: MCPServer[Any], workspace: Path
+) -> None:
+    async with Client(server) as client:
+        await client.call_tool("rlm_load", {"path": str(workspace / "alpha")})
+        status = (await client.call_tool("rlm_repos", {})).structured_content
+        repo = status["repositories"][0]
+        assert repo["watching"] is True
+        assert repo["watch_mode"] in ("inotify", "polling")
+        assert repo["last_error"] is None
+        version = repo["index_version"]
+        (workspace / "alpha" / "pkg" / "extra.py").write_text("def added():\n    pass\n")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            repo = (await client.call_tool("rlm_repos", {})).structured_content["repositories"][0]
+            if repo["index_version"] > version and repo["pending_changes"] == 0:
+                break
+            await anyio.sleep(0.02)
+        assert repo["index_version"] > version
+        assert repo["pending_changes"] == 0
+        assert repo["last_applied_at"] is not None
