@@ -231,11 +231,15 @@ def SHOW_VARS():
     text = "\\n".join(rows) or "(no variables yet)"
     print(text)
     return None
+
+
+final = Final = FINAL  # small models write these; the answer still comes from running code
 '''
 
 _MODULES = {"re", "json", "math", "collections", "itertools", "functools"}
 PRELUDE = _PRELUDE.replace(
-    "{hidden!r}", repr(sorted(_MODULES | RESERVED | {"answer", "context", "candidates"}))
+    "{hidden!r}",
+    repr(sorted(_MODULES | RESERVED | {"answer", "context", "candidates", "final", "Final"})),
 )
 """Runs in every fresh REPL before model code: the answer slot and the FINAL functions."""
 

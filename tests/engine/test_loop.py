@@ -115,6 +115,14 @@ async def test_a_prose_answer_is_the_partial_answer_when_the_model_never_submits
     assert prose in result.answer
 
 
+async def test_lower_case_final_is_accepted_as_final(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script([code('final("seven")')])
+    result = await make_engine().run("q?", small_repo)
+    assert (result.status, result.answer) == ("completed", "seven")
+
+
 async def test_unterminated_fence_still_runs(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
