@@ -20,13 +20,11 @@ its own and works with any store.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib
 import multiprocessing
 import os
 import re
 import signal
-import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -35,6 +33,8 @@ from typing import Any
 __all__ = ["GrepRequest", "GrepTimeout", "GrepWorker", "grep_text"]
 
 HIT_TEXT_CHARS = 300
+ALARM_GRACE = 5
+"""Seconds past the server's own timeout after which a helper's alarm ends it (default action)."""
 TEXT_BATCH = 500
 
 
@@ -155,15 +155,19 @@ class _Child:
 
 
 def _child_main(conn: Connection) -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    """Serve greps until the server closes the pipe (or dies: the pipe closes then too).
+
+    No ``PR_SET_PDEATHSIG`` here: it fires when the *thread* that started the
+    helper ends, and any server thread may be the first to grep. A helper busy
+    in a regex when the server dies is ended by its own alarm instead.
+    """
     state = _Child()
     while True:
         try:
-            req = conn.recv()
+            req, timeout = conn.recv()
         except (EOFError, OSError):
             return
+        signal.alarm(int(timeout) + ALARM_GRACE)
         try:
             conn.send(("ok", state.grep(req)))
         except re.error as exc:
@@ -171,6 +175,8 @@ def _child_main(conn: Connection) -> None:
         except Exception as exc:  # the store's errors vary; the helper must keep serving
             state = _Child()
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        finally:
+            signal.alarm(0)
 
 
 class GrepWorker:
@@ -202,7 +208,7 @@ class GrepWorker:
             if self.synced_version < 0:
                 req = GrepRequest(**{**_fields(req), "changed": None})
             try:
-                conn.send(req)
+                conn.send((req, timeout))
                 ready = conn.poll(timeout)
                 reply = conn.recv() if ready else None
             except (EOFError, OSError) as exc:
