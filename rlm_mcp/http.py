@@ -11,14 +11,20 @@ Defences, outermost first:
 
 A server bound to a non-loopback address must have a token: anyone who can
 reach the port could otherwise read every file under the allowed roots.
+
+:func:`serve_http` checks the token rule, then binds the port itself (a busy
+port is an :class:`OSError` naming the address, before anything is
+announced), and only then tells the caller where it listens.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import ipaddress
 import logging
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
@@ -30,7 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rlm_mcp.errors import ConfigError
 
-__all__ = ["BearerAuthMiddleware", "build_http_app", "is_loopback", "serve_http"]
+__all__ = ["BearerAuthMiddleware", "bind", "build_http_app", "is_loopback", "serve_http"]
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +127,58 @@ def build_http_app(
     return app
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0 picks a free one).
+
+    Raises:
+        OSError: the address cannot be bound; the message names it and, for a
+            busy port, says so in words.
+    """
+    try:
+        infos = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise OSError(exc.errno, f"cannot resolve {host}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        why = (
+            "the port is already in use (another server is listening there; pick another --port)"
+            if exc.errno == errno.EADDRINUSE
+            else exc.strerror or str(exc)
+        )
+        raise OSError(exc.errno, f"cannot listen on {shown}:{port}: {why}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def url_for(sock: socket.socket) -> str:
+    """``http://host:port/mcp`` for a bound socket (the real port when 0 was asked for)."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{MCP_PATH}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the caller once the app has started on the socket."""
+
+    def __init__(self, config: uvicorn.Config, ready: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._ready is not None:
+            self._ready()
+
+
 async def serve_http(
     server: MCPServer[Any],
     *,
@@ -130,8 +188,19 @@ async def serve_http(
     allowed_origins: Sequence[str] = (),
     allowed_hosts: Sequence[str] = (),
     log_level: str = "WARNING",
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; uvicorn's logs go through :mod:`logging` to stderr."""
+    """Serve until SIGINT/SIGTERM; uvicorn's logs go through :mod:`logging` to stderr.
+
+    Args:
+        on_listening: called with the server's URL once the port is bound and the
+            app has started, never before.
+
+    Raises:
+        ConfigError: a non-loopback address without a token.
+        OSError: the port cannot be bound (busy, not permitted).
+        RuntimeError: the app failed to start (its lifespan raised).
+    """
     app = build_http_app(
         server,
         host=host,
@@ -140,6 +209,8 @@ async def serve_http(
         allowed_origins=allowed_origins,
         allowed_hosts=allowed_hosts,
     )
+    sock = bind(host, port)
+    url = url_for(sock)
     config = uvicorn.Config(
         app,
         host=host,
@@ -150,4 +221,10 @@ async def serve_http(
         access_log=log_level.upper() == "DEBUG",
         server_header=False,
     )
-    await uvicorn.Server(config).serve()
+    ready = (lambda: on_listening(url)) if on_listening is not None else None
+    try:
+        await _Server(config, ready).serve(sockets=[sock])
+    except SystemExit as exc:
+        raise RuntimeError(f"the HTTP server failed to start (uvicorn exit {exc.code})") from None
+    finally:
+        sock.close()

@@ -145,6 +145,14 @@ _GENERAL: tuple[Setting, ...] = (
         "--trajectory-dir",
     ),
     Setting(
+        "trajectory_retention_days",
+        "RLM_TRAJECTORY_RETENTION_DAYS",
+        "int",
+        "Days `rlm-mcp cache prune` keeps trajectories; 0 keeps them forever.",
+        "30",
+        "--trajectory-retention-days",
+    ),
+    Setting(
         "max_file_bytes",
         "RLM_MAX_FILE_BYTES",
         "int",
@@ -209,6 +217,7 @@ class Config:
     log_level: str = "WARNING"
     auth_token: str | None = field(default=None, repr=False)
     config_file: Path | None = None
+    trajectory_retention_days: int = 30
 
 
 def default_config_path(env: Mapping[str, str]) -> Path:
@@ -386,6 +395,9 @@ def load_config(
     max_file_bytes = v.get("max_file_bytes", IndexSettings().max_file_bytes)
     if max_file_bytes <= 0:
         raise ConfigError(f"max_file_bytes must be positive, got {max_file_bytes}")
+    retention = v.get("trajectory_retention_days", 30)
+    if retention < 0:
+        raise ConfigError(f"trajectory_retention_days must be 0 or more, got {retention}")
     unsafe = bool(v.get("sandbox_unsafe", False))
     if unsafe and warn is not None:
         warn("the sandbox is disabled where no isolation is available (--unsafe-no-sandbox)")
@@ -413,6 +425,7 @@ def load_config(
         log_level=v.get("log_level", "WARNING"),
         auth_token=v.get("auth_token"),
         config_file=path,
+        trajectory_retention_days=retention,
     )
 
 

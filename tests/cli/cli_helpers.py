@@ -80,3 +80,45 @@ def repo(tmp_path: Path) -> Path:
 @pytest.fixture
 def env(tmp_path: Path, llm: LoopbackLLMServer) -> dict[str, str]:
     return isolated_env(tmp_path, RLM_BASE_URL=llm.base_url, RLM_MODEL="root-model")
+
+
+def run_cli_tty(*args: str, env: Mapping[str, str], timeout: float = 60) -> tuple[int, str, str]:
+    """Run ``rlm-mcp`` with stderr on a pseudo-terminal; returns (exit code, stdout, stderr)."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlm_mcp", *args],
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+        out = proc.stdout.read().decode() if proc.stdout else ""
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        os.close(master)
+    return code, out, b"".join(chunks).decode(errors="replace")

@@ -1,0 +1,133 @@
+"""The ``rlm-mcp`` command: serve MCP, or index, ask, search, review and trace from a shell.
+
+This is the one place that reads the environment. Results go to stdout;
+progress, logs and errors go to stderr, so ``rlm-mcp serve`` over stdio
+writes nothing but protocol to stdout and the other commands pipe cleanly.
+Progress and colours appear only when stderr is a terminal (``NO_COLOR``
+turns colours off); errors are one line, never a traceback.
+
+exit codes (the same for every command):
+  0    success: an answer, hits, a clean review, the command's work done
+  1    nothing found: no hits (find, search, symbols, references, callers),
+       nothing indexed to answer from (ask), no trajectories (trace);
+       review: a finding of severity error
+  2    bad usage or configuration: an unknown flag, an invalid setting or
+       config file, a bad regex, a PATH that does not exist, a FILE that is
+       not a trajectory
+  3    failure: the provider failed (bad key, unreachable, HTTP error), the
+       cache directory is unusable, the port is busy, git failed, the review
+       failed
+  4    incomplete: a limit stopped the query (ask prints the best answer so
+       far); review: no verdict (neither findings nor NO FINDINGS)
+  130  interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+
+from rlm_mcp.cli._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Ctx,
+    Failure,
+    UsageError,
+    endpoint_hint,
+    error_line,
+    say,
+    wants_color,
+)
+from rlm_mcp.errors import ConfigError, RepositoryNotFound, RlmMcpError
+from rlm_mcp.settings_loader import SETTINGS, load_config
+
+__all__ = ["EXIT_CODES", "build_parser", "main"]
+
+EXIT_CODES = __doc__.split("exit codes", 1)[1] if __doc__ else ""
+"""The exit-code table of the module docstring (the parser's epilog)."""
+
+Command = Callable[[argparse.Namespace, Ctx], Awaitable[int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``rlm-mcp`` argument parser (every command, each with only its own flags)."""
+    from rlm_mcp.cli._parser import build_parser as build
+
+    return build(epilog="exit codes" + EXIT_CODES)
+
+
+def _command(args: argparse.Namespace) -> Command:
+    from rlm_mcp.cli import _cache, _index_cmds, _model_cmds, _search, _serve
+
+    if args.command == "cache":
+        return _cache.cmd_cache_list if args.cache_command == "list" else _cache.cmd_cache_prune
+    commands: dict[str, Command] = {
+        "serve": _serve.cmd_serve,
+        "index": _index_cmds.cmd_index,
+        "ask": _model_cmds.cmd_ask,
+        "find": _index_cmds.cmd_find,
+        "search": _search.cmd_search,
+        "symbols": _index_cmds.cmd_symbols,
+        "references": _index_cmds.cmd_references,
+        "callers": _index_cmds.cmd_callers,
+        "outline": _index_cmds.cmd_outline,
+        "read": _index_cmds.cmd_read,
+        "map": _index_cmds.cmd_map,
+        "review": _model_cmds.cmd_review,
+        "trace": _model_cmds.cmd_trace,
+    }
+    return commands[args.command]
+
+
+def _setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        from rlm_mcp.cli._completion import render
+
+        sys.stdout.write(render(parser, args.shell))
+        return EXIT_OK
+    environ = dict(os.environ if env is None else env)
+    flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+    try:
+        config = load_config(
+            flags, environ, args.config, warn=lambda m: say(f"rlm-mcp: warning: {m}")
+        )
+    except ConfigError as exc:
+        say(error_line(str(exc), wants_color(environ, sys.stderr), "configuration error"))
+        return EXIT_USAGE
+    ctx = Ctx.create(config, environ, sys.stderr)
+    _setup_logging(config.log_level)
+    try:
+        return anyio.run(_command(args), args, ctx)
+    except (UsageError, ConfigError, RepositoryNotFound) as exc:
+        say(error_line(str(exc), ctx.color))
+        return EXIT_USAGE
+    except (Failure, RlmMcpError, OSError) as exc:
+        message = str(exc)
+        if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
+            message = f"{exc.filename}: {exc.strerror or exc}"
+        say(error_line(message, ctx.color))
+        hint = endpoint_hint(message, config)
+        if hint:
+            say(f"rlm-mcp: hint: {hint}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        say("rlm-mcp: interrupted")
+        return EXIT_INTERRUPTED

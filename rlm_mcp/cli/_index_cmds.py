@@ -1,0 +1,170 @@
+"""The model-free commands over one repository: index, find, symbols, references, callers,
+outline, read and map. Each loads PATH (reusing the cache), asks the index and prints
+text, or with ``--json`` the same object the matching MCP tool returns."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import rlm_mcp.cli._results as results
+from rlm_mcp.cli._common import (
+    EXIT_NEGATIVE,
+    EXIT_OK,
+    Ctx,
+    UsageError,
+    counts,
+    dump,
+    load,
+    make_service,
+    on_repo,
+    one_shot,
+    relative_file,
+)
+
+if TYPE_CHECKING:
+    from rlm_mcp.index import Repository
+
+
+async def cmd_index(args: argparse.Namespace, ctx: Ctx) -> int:
+    service = make_service(one_shot(ctx.config))
+    try:
+        summary = await load(service, args.path, ctx)
+    finally:
+        await service.aclose()
+    if args.json:
+        dump(asdict(summary))
+        return EXIT_OK
+    print(
+        f"indexed {summary.root}: {summary.files:,} files, {summary.tokens:,} tokens, "
+        f"{summary.symbols:,} symbols in {summary.seconds:.2f}s "
+        f"({summary.parsed:,} parsed, {summary.reused:,} reused from the cache)"
+    )
+    print(f"languages: {counts(summary.languages)}")
+    print(f"skipped: {counts(summary.skipped)}")
+    return EXIT_OK
+
+
+def _positive(value: int, flag: str) -> None:
+    if value < 1:
+        raise UsageError(f"{flag} must be at least 1")
+
+
+async def cmd_find(args: argparse.Namespace, ctx: Ctx) -> int:
+    _positive(args.limit, "--limit")
+    out, _ = await on_repo(
+        ctx,
+        args.path,
+        lambda r: (r.search(args.query, args.limit, args.glob), r.version),
+    )
+    hits, version = out
+    if args.json:
+        dump(results.find_result(hits, version))
+    else:
+        for h in hits:
+            print(h)
+    return EXIT_OK if hits else EXIT_NEGATIVE
+
+
+def _signature(d: Any) -> str:
+    sig = d.signature.strip()
+    return f": {sig}" if sig else ""
+
+
+async def cmd_symbols(args: argparse.Namespace, ctx: Ctx) -> int:
+    _positive(args.limit, "--limit")
+    out, _ = await on_repo(
+        ctx,
+        args.path,
+        lambda r: (r.symbols(args.query, args.kind, args.glob, args.match, args.limit), r.version),
+    )
+    defs, version = out
+    if args.json:
+        dump(results.symbols_result(defs, version))
+    else:
+        for d in defs:
+            print(f"{d.path}:{d.start_line}-{d.end_line}: {d.kind} {d.qualname}{_signature(d)}")
+    return EXIT_OK if defs else EXIT_NEGATIVE
+
+
+def _line_of(repo: Repository, path: str, line: int, cache: dict[str, list[str]]) -> str:
+    if path not in cache:
+        try:
+            cache[path] = repo.text(path).split("\n")
+        except Exception:
+            cache[path] = []
+    lines = cache[path]
+    return lines[line - 1].rstrip("\r").strip() if 0 < line <= len(lines) else ""
+
+
+async def cmd_references(args: argparse.Namespace, ctx: Ctx) -> int:
+    _positive(args.limit, "--limit")
+
+    def work(r: Repository) -> tuple[list[Any], int, list[str]]:
+        refs = r.references(args.name, args.limit)
+        cache: dict[str, list[str]] = {}
+        return refs, r.version, [_line_of(r, x.path, x.line, cache) for x in refs]
+
+    (refs, version, texts), _ = await on_repo(ctx, args.path, work)
+    if args.json:
+        dump(results.references_result(refs, version))
+    else:
+        for ref, text in zip(refs, texts, strict=True):
+            print(f"{ref.path}:{ref.line}: {text}")
+    return EXIT_OK if refs else EXIT_NEGATIVE
+
+
+async def cmd_callers(args: argparse.Namespace, ctx: Ctx) -> int:
+    _positive(args.limit, "--limit")
+    out, _ = await on_repo(ctx, args.path, lambda r: (r.callers(args.name, args.limit), r.version))
+    pairs, version = out
+    if args.json:
+        dump(results.callers_result(pairs, version))
+    else:
+        for ref, d in pairs:
+            where = f"{d.kind} {d.qualname}" if d else "top level"
+            print(f"{ref.path}:{ref.line}: in {where}")
+    return EXIT_OK if pairs else EXIT_NEGATIVE
+
+
+async def cmd_outline(args: argparse.Namespace, ctx: Ctx) -> int:
+    file = relative_file(args.path, args.file)
+    out, _ = await on_repo(ctx, args.path, lambda r: (r.outline(file), r.version))
+    defs, version = out
+    if args.json:
+        dump(results.symbols_result(defs, version))
+    else:
+        for d in defs:
+            indent = "  " * d.qualname.count(".")
+            print(f"{d.start_line:>5}-{d.end_line:<5} {indent}{d.kind} {d.name}")
+    return EXIT_OK
+
+
+async def cmd_read(args: argparse.Namespace, ctx: Ctx) -> int:
+    _positive(args.start, "--start")
+    if args.end is not None and args.end < args.start:
+        raise UsageError(f"--end ({args.end}) is before --start ({args.start})")
+    file = relative_file(args.path, args.file)
+    out, _ = await on_repo(
+        ctx, args.path, lambda r: (r.read(file, args.start, args.end), r.version)
+    )
+    text, version = out
+    if args.json:
+        dump(results.text_result(text, version))
+    elif text:
+        print(text)
+    return EXIT_OK
+
+
+async def cmd_map(args: argparse.Namespace, ctx: Ctx) -> int:
+    if not 64 <= args.tokens <= 32_000:
+        raise UsageError("--tokens must be between 64 and 32000")
+    focus = args.focus or None
+    out, _ = await on_repo(ctx, args.path, lambda r: (r.repo_map(args.tokens, focus), r.version))
+    text, version = out
+    if args.json:
+        dump(results.text_result(text, version))
+    elif text:
+        print(text)
+    return EXIT_OK
