@@ -127,6 +127,13 @@ def build_http_app(
     return app
 
 
+def _os_error(code: int | None, message: str) -> OSError:
+    """An OSError whose text is ``message`` alone (no ``[Errno n]`` prefix) and keeps ``errno``."""
+    err = OSError(message)
+    err.errno = code
+    return err
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0 picks a free one).
 
@@ -139,7 +146,7 @@ def bind(host: str, port: int) -> socket.socket:
             host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
     except socket.gaierror as exc:
-        raise OSError(exc.errno, f"cannot resolve {host}: {exc.strerror}") from None
+        raise _os_error(exc.errno, f"cannot resolve {host}: {exc.strerror}") from None
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -154,7 +161,7 @@ def bind(host: str, port: int) -> socket.socket:
             if exc.errno == errno.EADDRINUSE
             else exc.strerror or str(exc)
         )
-        raise OSError(exc.errno, f"cannot listen on {shown}:{port}: {why}") from None
+        raise _os_error(exc.errno, f"cannot listen on {shown}:{port}: {why}") from None
     sock.set_inheritable(False)
     return sock
 
