@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import code
+from cli_helpers import SAMPLE, code, write_tree
 
 from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.cli import build_parser, main
@@ -33,13 +34,31 @@ def _server(rel: str) -> dict[str, Any]:
     return entry
 
 
+INSTALLED = "/.local/share/rlm-mcp/bin/rlm-mcp"
+"""Where the README's install puts the script; GUI clients need its absolute path."""
+HOMES = ("${userHome}", "/Users/me", "/home/me")
+"""The home directory as each example spells it: VS Code's and Cursor's variable, or a placeholder."""
+TOOLS = {"rlm_load", "rlm_query", "rlm_find", "rlm_search", "rlm_read", "rlm_exec"}
+
+
+def _substitute(value: str, home: Path, workspace: Path) -> str:
+    """What the client does to a configured string: its variables and our placeholders."""
+    value = value.replace("${workspaceFolder}", str(workspace))
+    value = value.replace("${input:openai-key}", "sk-test")
+    for spelled in HOMES:
+        value = value.replace(spelled, str(home))
+    return value
+
+
 @pytest.mark.parametrize("rel", sorted(CONFIGS))
-def test_client_config_names_a_valid_serve_command(
+def test_client_config_names_a_valid_serve_command_by_its_absolute_path(
     rel: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = _server(rel)
-    assert server["command"] == "rlm-mcp"
-    args = [a.replace("${workspaceFolder}", str(tmp_path)) for a in server["args"]]
+    command = server["command"]
+    assert command.endswith(INSTALLED), "GUI clients do not see a venv's PATH: use the full path"
+    assert command.startswith(HOMES)
+    args = [_substitute(a, tmp_path, tmp_path) for a in server["args"]]
     assert args[0] == "serve"
     parsed = build_parser().parse_args(args)
     assert parsed.command == "serve" and parsed.transport == "stdio"
@@ -48,6 +67,37 @@ def test_client_config_names_a_valid_serve_command(
         main([*args, "--help"])
     assert exited.value.code == 0
     assert "usage: rlm-mcp serve" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("rel", sorted(CONFIGS))
+async def test_client_config_starts_a_server_that_lists_its_tools_and_loads_the_allowed_root(
+    rel: str, tmp_path: Path
+) -> None:
+    """Start the configured command as the client would: the installed script by its
+    absolute path (this venv's), the configured arguments and env, nothing else on PATH."""
+    from mcp import Client, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    server = _server(rel)
+    home = tmp_path / "home"
+    workspace = home / "src"
+    write_tree(workspace / "project", SAMPLE)
+    script = shutil.which("rlm-mcp", path=str(Path(sys.executable).parent))
+    assert script is not None
+    assert _substitute(server["command"], home, workspace) == str(home) + INSTALLED
+    args = [_substitute(a, home, workspace) for a in server["args"]]
+    env = {k: _substitute(v, home, workspace) for k, v in server.get("env", {}).items()}
+    params = StdioServerParameters(
+        command=script, args=args, env={**env, "HOME": str(home), "PATH": "/usr/bin:/bin"}
+    )
+    errlog = tmp_path / "stderr.log"
+    with errlog.open("w") as err:
+        async with Client(stdio_client(params, errlog=err)) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            assert tools >= TOOLS, errlog.read_text()
+            loaded = await client.call_tool("rlm_load", {"path": str(workspace / "project")})
+            assert not loaded.is_error, loaded.content
+            assert loaded.structured_content["files"] == 3
 
 
 WORKFLOW = EXAMPLES / "review-bot" / ".github" / "workflows" / "rlm-review.yml"
