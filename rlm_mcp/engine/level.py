@@ -35,6 +35,7 @@ from rlm_mcp.errors import (
     IterationLimitExceeded,
     LoopDetected,
     RlmMcpError,
+    TimeLimitExceeded,
 )
 from sandbox import ExecResult, Session
 
@@ -500,6 +501,10 @@ class QueryLevel:
                 else [*messages[:-1], Message("user", messages[-1].content + "\n\n" + request)]
             )
         try:
+            if _endpoint_stalled(reason):
+                # The root call was cut off waiting on the model: asking the same
+                # endpoint again would only wait again.
+                raise BackendError(f"not asked again: {reason}")
             reply = await q.root_call(self._fit(final_messages), final=True)
             q.writer.write(
                 "root_reply",
@@ -552,6 +557,11 @@ def _prose_answer(reply: str) -> str:
     if len(text) < 40:
         return ""
     return repr(text[:800])
+
+
+def _endpoint_stalled(reason: BudgetExceeded) -> bool:
+    """The loop stopped because a root call was still waiting on the model at the wall limit."""
+    return isinstance(reason, TimeLimitExceeded) and "cut off" in str(reason)
 
 
 def _describe(c: Citation) -> str:

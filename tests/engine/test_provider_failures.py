@@ -297,3 +297,16 @@ async def test_a_query_stopped_by_the_wall_limit_while_rate_limited_says_rate_li
     result = await make_engine(retries=2, limits=Limits(max_wall_seconds=1)).run("q?", small_repo)
     assert result.status == "limit_reached"
     assert (result.limit, result.error_kind) == ("max_wall_seconds", "rate_limited")
+
+
+async def test_a_model_that_never_answers_is_not_asked_again_for_the_final_answer(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = lambda body: Reply(hang=True)
+    t0 = time.monotonic()
+    result = await make_engine(retries=0, limits=Limits(max_wall_seconds=1.5)).run(
+        "q?", small_repo
+    )
+    assert time.monotonic() - t0 < 10  # no 15 s final-answer allowance spent on a dead model
+    assert result.status == "limit_reached" and result.limit == "max_wall_seconds"
+    assert len(llm.requests) == 1
