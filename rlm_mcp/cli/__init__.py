@@ -4,7 +4,7 @@ This is the one place that reads the environment. Results go to stdout;
 progress, logs and errors go to stderr, so ``rlm-mcp serve`` over stdio
 writes nothing but protocol to stdout and the other commands pipe cleanly.
 Progress and colours appear only when stderr is a terminal (``NO_COLOR``
-turns colours off); errors are one line, never a traceback.
+turns colours off); an error is one line on stderr naming what to fix.
 
 exit codes (the same for every command):
   0    success: an answer, hits, a clean review, the command's work done

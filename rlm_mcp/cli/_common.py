@@ -7,6 +7,7 @@ functions that need them.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import tempfile
@@ -262,6 +263,4 @@ def relative_file(path: Path, file: str) -> str:
 
 
 def dump(payload: Any) -> None:
-    import json
-
     print(json.dumps(payload, indent=2, ensure_ascii=False))

@@ -22,6 +22,7 @@ from rlm_mcp.cli._common import (
     one_shot,
     relative_file,
 )
+from rlm_mcp.errors import SearchError
 
 if TYPE_CHECKING:
     from rlm_mcp.index import Repository
@@ -92,7 +93,7 @@ def _line_of(repo: Repository, path: str, line: int, cache: dict[str, list[str]]
     if path not in cache:
         try:
             cache[path] = repo.text(path).split("\n")
-        except Exception:
+        except SearchError:
             cache[path] = []
     lines = cache[path]
     return lines[line - 1].rstrip("\r").strip() if 0 < line <= len(lines) else ""
