@@ -7,7 +7,7 @@ Every error the package raises on purpose derives from :class:`RlmMcpError`::
     ├── IndexingError               a repository could not be loaded or searched
     │   ├── RepositoryNotFound      the path does not exist / is not readable
     │   ├── PathNotAllowed          the path escapes the allowed roots
-    │   ├── IndexCorrupted          the index cache is unusable and cannot be rebuilt
+    │   ├── IndexCorrupted          the index cache is unusable (corrupt, unreadable) and cannot be rebuilt
     │   └── SearchError             a bad pattern, glob or path in a search call
     ├── UnknownRepository           no loaded repository has that name
     ├── SandboxUnavailable          model code cannot be run safely here
@@ -84,7 +84,8 @@ class RepositoryNotFound(IndexingError):
 
 
 class IndexCorrupted(IndexingError):
-    """The index cache is unusable and could not be rebuilt; the message names the file."""
+    """The index cache is unusable (corrupt, unreadable, not a database) and could not be
+    rebuilt or opened; the message names the file."""
 
 
 class PathNotAllowed(IndexingError):

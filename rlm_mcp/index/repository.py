@@ -542,6 +542,12 @@ def load(
     repo = Repository(root, settings, store)
     repo._single = single
     try:
+        with store.batch() as w:
+            w.set_meta("root", str(resolved))
+    except BaseException:
+        store.close()
+        raise
+    try:
         repo.refresh(progress)
     except BaseException:
         store.close()

@@ -336,6 +336,13 @@ class SQLiteStore:
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise
+            if isinstance(exc, sqlite3.OperationalError) and (
+                "unable to open" in str(exc) or "readonly" in str(exc)
+            ):
+                raise IndexCorrupted(
+                    f"cannot open the index cache {self.path}: {exc} (check the permissions "
+                    "of the cache directory, or set RLM_CACHE_DIR)"
+                ) from None
             log.warning("index cache %s is unreadable (%s): rebuilding it", self.path, exc)
             self._discard_file()
             self._create_schema()
