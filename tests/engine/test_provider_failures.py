@@ -304,9 +304,7 @@ async def test_a_model_that_never_answers_is_not_asked_again_for_the_final_answe
 ) -> None:
     llm.responder = lambda body: Reply(hang=True)
     t0 = time.monotonic()
-    result = await make_engine(retries=0, limits=Limits(max_wall_seconds=1.5)).run(
-        "q?", small_repo
-    )
+    result = await make_engine(retries=0, limits=Limits(max_wall_seconds=1.5)).run("q?", small_repo)
     assert time.monotonic() - t0 < 10  # no 15 s final-answer allowance spent on a dead model
     assert result.status == "limit_reached" and result.limit == "max_wall_seconds"
     assert len(llm.requests) == 1
