@@ -179,12 +179,14 @@ async def cmd_ask(args: argparse.Namespace, ctx: Ctx) -> int:
         await service.aclose()
     if args.json:
         dump(result.as_dict())
-    else:
+    elif result.answer:
         print(result.answer)
     say(_usage_line(result))
     if result.status == "error":
         _report_error(ctx, str(result.error))
         return EXIT_FAILED
+    if result.error:
+        say(f"rlm-mcp: {result.error}")
     return EXIT_OK if result.status == "completed" else EXIT_INCOMPLETE
 
 

@@ -526,16 +526,18 @@ class QueryLevel:
                     )
         except (BudgetExceeded, BackendError) as exc:
             q.writer.write("note", depth=self.depth, message=f"final answer request failed: {exc}")
-        answer = self.partial
-        if not answer:
+        note = None
+        if not self.partial:
+            # Why there is no answer is status, not an answer: it goes to ``error``.
             tail = self.last_output[-1500:].strip()
-            answer = f"No final answer: the query stopped ({reason})."
+            note = f"No final answer: the query stopped ({reason})."
             if tail:
-                answer += f"\nLast REPL output:\n{tail}"
+                note += f"\nLast REPL output:\n{tail}"
         return Outcome(
-            answer,
+            self.partial,
             "limit_reached",
             limit=limit,
+            error=note,
             iterations=iterations,
             error_kind=q.limit_kind(limit),
         )

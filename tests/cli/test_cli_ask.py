@@ -87,6 +87,18 @@ def test_ask_stopped_by_a_limit_exits_4_with_the_best_answer(
     assert result["limit"] == "max_iterations"
 
 
+def test_ask_without_an_answer_prints_the_ranked_locations_and_says_why_on_stderr(
+    repo: Path, env: dict[str, str], llm: LoopbackLLMServer
+) -> None:
+    llm.responder = lambda body: code('print("still looking")')
+    proc = run_cli("ask", str(repo), "Where do we divide?", "--max-iterations", "1", env=env)
+    assert proc.returncode == 4, proc.stderr
+    assert "No final answer" not in proc.stdout
+    assert "Ranked search (no LLM) found these locations" in proc.stdout
+    assert "calc/ops.py:1-3 function divide" in proc.stdout
+    assert "No final answer: the query stopped" in proc.stderr
+
+
 def test_ask_without_a_model_answers_from_ranked_search_and_exits_0(
     repo: Path, tmp_path: Path
 ) -> None:
