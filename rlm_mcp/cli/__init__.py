@@ -27,8 +27,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import anyio
 
@@ -94,6 +97,22 @@ def _setup_logging(level: str) -> None:
     root.setLevel(level)
 
 
+def _interrupt_once() -> Any:
+    """The first Ctrl-C interrupts; later ones are ignored while the command cleans up.
+
+    A second press used to land in the middle of shutting down the parser pool or in
+    the interpreter's exit, leaving tracebacks (and, before, orphaned helpers).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, handler)
+
+
 def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     parser = build_parser()
@@ -114,8 +133,12 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         return EXIT_USAGE
     ctx = Ctx.create(config, environ, sys.stderr)
     _setup_logging(config.log_level)
+    previous = _interrupt_once()
     try:
-        return anyio.run(_command(args), args, ctx)
+        code: int = anyio.run(_command(args), args, ctx)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+        return code
     except (UsageError, ConfigError, RepositoryNotFound) as exc:
         say(error_line(str(exc), ctx.color))
         return EXIT_USAGE

@@ -1,0 +1,80 @@
+"""Ctrl-C during a big `index` ends it promptly and cleanly: exit 130, no helpers left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import isolated_env
+
+from rlm_mcp.index.store import db_path_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tree(root: Path, files: int = 700) -> Path:
+    for i in range(files):
+        d = root / f"pkg{i % 10}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"m{i}.py").write_text(
+            "".join(f"def f{i}_{j}(x):\n    return g(x) + {j}\n\n" for j in range(40))
+        )
+    return root
+
+
+def _group(pgid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_during_index_exits_130_and_leaves_no_processes(
+    tmp_path: Path, presses: int
+) -> None:
+    src = _tree(tmp_path / "src")
+    env = isolated_env(tmp_path)
+    db = db_path_for(Path(env["RLM_CACHE_DIR"]), src.resolve())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rlm_mcp", "index", str(src)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                    if conn.execute("SELECT count(*) FROM files").fetchone()[0] > 0:
+                        break
+            except sqlite3.Error:
+                pass
+        time.sleep(0.02)
+    assert proc.poll() is None, "the index finished before it could be interrupted"
+    for _ in range(presses):
+        os.kill(proc.pid, signal.SIGINT)
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 15
+    while _group(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _group(proc.pid) == []
