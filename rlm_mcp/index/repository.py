@@ -479,21 +479,42 @@ class Repository:
             prefix = p + "/"
             gone.update(k for k in known if k.startswith(prefix))
             gone.update(k for k in known_skips if k.startswith(prefix))
+        unlisted: dict[str, SkippedFile] = {}
         for p in changed:
             full = self.root / p
             if full.is_dir() and not full.is_symlink():
-                sub = discover(full, follow_symlinks=self.settings.follow_symlinks, use_git=False)
+                try:
+                    sub = discover(
+                        full, follow_symlinks=self.settings.follow_symlinks, use_git=False
+                    )
+                except RepositoryNotFound as exc:
+                    unlisted[p] = SkippedFile(p, "unreadable", str(exc))
+                    continue
                 files.update(f"{p}/{c.path}" for c in sub.candidates)
+                for sk in sub.skipped:
+                    # Symlinks are judged again against the whole root, below.
+                    rel = f"{p}/{sk.path}"
+                    if sk.reason == "unreadable":
+                        unlisted[rel] = SkippedFile(rel, sk.reason, sk.detail)
+                    files.add(rel)
             else:
                 files.add(p)
-        allowed = self._included(files)
+        allowed = self._included(files | set(unlisted))
         candidates: list[Candidate] = []
         skips: list[SkippedFile] = []
-        for p in sorted(files):
+        for p in sorted(files | set(unlisted)):
             if p not in allowed:
                 gone.add(p)
                 continue
-            res = stat_candidate(str(self.root), p, follow_symlinks=self.settings.follow_symlinks)
+            if p in unlisted:
+                skips.append(unlisted[p])
+                continue
+            res = stat_candidate(
+                str(self.root),
+                p,
+                follow_symlinks=self.settings.follow_symlinks,
+                check_parents=True,
+            )
             if isinstance(res, Candidate):
                 candidates.append(res)
             elif res is None:

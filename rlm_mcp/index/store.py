@@ -56,7 +56,7 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore", "TextReader", "db_path_for", "open_t
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 TEXT_BATCH = 500
 

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlm_mcp.errors import RepositoryNotFound
 from rlm_mcp.index.ignore import IgnoreMatcher
 from rlm_mcp.index.model import SkippedFile
 from rlm_mcp.index.ranking import DocRow
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 
 BINARY_SNIFF = 8192
 GENERATED_SNIFF = 1024
+SHEBANG_SNIFF = 256
 MAX_AVG_LINE = 500
 MAX_LINE = 10_000
 GENERATED_SUFFIXES = (".min.js", ".min.css", ".map")
@@ -100,7 +102,7 @@ _DO_NOT_EDIT = re.compile(r"^do\s+not\s+(?:edit|modify)\b.*\bgenerated\b", re.IG
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A regular file (possibly reached through an in-root symlink), stat'ed."""
+    """A regular file, stat'ed; never a symlink (see :func:`stat_candidate`)."""
 
     path: str
     abspath: str
@@ -129,10 +131,49 @@ def _inside(real: str, root_real: str) -> bool:
     return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
 
 
+def _symlink_skip(root_real: str, rel: str, abspath: str, follow: bool) -> SkippedFile:
+    """Why the symlink at ``rel`` is not indexed itself, and what it stands for.
+
+    Symlink policy (git's): a symlink is an alias, never indexed under its own
+    path and never descended into. What it points to inside the root is indexed
+    once, under its real path, by the same rules as any other file: the link is
+    ``symlink_duplicate`` ("same as real/"). A directory link to one of its own
+    ancestors is ``symlink_loop``, as is a chain that never resolves; a target
+    outside the root is ``symlink_outside_root``. Git lists a symlink as one
+    entry and the walker sees the same, so both discoveries agree.
+    """
+    if not follow:
+        return SkippedFile(rel, "not_regular", "symlink (follow_symlinks is off)")
+    try:
+        st = os.stat(abspath)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return SkippedFile(rel, "symlink_loop", "symlink resolves to itself")
+        return SkippedFile(rel, "unreadable", f"dangling symlink: {exc.strerror}")
+    real = os.path.realpath(abspath)
+    if not _inside(real, root_real):
+        return SkippedFile(rel, "symlink_outside_root", real)
+    target = os.path.relpath(real, root_real).replace(os.sep, "/")
+    if not stat.S_ISDIR(st.st_mode):
+        return SkippedFile(rel, "symlink_duplicate", f"same as {target}")
+    shown = "./" if target == "." else f"{target}/"
+    here = os.path.join(os.path.realpath(os.path.dirname(abspath)), os.path.basename(abspath))
+    if _inside(here, real):
+        return SkippedFile(rel, "symlink_loop", f"points to an enclosing directory: {shown}")
+    return SkippedFile(rel, "symlink_duplicate", f"same as {shown}")
+
+
 def stat_candidate(
-    root_real: str, rel: str, *, follow_symlinks: bool = True
+    root_real: str, rel: str, *, follow_symlinks: bool = True, check_parents: bool = False
 ) -> Candidate | SkippedFile | None:
-    """Stat one root-relative path; ``None`` when it does not exist (any more)."""
+    """Stat one root-relative path; ``None`` when it does not exist (any more).
+
+    A symlink is never a candidate: it comes back as a :class:`SkippedFile`
+    saying what it aliases (``follow_symlinks`` off: ``not_regular``).
+    ``check_parents`` also catches a path reached through a symlinked
+    directory; discovery never produces one (neither git nor the walk
+    descends into a symlink), so only paths from elsewhere need the check.
+    """
     abspath = os.path.join(root_real, rel)
     try:
         st = os.lstat(abspath)
@@ -141,19 +182,10 @@ def stat_candidate(
     except OSError as exc:
         return SkippedFile(rel, "unreadable", exc.strerror or str(exc))
     if stat.S_ISLNK(st.st_mode):
-        if not follow_symlinks:
-            return SkippedFile(rel, "not_regular", "symlink (follow_symlinks is off)")
-        try:
-            st = os.stat(abspath)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                return SkippedFile(rel, "symlink_loop", "symlink resolves to itself")
-            return SkippedFile(rel, "unreadable", f"dangling symlink: {exc.strerror}")
-        real = os.path.realpath(abspath)
-        if not _inside(real, root_real):
-            return SkippedFile(rel, "symlink_outside_root", real)
-        if stat.S_ISDIR(st.st_mode):
-            return SkippedFile(rel, "not_regular", "symlink to a directory")
+        return _symlink_skip(root_real, rel, abspath, follow_symlinks)
+    parent = os.path.dirname(abspath)
+    if check_parents and parent != root_real and os.path.realpath(parent) != parent:
+        return _symlink_skip(root_real, rel, abspath, follow_symlinks)
     if stat.S_ISDIR(st.st_mode):
         return SkippedFile(rel, "not_regular", "directory (submodule?)")
     if not stat.S_ISREG(st.st_mode):
@@ -197,11 +229,17 @@ def git_list(root: Path, pathspecs: Sequence[str] = ()) -> list[str] | None:
     return out
 
 
+def _unlistable(root_real: str, exc: OSError) -> RepositoryNotFound:
+    return RepositoryNotFound(f"cannot list the directory {root_real}: {exc.strerror or exc}")
+
+
 def _walk(root_real: str, matcher: IgnoreMatcher, follow: bool, found: Discovery) -> None:
-    """Iterative scandir walk that prunes ignored directories and in-root dir symlinks."""
-    visited: set[tuple[int, int]] = set()
-    st = os.stat(root_real)
-    visited.add((st.st_dev, st.st_ino))
+    """Iterative scandir walk that prunes ignored directories.
+
+    Like git, it never descends into a symlink and matches ignore patterns
+    against it as a file (``dir/`` does not match a symlink to a directory);
+    :func:`stat_candidate` records what each symlink aliases.
+    """
     stack: list[str] = [""]
     while stack:
         rel_dir = stack.pop()
@@ -211,40 +249,20 @@ def _walk(root_real: str, matcher: IgnoreMatcher, follow: bool, found: Discovery
         except FileNotFoundError:
             continue
         except OSError as exc:
-            found.skipped.append(SkippedFile(rel_dir or ".", "unreadable", str(exc.strerror)))
+            if not rel_dir:
+                raise _unlistable(root_real, exc) from None
+            found.skipped.append(SkippedFile(rel_dir, "unreadable", str(exc.strerror)))
             continue
         subdirs: list[str] = []
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             try:
                 is_dir = entry.is_dir(follow_symlinks=False)
-                is_link = entry.is_symlink()
             except OSError:
                 continue
-            if is_link and follow:
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=True)
-                except OSError:
-                    is_dir = False
             if matcher.is_ignored_entry(rel, is_dir):
                 continue
             if is_dir:
-                if is_link:
-                    real = os.path.realpath(entry.path)
-                    if not _inside(real, root_real):
-                        found.skipped.append(SkippedFile(rel, "symlink_outside_root", real))
-                        continue
-                    try:
-                        dst = os.stat(entry.path)
-                    except OSError:
-                        continue
-                    key = (dst.st_dev, dst.st_ino)
-                    if key in visited:
-                        found.skipped.append(
-                            SkippedFile(rel, "symlink_loop", f"directory already indexed: {real}")
-                        )
-                        continue
-                    visited.add(key)
                 subdirs.append(rel)
                 continue
             res = stat_candidate(root_real, rel, follow_symlinks=follow)
@@ -264,8 +282,19 @@ def _has_entries(directory: str) -> bool:
 
 
 def discover(root: Path, *, follow_symlinks: bool = True, use_git: bool = True) -> Discovery:
-    """List the files of ``root`` (a resolved directory) that the index should consider."""
+    """List the files of ``root`` (a resolved directory) that the index should consider.
+
+    Raises:
+        RepositoryNotFound: ``root`` cannot be listed (no permission, an I/O
+            error). Indexing it as empty would silently drop every file; a
+            subdirectory that cannot be listed is only recorded as ``unreadable``.
+    """
     root_real = str(root)
+    try:
+        with os.scandir(root_real) as it:
+            next(it, None)
+    except OSError as exc:
+        raise _unlistable(root_real, exc) from None
     found = Discovery()
     listed = git_list(root) if use_git else None
     if listed == [] and _has_entries(root_real):
@@ -445,7 +474,7 @@ def process(
     if got.skip is not None:
         return got.skip
     text = got.text or ""
-    language = language_for_path(rel)
+    language = language_for_path(rel, text[:SHEBANG_SNIFF].partition("\n")[0])
     defs: list[tuple[str, str, str, str, int, int, str, str]] = []
     refs: list[tuple[str, str, int, str]] = []
     if language is not None and has_tags(language):
