@@ -47,7 +47,9 @@ class IndexSettings:
         workers: parser processes; 0 means one per core.
         watch: start a watchdog watcher for loaded repositories.
         debounce_seconds: quiet time before a burst of file events is applied.
-        follow_symlinks: follow symlinks that stay inside the root.
+        follow_symlinks: resolve symlinks to report what they alias (a link is never
+            indexed itself: what it points to inside the root is indexed once, under
+            its real path; off, links are reported as ``not_regular``).
         grep_timeout_seconds: how long one grep may run before its helper
             process is killed (a catastrophic regex cannot stall the server).
         ranked_search: build the full-text index behind ranked search (names,

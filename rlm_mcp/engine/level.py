@@ -153,10 +153,7 @@ class QueryLevel:
             hits = await anyio.to_thread.run_sync(search, self.question, SCOUT_HITS)
         except RlmMcpError:
             return ""
-        self.candidates = [
-            Candidate(h.path, h.line, h.end_line, h.qualname, h.kind, h.snippet, h.score)
-            for h in hits
-        ]
+        self.candidates = list(hits)
         if not self.candidates:
             return ""
         payload = json.dumps([c.as_dict() for c in self.candidates])

@@ -7,8 +7,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlm_mcp.budget import Usage
+from rlm_mcp.index.search import SearchHit
 
 __all__ = ["Candidate", "Citation", "Evidence", "EvidenceLog", "RLMResult", "Status"]
+
+Candidate = SearchHit
+"""A location ranked search found for the question before any model call."""
 
 Status = Literal["completed", "limit_reached", "error"]
 
@@ -27,34 +31,6 @@ class Evidence:
             if self.start == self.end
             else f"{self.path}:{self.start}-{self.end}"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A location ranked search found for the question, before any model call."""
-
-    path: str
-    line: int
-    end_line: int
-    qualname: str
-    kind: str
-    snippet: str
-    score: float
-
-    def __str__(self) -> str:
-        what = f"{self.kind} {self.qualname}" if self.qualname else "file"
-        return f"{self.path}:{self.line}-{self.end_line} {what}: {self.snippet}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "line": self.line,
-            "end_line": self.end_line,
-            "qualname": self.qualname,
-            "kind": self.kind,
-            "snippet": self.snippet,
-            "score": self.score,
-        }
 
 
 @dataclass(frozen=True, slots=True)

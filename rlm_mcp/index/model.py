@@ -87,6 +87,7 @@ class SkippedFile:
 
     Reasons: ``binary``, ``too_large``, ``generated``, ``minified``,
     ``unreadable``, ``vanished``, ``symlink_outside_root``, ``symlink_loop``,
+    ``symlink_duplicate`` (a link to something inside the root, indexed under its real path),
     ``not_regular``.
     """
 

@@ -68,6 +68,17 @@ class SearchHit:
         what = f"{self.kind} {self.qualname}" if self.qualname else "file"
         return f"{self.path}:{self.line}-{self.end_line}: {what}: {self.snippet}"
 
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "end_line": self.end_line,
+            "qualname": self.qualname,
+            "kind": self.kind,
+            "snippet": self.snippet,
+            "score": self.score,
+        }
+
 
 @functools.lru_cache(maxsize=256)
 def glob_regex(glob: str) -> re.Pattern[str]:

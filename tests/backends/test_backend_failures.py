@@ -7,7 +7,8 @@ import json
 import socket
 
 import pytest
-from backend_helpers import BackendFactory, ask, eventually
+from backend_helpers import BackendFactory, ask
+from polling import eventually
 
 from rlm_mcp.backends import Attempt, OpenAICompatibleBackend, ScriptedBackend, TokenUsage
 from rlm_mcp.backends.base import CompletionRequest, Message

@@ -12,7 +12,7 @@ from typing import Any
 
 import openai
 import pytest
-from backend_helpers import wait_until
+from polling import wait_until
 
 from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 

@@ -9,7 +9,8 @@ import socket
 import time
 
 import pytest
-from backend_helpers import BackendFactory, ask, eventually
+from backend_helpers import BackendFactory, ask
+from polling import eventually
 
 from rlm_mcp.backends import LLMBackend, Message, OpenAICompatibleBackend, TokenUsage
 from rlm_mcp.backends.base import CompletionRequest

@@ -95,7 +95,7 @@ def test_ask_without_an_answer_prints_the_ranked_locations_and_says_why_on_stder
     assert proc.returncode == 4, proc.stderr
     assert "No final answer" not in proc.stdout
     assert "Ranked search (no LLM) found these locations" in proc.stdout
-    assert "calc/ops.py:1-3 function divide" in proc.stdout
+    assert "calc/ops.py:1-3: function divide" in proc.stdout
     assert "No final answer: the query stopped" in proc.stderr
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import anyio
 import pytest
 from engine_helpers import EngineFactory, Script, code, trajectory_events
+from polling import eventually, wait_until
 
 from rlm_mcp.backends import Message, Pricing
 from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
@@ -31,23 +31,6 @@ except Exception as e:
 
 def catching(call: str) -> str:
     return code(CATCH_AND_FINISH.format(call=call))
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
-    """Poll from a server thread; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.005)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await anyio.sleep(0.005)
 
 
 async def test_a_failed_prompt_cancels_its_batch_and_no_request_outlives_the_query(

@@ -12,7 +12,7 @@ from rlm_mcp.engine.prompts import SCOUTED
 from rlm_mcp.index import Repository
 
 QUESTION = "Where is a percentage discount applied to an amount?"
-DISCOUNT = "shop/pricing.py:1-3 function apply_discount"
+DISCOUNT = "shop/pricing.py:1-3: function apply_discount"
 FALLBACK = "Ranked search (no LLM)"
 SCOUT_HEADING = SCOUTED.split("\n", 1)[0]
 
