@@ -26,6 +26,7 @@ from rlm_mcp.budget import LIMIT_FIELDS
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import RlmMcpError
 from rlm_mcp.index import Repository
+from rlm_mcp.index.search import grep_block
 from rlm_mcp.service import RlmService
 
 __all__ = ["INSTRUCTIONS", "create_server"]
@@ -178,8 +179,14 @@ else:
 
 
 class GrepResult(BaseModel):
-    hits: list[str] = Field(description="path:line:text")
-    truncated: bool
+    hits: list[str] = Field(
+        description="path:line:text; with context, a ripgrep-style block per hit "
+        "(path-line-text for the lines around it)"
+    )
+    truncated: bool = Field(description="more hits follow: call again with offset")
+    total: int = Field(description="matching lines in all (a lower bound when capped)")
+    total_is_lower_bound: bool
+    offset: int
     index_version: int
 
 
@@ -448,14 +455,35 @@ def create_server(
         glob: str | None = None,
         max_results: int = Field(default=100, ge=1, le=10_000),
         ignore_case: bool = False,
+        fixed_strings: bool = False,
+        offset: int = Field(default=0, ge=0),
+        context: int = Field(default=0, ge=0, le=20),
     ) -> GrepResult:
-        """Search file contents with a Python regular expression; hits are path:line:text."""
+        """Search file contents line by line; hits are path:line:text, in path order.
+
+        `pattern` is a Python regular expression, or a literal string with
+        `fixed_strings=true` (use it for text with regex characters like `foo(` or `a.b`).
+        `total` counts every matching line; page with `offset`. `context` adds that many
+        lines around each hit. Files skipped at load (binary, too large, generated) are not
+        searched: rlm_load's report lists them.
+        """
 
         def work(r: Repository) -> GrepResult:
-            hits = r.grep(pattern, glob, max_results + 1, ignore_case)
+            page = r.grep_page(
+                pattern,
+                glob,
+                max_results,
+                ignore_case,
+                fixed=fixed_strings,
+                offset=offset,
+                context=context,
+            )
             return GrepResult(
-                hits=[str(h) for h in hits[:max_results]],
-                truncated=len(hits) > max_results,
+                hits=[grep_block(h) for h in page.hits],
+                truncated=page.total > offset + len(page.hits),
+                total=page.total,
+                total_is_lower_bound=page.total_is_lower_bound,
+                offset=offset,
                 index_version=r.version,
             )
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine.grounding import check_citations
+from rlm_mcp.index.search import grep_block
 from rlm_mcp.engine.result import EvidenceLog
 from rlm_mcp.errors import SandboxUnavailable
 from sandbox import SandboxError, Session, SessionConfig
@@ -59,6 +60,10 @@ class RepositoryLike(Protocol):
         glob: str | None = None,
         max_results: int = 100,
         ignore_case: bool = False,
+        *,
+        fixed: bool = False,
+        offset: int = 0,
+        context: int = 0,
     ) -> Sequence[Any]: ...
 
     def symbols(
@@ -108,8 +113,10 @@ REPL_FUNCTIONS: tuple[ReplFunction, ...] = (
     ),
     ReplFunction(
         "repo.grep",
-        "(pattern, glob=None, max_results=100, ignore_case=False) -> list[str]",
-        "regex search; each hit is 'path:line:text'",
+        "(pattern, glob=None, max_results=100, ignore_case=False, fixed=False, offset=0, "
+        "context=0) -> list[str]",
+        "regex search (fixed=True: a literal string); each hit is 'path:line:text', with "
+        "context=N the N lines around it as 'path-line-text'",
     ),
     ReplFunction(
         "repo.symbols",
@@ -300,11 +307,22 @@ class RepoApi:
         glob: str | None = None,
         max_results: int = 100,
         ignore_case: bool = False,
+        fixed: bool = False,
+        offset: int = 0,
+        context: int = 0,
     ) -> list[str]:
-        hits = self._repo.grep(pattern, glob, max_results, ignore_case)
+        hits = self._repo.grep(
+            pattern,
+            glob,
+            max_results,
+            ignore_case,
+            fixed=bool(fixed),
+            offset=int(offset),
+            context=int(context),
+        )
         for hit in hits[:20]:
             self._evidence.add(hit.path, hit.line, hit.line)
-        return [str(hit) for hit in hits]
+        return [grep_block(hit) for hit in hits]
 
     def symbols(
         self,

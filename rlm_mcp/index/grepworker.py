@@ -21,17 +21,22 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import multiprocessing
 import os
 import re
 import signal
+import socket
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["GrepRequest", "GrepTimeout", "GrepWorker", "grep_text"]
+__all__ = ["GrepRequest", "GrepTimeout", "GrepWorker", "Hit", "matching_lines"]
 
+Hit = tuple[str, int, str, list[str], list[str]]
+"""path, line, text, the lines before, the lines after."""
 HIT_TEXT_CHARS = 300
 ALARM_GRACE = 5
 """Seconds past the server's own timeout after which a helper's alarm ends it (default action)."""
@@ -55,17 +60,18 @@ class GrepRequest:
     flags: int
     literal: str
     max_results: int
+    offset: int = 0
+    context: int = 0
+    count: bool = False
+    count_limit: int = 100_000
 
 
-def grep_text(
-    rx: re.Pattern[str],
-    lit: str,
-    path: str,
-    text: str,
-    hits: list[tuple[str, int, str]],
-    limit: int,
-) -> None:
-    """Append ``(path, line, text)`` for each matching line of ``text`` until ``limit`` hits."""
+def matching_lines(rx: re.Pattern[str], lit: str, text: str) -> Iterator[tuple[int, int, int]]:
+    """``(line number, start, end)`` of each line of ``text`` that ``rx`` matches, in order.
+
+    With a required literal ``lit``, ``str.find`` picks candidate lines and the
+    regex checks only those.
+    """
     line_no, line_pos, pos, n = 1, 0, 0, len(text)
     while pos <= n:
         if lit:
@@ -92,13 +98,34 @@ def grep_text(
                 continue
         line_no += text.count("\n", line_pos, ls)
         line_pos = ls
-        line = text[ls:le].rstrip("\r")
-        if len(line) > HIT_TEXT_CHARS:
-            line = line[:HIT_TEXT_CHARS] + "…"
-        hits.append((path, line_no, line))
-        if len(hits) >= limit:
-            return
+        yield line_no, ls, le
         pos = le + 1
+
+
+def _clip(line: str) -> str:
+    line = line.rstrip("\r")
+    return line if len(line) <= HIT_TEXT_CHARS else line[:HIT_TEXT_CHARS] + "…"
+
+
+def _around(text: str, ls: int, le: int, context: int) -> tuple[list[str], list[str]]:
+    """Up to ``context`` lines before and after the line spanning ``ls``..``le``."""
+    before: list[str] = []
+    pos = ls
+    while len(before) < context and pos > 0:
+        start = text.rfind("\n", 0, pos - 1) + 1
+        before.append(_clip(text[start : pos - 1]))
+        pos = start
+    before.reverse()
+    after: list[str] = []
+    pos = le
+    while len(after) < context and pos < len(text):
+        end = text.find("\n", pos + 1)
+        end = len(text) if end < 0 else end
+        if pos + 1 > len(text):
+            break
+        after.append(_clip(text[pos + 1 : end]))
+        pos = end
+    return before, after
 
 
 class _Child:
@@ -123,7 +150,8 @@ class _Child:
     def _forget(self) -> None:
         self.texts, self.chars = {}, 0
 
-    def grep(self, req: GrepRequest) -> list[tuple[str, int, str]]:
+    def grep(self, req: GrepRequest) -> tuple[list[Hit], int, bool]:
+        """The page of hits, how many matching lines were seen, and whether it stopped early."""
         reader = self._connect(req.reader)
         if req.changed is None:
             self._forget()
@@ -133,9 +161,8 @@ class _Child:
                 if old is not None:
                     self.chars -= len(old)
         rx = re.compile(req.pattern, req.flags)
-        hits: list[tuple[str, int, str]] = []
-        if req.max_results <= 0:
-            return hits
+        hits: list[Hit] = []
+        seen = 0
         for i in range(0, len(req.paths), TEXT_BATCH):
             chunk = req.paths[i : i + TEXT_BATCH]
             need = [p for p in chunk if p not in self.texts]
@@ -148,10 +175,20 @@ class _Child:
                 text = self.texts.get(path) or loaded.get(path)
                 if text is None or (req.literal and req.literal not in text):
                     continue
-                grep_text(rx, req.literal, path, text, hits, req.max_results)
-                if len(hits) >= req.max_results:
-                    return hits
-        return hits
+                for line_no, ls, le in matching_lines(rx, req.literal, text):
+                    seen += 1
+                    if seen > req.offset and len(hits) < req.max_results:
+                        before, after = (
+                            _around(text, ls, le, req.context) if req.context else ([], [])
+                        )
+                        hits.append((path, line_no, _clip(text[ls:le]), before, after))
+                    if seen >= req.count_limit or (
+                        len(hits) >= req.max_results
+                        and seen >= req.offset + req.max_results
+                        and not req.count
+                    ):
+                        return hits, seen, True
+        return hits, seen, False
 
 
 def _child_main(conn: Connection) -> None:
@@ -179,29 +216,45 @@ def _child_main(conn: Connection) -> None:
             signal.alarm(0)
 
 
+def serve_fd(fd: int) -> None:
+    """The helper's entry point: serve greps on the socket ``fd`` until it closes."""
+    _child_main(Connection(fd))
+
+
 class GrepWorker:
     """A killable helper process for one repository's greps; thread-safe, started lazily."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._proc: Any = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self.synced_version = -1
 
     def _start(self) -> Connection:
-        if self._proc is not None and self._proc.is_alive() and self._conn is not None:
+        """A fresh ``python -c`` child on one end of a socket pair.
+
+        Not ``multiprocessing``'s spawn: that re-runs the caller's ``__main__``
+        (a script without a main guard would run again in the helper).
+        """
+        if self._proc is not None and self._proc.poll() is None and self._conn is not None:
             return self._conn
         self._stop_locked()
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_child_main, args=(child,), name="rlm-grep", daemon=True)
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
+        ours, theirs = socket.socketpair()
+        code = f"from rlm_mcp.index.grepworker import serve_fd; serve_fd({theirs.fileno()})"
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        finally:
+            theirs.close()
+        self._proc, self._conn = proc, Connection(ours.detach())
         self.synced_version = -1
-        return parent
+        return self._conn
 
-    def run(self, req: GrepRequest, timeout: float) -> list[tuple[str, int, str]]:
+    def run(self, req: GrepRequest, timeout: float) -> tuple[list[Hit], int, bool]:
         """Run ``req`` in the helper; :class:`GrepTimeout` after ``timeout`` seconds (helper killed)."""
         with self._lock:
             conn = self._start()
@@ -220,8 +273,8 @@ class GrepWorker:
             self.synced_version = req.version
         kind, payload = reply
         if kind == "ok":
-            hits: list[tuple[str, int, str]] = payload
-            return hits
+            page: tuple[list[Hit], int, bool] = payload
+            return page
         if kind == "regex":
             raise re.error(payload)
         self.synced_version = -1
@@ -234,10 +287,11 @@ class GrepWorker:
         if conn is not None:
             conn.close()
         if proc is not None:
-            if proc.is_alive():
+            if proc.poll() is None:
                 with contextlib.suppress(OSError):
                     os.kill(proc.pid, signal.SIGKILL)
-            proc.join(5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
 
     def close(self) -> None:
         with self._lock:

@@ -31,25 +31,60 @@ from rlm_mcp.index.ranking import STOPWORDS, query_terms
 from rlm_mcp.index.repomap import render_repo_map
 from rlm_mcp.index.storage import DefQuery, IndexStore
 
-__all__ = ["GrepHit", "SearchHit", "Searcher", "glob_regex", "required_literal"]
+__all__ = [
+    "GrepHit",
+    "GrepPage",
+    "SearchHit",
+    "Searcher",
+    "glob_regex",
+    "grep_block",
+    "required_literal",
+]
 
 TEXT_CACHE_BYTES = 512 * 1024 * 1024
 """Texts the grep helper keeps in memory; past this it streams them from the store."""
 GREP_TIMEOUT = 10.0
 """Seconds one grep may run before its helper is killed."""
 MAX_GREP_RESULTS = 10_000
+MAX_GREP_COUNT = 100_000
+"""Matching lines a paged grep counts for its total before it calls the total a lower bound."""
+MAX_CONTEXT_LINES = 20
 """Hits one grep may return, however many are asked for: capped while they are built."""
 MATCH_MODES = ("auto", "exact", "prefix", "substring", "regex")
 
 
 @dataclass(frozen=True, slots=True)
 class GrepHit:
+    """One matching line; ``before``/``after`` are the context lines asked for."""
+
     path: str
     line: int
     text: str
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.text}"
+
+
+def grep_block(hit: GrepHit) -> str:
+    """``path:line:text``, with ripgrep's ``path-line-text`` lines around it when it has context."""
+    if not hit.before and not hit.after:
+        return str(hit)
+    first = hit.line - len(hit.before)
+    lines = [f"{hit.path}-{first + i}-{t}" for i, t in enumerate(hit.before)]
+    lines.append(str(hit))
+    lines += [f"{hit.path}-{hit.line + 1 + i}-{t}" for i, t in enumerate(hit.after)]
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class GrepPage:
+    """A page of hits and the number of matching lines in all (a lower bound when capped)."""
+
+    hits: list[GrepHit]
+    total: int
+    total_is_lower_bound: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,18 +284,61 @@ class Searcher:
         glob: str | None = None,
         max_results: int = 100,
         ignore_case: bool = False,
+        *,
+        fixed: bool = False,
+        offset: int = 0,
+        context: int = 0,
     ) -> list[GrepHit]:
-        """Line-oriented regex search; one hit per matching line, in path order."""
+        """Line-oriented search, one hit per matching line in path order.
+
+        ``fixed`` takes ``pattern`` literally (no regex); ``offset`` skips that
+        many hits; ``context`` adds up to that many lines around each hit.
+        """
+        return self._grep_run(
+            pattern, glob, max_results, ignore_case, fixed, offset, context, False
+        ).hits
+
+    def grep_page(
+        self,
+        pattern: str,
+        glob: str | None = None,
+        max_results: int = 100,
+        ignore_case: bool = False,
+        *,
+        fixed: bool = False,
+        offset: int = 0,
+        context: int = 0,
+    ) -> GrepPage:
+        """Like :meth:`grep`, with the total number of matching lines (counted up to
+        :data:`MAX_GREP_COUNT`) so a caller can page with ``offset``."""
+        return self._grep_run(pattern, glob, max_results, ignore_case, fixed, offset, context, True)
+
+    def _grep_run(
+        self,
+        pattern: str,
+        glob: str | None,
+        max_results: int,
+        ignore_case: bool,
+        fixed: bool,
+        offset: int,
+        context: int,
+        count: bool,
+    ) -> GrepPage:
+        if not isinstance(pattern, str) or pattern == "":
+            raise SearchError("the search pattern is empty")
+        source = re.escape(pattern) if fixed else pattern
         flags = re.MULTILINE | (re.IGNORECASE if ignore_case else 0)
         try:
-            rx = re.compile(pattern, flags)
+            rx = re.compile(source, flags)
         except (re.error, TypeError, ValueError, OverflowError) as exc:
-            raise SearchError(f"invalid regex {pattern!r}: {exc}") from None
-        lit = "" if rx.flags & re.IGNORECASE else required_literal(pattern)
+            raise SearchError(
+                f"invalid regex {pattern!r}: {exc} (pass fixed=True to search for it literally)"
+            ) from None
+        lit = "" if rx.flags & re.IGNORECASE else (pattern if fixed else required_literal(pattern))
         paths = self.files(glob) if glob else list(self.table.entries)
-        cap = min(int(max_results), MAX_GREP_RESULTS)
-        if cap <= 0 or not paths:
-            return []
+        cap = max(0, min(int(max_results), MAX_GREP_RESULTS))
+        if (cap <= 0 and not count) or not paths:
+            return GrepPage([], 0, False)
         with self._lock:
             changed, self._changed = self._changed, set()
         request = GrepRequest(
@@ -269,13 +347,17 @@ class Searcher:
             changed=tuple(sorted(changed)),
             cache_limit=self.text_cache_bytes,
             paths=tuple(paths),
-            pattern=pattern,
+            pattern=source,
             flags=flags,
             literal=lit,
             max_results=cap,
+            offset=max(0, int(offset)),
+            context=max(0, min(int(context), MAX_CONTEXT_LINES)),
+            count=count,
+            count_limit=MAX_GREP_COUNT,
         )
         try:
-            rows = self._grep.run(request, self.grep_timeout)
+            rows, seen, stopped = self._grep.run(request, self.grep_timeout)
         except GrepTimeout:
             raise SearchError(
                 f"the regex {pattern!r} ran longer than {self.grep_timeout:g}s and was stopped "
@@ -288,7 +370,8 @@ class Searcher:
             with self._lock:
                 self._changed |= changed
             raise SearchError(f"grep failed: {exc}") from None
-        return [GrepHit(p, n, t) for p, n, t in rows]
+        hits = [GrepHit(p, n, t, tuple(b), tuple(a)) for p, n, t, b, a in rows]
+        return GrepPage(hits, seen, stopped)
 
     # -- symbols -------------------------------------------------------------
 
