@@ -345,6 +345,14 @@ class QueryLevel:
             next_turn = self._turn(iteration + 1)
             blocks = extract_code_blocks(reply.text)
             if not blocks:
+                repeat = "\x01prose\x00" + _TURN_ECHO.sub("", " ".join(reply.text.split()))[:2000]
+                seen[repeat] += 1
+                if seen[repeat] >= _LOOP_STOP_AT:
+                    self.partial = self.partial or reply.text.strip()
+                    stop = LoopDetected(
+                        f"the same reply without code came {seen[repeat]} times; stopping"
+                    )
+                    break
                 prose = _prose_answer(reply.text)
                 if mentions_final_in_prose(reply.text):
                     nudge = prompts.PROSE_FINAL_NUDGE.format(turn=next_turn)

@@ -115,6 +115,18 @@ async def test_a_prose_answer_is_the_partial_answer_when_the_model_never_submits
     assert prose in result.answer
 
 
+async def test_the_same_reply_without_code_three_times_stops_the_query(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    prose = "[turn 2 of 16]\nIt returns an Observable; callers would break."
+    script = Script([prose, prose.replace("2", "3"), prose.replace("2", "4"), code('FINAL("x")')])
+    llm.responder = script
+    result = await make_engine().run("q?", small_repo)
+    assert result.status == "limit_reached" and result.limit == "loop_detected"
+    assert len(script.root_bodies) == 4  # three replies, then one final-answer request
+    assert result.answer == "x"  # the final-answer request still gets its chance
+
+
 async def test_lower_case_final_is_accepted_as_final(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
