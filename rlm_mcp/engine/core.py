@@ -229,11 +229,17 @@ class RLMEngine:
 
 
 def _with_locations(answer: str, outcome: Outcome, candidates: list[Candidate]) -> str:
-    """The partial answer, followed by what ranked search found: never less than a search."""
-    why = outcome.limit or outcome.error or "no final answer"
+    """What ranked search found, then the model's unconfirmed partial answer, if any.
+
+    Never less than a search: the locations come first because the partial answer
+    never went through FINAL and was never checked against the index.
+    """
+    why = outcome.limit or (outcome.error or "no final answer").split("\n", 1)[0]
     lines = "\n".join(f"- {c}" for c in candidates)
-    head = answer.strip() + "\n\n" if answer.strip() else ""
-    return (
-        f"{head}[The query ended without a complete answer ({why}). Ranked search "
-        f"(no LLM) found these locations for the question:]\n{lines}"
+    text = (
+        f"[The query ended without a complete answer ({why}). Ranked search (no LLM) "
+        f"found these locations for the question:]\n{lines}"
     )
+    if answer.strip():
+        text += f"\n\n[The model's unconfirmed partial answer:]\n{answer.strip()}"
+    return text

@@ -120,7 +120,7 @@ async def test_a_model_that_only_writes_prose_still_yields_the_ranked_locations(
         assert str(candidate) in result.answer
 
 
-async def test_a_partial_answer_keeps_its_text_and_gains_the_locations(
+async def test_a_partial_answer_follows_the_locations_labelled_unconfirmed(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
     llm.responder = Script(
@@ -130,8 +130,10 @@ async def test_a_partial_answer_keeps_its_text_and_gains_the_locations(
         QUESTION, small_repo
     )
     assert result.status == "limit_reached"
-    assert result.answer.startswith("probably pricing\n\n")
+    assert result.answer.startswith("[The query ended without a complete answer")
     assert FALLBACK in result.answer and DISCOUNT in result.answer
+    assert result.answer.endswith("[The model's unconfirmed partial answer:]\nprobably pricing")
+    assert result.answer.index(DISCOUNT) < result.answer.index("probably pricing")
 
 
 async def test_a_provider_that_keeps_failing_still_yields_the_ranked_locations(
