@@ -469,7 +469,7 @@ def create_server(
         """
 
         def work(r: Repository) -> GrepResult:
-            page = r.grep_page(
+            page = r.searcher.grep_page(
                 pattern,
                 glob,
                 max_results,

@@ -27,7 +27,7 @@ from rlm_mcp.errors import RepositoryNotFound
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.ignore import IGNORE_FILES, IgnoreMatcher
 from rlm_mcp.index.model import Definition, FileEntry, LoadReport, Reference, SkippedFile
-from rlm_mcp.index.search import GrepHit, GrepPage, Searcher, SearchHit
+from rlm_mcp.index.search import GrepHit, Searcher, SearchHit
 from rlm_mcp.index.storage import FileRow, IndexStore, StoreBatch
 from rlm_mcp.index.store import SQLiteStore, db_path_for
 from rlm_mcp.index.walker import (
@@ -155,21 +155,6 @@ class Repository:
         context: int = 0,
     ) -> list[GrepHit]:
         return self.searcher.grep(
-            pattern, glob, max_results, ignore_case, fixed=fixed, offset=offset, context=context
-        )
-
-    def grep_page(
-        self,
-        pattern: str,
-        glob: str | None = None,
-        max_results: int = 100,
-        ignore_case: bool = False,
-        *,
-        fixed: bool = False,
-        offset: int = 0,
-        context: int = 0,
-    ) -> GrepPage:
-        return self.searcher.grep_page(
             pattern, glob, max_results, ignore_case, fixed=fixed, offset=offset, context=context
         )
 
