@@ -8,6 +8,7 @@ Every error the package raises on purpose derives from :class:`RlmMcpError`::
     │   ├── RepositoryNotFound      the path does not exist / is not readable
     │   ├── PathNotAllowed          the path escapes the allowed roots
     │   ├── IndexCorrupted          the index cache is unusable (corrupt, unreadable) and cannot be rebuilt
+    │   ├── IndexUnavailable        the index database cannot be reached
     │   └── SearchError             a bad pattern, glob or path in a search call
     ├── UnknownRepository           no loaded repository has that name
     ├── SandboxUnavailable          model code cannot be run safely here
@@ -51,6 +52,7 @@ __all__ = [
     "CostLimitExceeded",
     "DepthLimitExceeded",
     "IndexCorrupted",
+    "IndexUnavailable",
     "IndexingError",
     "IterationLimitExceeded",
     "LoopDetected",
@@ -90,6 +92,11 @@ class IndexCorrupted(IndexingError):
 
 class PathNotAllowed(IndexingError):
     """The path resolves outside the roots the server may load from."""
+
+
+class IndexUnavailable(IndexingError):
+    """The shared index database (PostgreSQL) cannot be reached; the message names it
+    (without its password) and says why."""
 
 
 class SearchError(IndexingError):

@@ -11,9 +11,13 @@ import pytest
 from rlm_mcp.index.model import Definition, Reference, SkippedFile
 from rlm_mcp.index.storage import DefQuery, FileRow, IndexStore
 from rlm_mcp.index.store import SQLiteStore
+from tests.pg_cluster import postgres_store
 
 StoreFactory = Callable[[Path], IndexStore]
-STORES: dict[str, StoreFactory] = {"sqlite": lambda tmp: SQLiteStore(tmp / "index.sqlite")}
+STORES: dict[str, StoreFactory] = {
+    "sqlite": lambda tmp: SQLiteStore(tmp / "index.sqlite"),
+    "postgres": postgres_store,
+}
 
 TEXT_A = '''"""Loads settings from disk."""
 

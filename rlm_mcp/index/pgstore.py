@@ -1,0 +1,855 @@
+"""The PostgreSQL implementation of :class:`~rlm_mcp.index.storage.IndexStore`.
+
+One database holds the indexes of many repositories: every table carries a
+``repo_id``, and a repository is named by a stable *identity* (its remote URL
+or root path, plus a commit when the index is pinned to one), not by a local
+path, so processes on different machines share one index. Connections come
+from a ``psycopg_pool`` pool; reads retry once over a fresh connection when
+the server dropped the old one (a restart), and an unreachable server is one
+:class:`~rlm_mcp.errors.IndexUnavailable` line.
+
+One writer per repository: :meth:`PostgresStore.writer` holds
+``pg_advisory_lock`` on a hash of the identity, on a connection of its own.
+If the holder dies its session ends, the lock frees, and the next process
+takes over. Each batch is one transaction that also takes a transaction-level
+advisory lock, so batches of two processes never interleave.
+
+Ranked search gives exactly SQLite's FTS5 ``bm25(fts, 8.0, 2.0, 1.0)``: the
+words of every ranked-search row are produced by SQLite's own ``porter
+unicode61`` tokenizer (an in-memory FTS5 table read back through
+``fts5vocab``), stored per (row, term) with the column-weighted frequency, and
+the score is FTS5's formula evaluated in the same order on the same doubles.
+Grep prefilters with ``pg_trgm`` when the extension is available.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import queue
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from rlm_mcp.errors import IndexUnavailable
+from rlm_mcp.index.model import Definition, Reference, SkippedFile
+from rlm_mcp.index.ranking import DocRow, doc_rows
+from rlm_mcp.index.storage import DefQuery, DefRow, FileRow, RefRow, SkipRow, TextHit
+
+__all__ = ["SCHEMA_VERSION", "PgTextReader", "PostgresStore", "open_text_reader", "safe_location"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+TEXT_BATCH = 500
+CONNECT_TIMEOUT_S = 10
+READ_RETRY_S = 15.0
+K1 = 1.2
+B = 0.75
+COLUMN_WEIGHTS = {"names": 8, "pathwords": 2, "body": 1}
+"""FTS5 column weights of ranked search; the SQLite store's ``bm25(fts, 8.0, 2.0, 1.0)``."""
+
+_C = 'COLLATE "C"'
+_TABLES = f"""
+CREATE TABLE IF NOT EXISTS rlm_schema (version integer NOT NULL);
+CREATE TABLE IF NOT EXISTS rlm_repos (
+    repo_id bigserial PRIMARY KEY, identity text {_C} NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS rlm_meta (
+    repo_id bigint NOT NULL, key text {_C} NOT NULL, value text NOT NULL,
+    PRIMARY KEY (repo_id, key)
+);
+CREATE TABLE IF NOT EXISTS rlm_files (
+    repo_id bigint NOT NULL, path text {_C} NOT NULL, size bigint NOT NULL,
+    mtime_ns bigint NOT NULL, hash text NOT NULL, language text, lines integer NOT NULL,
+    tokens integer NOT NULL, invalid_utf8 boolean NOT NULL, parsed boolean NOT NULL,
+    PRIMARY KEY (repo_id, path)
+);
+CREATE TABLE IF NOT EXISTS rlm_content (
+    repo_id bigint NOT NULL, path text {_C} NOT NULL, text text {_C} NOT NULL, raw bytea,
+    PRIMARY KEY (repo_id, path)
+);
+CREATE TABLE IF NOT EXISTS rlm_skipped (
+    repo_id bigint NOT NULL, path text {_C} NOT NULL, size bigint NOT NULL,
+    mtime_ns bigint NOT NULL, reason text NOT NULL, detail text NOT NULL,
+    PRIMARY KEY (repo_id, path)
+);
+CREATE TABLE IF NOT EXISTS rlm_defs (
+    repo_id bigint NOT NULL, name text {_C} NOT NULL, qualname text {_C} NOT NULL,
+    kind text {_C} NOT NULL, path text {_C} NOT NULL, start_line integer NOT NULL,
+    end_line integer NOT NULL, signature text NOT NULL, doc text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rlm_refs (
+    repo_id bigint NOT NULL, name text {_C} NOT NULL, path text {_C} NOT NULL,
+    line integer NOT NULL, kind text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rlm_docs (
+    id bigserial PRIMARY KEY, repo_id bigint NOT NULL, path text {_C} NOT NULL,
+    start_line integer NOT NULL, end_line integer NOT NULL, qualname text NOT NULL,
+    kind text NOT NULL, signature text NOT NULL, doc text NOT NULL, ntok integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rlm_terms (
+    repo_id bigint NOT NULL, path text {_C} NOT NULL, doc_id bigint NOT NULL,
+    term text {_C} NOT NULL, w integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rlm_defs_path ON rlm_defs (repo_id, path, start_line);
+CREATE INDEX IF NOT EXISTS rlm_defs_name ON rlm_defs (repo_id, name);
+CREATE INDEX IF NOT EXISTS rlm_defs_lname ON rlm_defs (repo_id, lower(name));
+CREATE INDEX IF NOT EXISTS rlm_defs_qualname ON rlm_defs (repo_id, qualname);
+CREATE INDEX IF NOT EXISTS rlm_refs_path ON rlm_refs (repo_id, path);
+CREATE INDEX IF NOT EXISTS rlm_refs_name ON rlm_refs (repo_id, name, path, line);
+CREATE INDEX IF NOT EXISTS rlm_docs_path ON rlm_docs (repo_id, path);
+CREATE INDEX IF NOT EXISTS rlm_terms_term ON rlm_terms (repo_id, term) INCLUDE (doc_id, w);
+CREATE INDEX IF NOT EXISTS rlm_terms_path ON rlm_terms (repo_id, path)
+"""
+_TRGM = "CREATE INDEX IF NOT EXISTS rlm_content_trgm ON rlm_content USING gin (text gin_trgm_ops)"
+_PER_PATH = ("rlm_files", "rlm_content", "rlm_skipped", "rlm_defs", "rlm_refs", "rlm_docs")
+_PER_REPO = (*_PER_PATH, "rlm_terms", "rlm_meta")
+_ALL = (*_PER_REPO, "rlm_repos", "rlm_schema")
+_DEF_COLUMNS = "name, qualname, kind, path, start_line, end_line, signature, doc"
+_FILE_COLUMNS = "path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8"
+
+
+def _lock_key(kind: str, identity: str) -> int:
+    """A signed 64-bit advisory-lock key for ``kind`` on one repository identity."""
+    digest = hashlib.sha256(f"rlm-mcp:{kind}:{identity}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def safe_location(url: str) -> str:
+    """``url`` without its password (URL or ``key=value`` form), for messages."""
+    if "://" in url:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            cred, host = netloc.rsplit("@", 1)
+            netloc = cred.split(":", 1)[0] + "@" + host
+        query = "&".join(q for q in parts.query.split("&") if not q.startswith("password="))
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return re.sub(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "password=***", url)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# -- words for ranked search: SQLite's own tokenizer --------------------------------------
+
+
+class _Tokens:
+    """SQLite's FTS5 ``porter unicode61`` tokenizer, through in-memory FTS5 tables.
+
+    Using SQLite itself (rather than a second stemmer) is what makes the
+    scores equal to the SQLite store's, word for word.
+    """
+
+    def __init__(self) -> None:
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+
+    @contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute("DROP TABLE IF EXISTS v")
+            conn.execute("DROP TABLE IF EXISTS t")
+            conn.execute(
+                "CREATE VIRTUAL TABLE t USING fts5(names, pathwords, body, "
+                "tokenize='porter unicode61')"
+            )
+            conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+            yield conn
+        finally:
+            self._idle.put(conn)
+
+    def docs(self, rows: Sequence[tuple[str, str, str]]) -> list[tuple[dict[str, int], int]]:
+        """For each (names, pathwords, body): {term: weighted frequency} and its token count."""
+        out: list[tuple[dict[str, int], int]] = [({}, 0) for _ in rows]
+        if not rows:
+            return out
+        with self._conn() as c:
+            c.execute("BEGIN")
+            c.executemany(
+                "INSERT INTO t(rowid, names, pathwords, body) VALUES (?,?,?,?)",
+                [(i + 1, *r) for i, r in enumerate(rows)],
+            )
+            c.execute("COMMIT")
+            ntok = [0] * len(rows)
+            for doc, term, col, n in c.execute(
+                "SELECT doc, term, col, count(*) FROM v GROUP BY doc, term, col"
+            ):
+                terms = out[doc - 1][0]
+                terms[term] = terms.get(term, 0) + COLUMN_WEIGHTS[col] * n
+                ntok[doc - 1] += n
+        return [(terms, n) for (terms, _), n in zip(out, ntok, strict=True)]
+
+    def query(self, words: Sequence[str]) -> list[list[str]]:
+        """The tokens FTS5 makes of each query word (one for any alphanumeric word)."""
+        with self._conn() as c:
+            c.executemany(
+                "INSERT INTO t(rowid, names, pathwords, body) VALUES (?,?,'','')",
+                [(i + 1, w) for i, w in enumerate(words)],
+            )
+            out: list[list[str]] = [[] for _ in words]
+            for doc, term in c.execute("SELECT doc, term FROM v ORDER BY doc, offset"):
+                out[doc - 1].append(term)
+        return out
+
+
+_TOKENS = _Tokens()
+
+
+# -- the grep helper's reader ---------------------------------------------------------------
+
+
+def _content_text(text: str, raw: bytes | None) -> str:
+    return text if raw is None else bytes(raw).decode("utf-8")
+
+
+class PgTextReader:
+    """Read-only access to file texts, for the grep helper process."""
+
+    def __init__(self, url: str, repo_id: int) -> None:
+        self._url, self._repo = url, repo_id
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(
+                self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            )
+        return self._conn
+
+    def read(self, paths: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for attempt in range(2):
+            try:
+                conn = self._connection()
+                for i in range(0, len(paths), TEXT_BATCH):
+                    rows = conn.execute(
+                        "SELECT path, text, raw FROM rlm_content WHERE repo_id = %s "
+                        "AND path = ANY(%s)",
+                        (self._repo, list(paths[i : i + TEXT_BATCH])),
+                    ).fetchall()
+                    out.update((p, _content_text(t, r)) for p, t, r in rows)
+                return out
+            except psycopg.OperationalError:
+                self.close()
+                if attempt:
+                    raise
+        return out
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+
+def open_text_reader(arg: str) -> PgTextReader:
+    """The reader :meth:`PostgresStore.reader_spec` names: ``arg`` is JSON {url, repo_id}."""
+    spec = json.loads(arg)
+    return PgTextReader(str(spec["url"]), int(spec["repo_id"]))
+
+
+# -- writes -------------------------------------------------------------------------------
+
+
+class _Batch:
+    """The writes of one transaction (:class:`~rlm_mcp.index.storage.StoreBatch`).
+
+    Inserts are buffered and sent with ``COPY`` when the batch ends (or before
+    any statement that must see them), after one keyed delete per table of
+    every path they replace.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], repo_id: int) -> None:
+        self.conn = conn
+        self.repo = repo_id
+        self._replace: set[str] = set()
+        self._files: list[tuple[Any, ...]] = []
+        self._content: list[tuple[Any, ...]] = []
+        self._skipped: list[tuple[Any, ...]] = []
+        self._defs: list[tuple[Any, ...]] = []
+        self._refs: list[tuple[Any, ...]] = []
+        self._docs: list[DocRow] = []
+
+    # -- StoreBatch ---------------------------------------------------------------
+
+    def delete_paths(self, paths: Sequence[str]) -> None:
+        if not paths:
+            return
+        self.flush()
+        self._delete(list(paths))
+
+    def put_file(
+        self,
+        row: FileRow,
+        text: str,
+        defs: Sequence[DefRow],
+        refs: Sequence[RefRow],
+        docs: Sequence[DocRow] | None = None,
+    ) -> None:
+        self._put_text(row, text, parsed=True)
+        r = self.repo
+        self._defs.extend((r, *d) for d in defs)
+        self._refs.extend((r, *x) for x in refs)
+        if docs is None:
+            docs = doc_rows(row.path, text, row.lines, defs)
+        self._docs.extend(docs)
+
+    def put_text(self, row: FileRow, text: str) -> None:
+        """Store a file's row and text; its symbols are not extracted yet."""
+        self._put_text(row, text, parsed=False)
+
+    def put_skipped(self, skip: SkippedFile, size: int, mtime_ns: int) -> None:
+        self._claim(skip.path)
+        self._skipped.append((self.repo, skip.path, size, mtime_ns, skip.reason, skip.detail))
+
+    def touch(self, path: str, mtime_ns: int) -> None:
+        self.flush()
+        self.conn.execute(
+            "UPDATE rlm_files SET mtime_ns = %s WHERE repo_id = %s AND path = %s",
+            (mtime_ns, self.repo, path),
+        )
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO rlm_meta (repo_id, key, value) VALUES (%s, %s, %s) "
+            "ON CONFLICT (repo_id, key) DO UPDATE SET value = EXCLUDED.value",
+            (self.repo, key, value),
+        )
+
+    # -- internals ------------------------------------------------------------------
+
+    def _claim(self, path: str) -> None:
+        if path in self._replace:
+            self.flush()
+        self._replace.add(path)
+
+    def _put_text(self, row: FileRow, text: str, *, parsed: bool) -> None:
+        self._claim(row.path)
+        r = self.repo
+        self._files.append(
+            (
+                r,
+                row.path,
+                row.size,
+                row.mtime_ns,
+                row.hash,
+                row.language,
+                row.lines,
+                row.tokens,
+                row.invalid_utf8,
+                parsed,
+            )
+        )
+        if "\x00" in text:
+            # PostgreSQL text holds no NUL: the exact text goes to ``raw``; ``text``
+            # (without the NULs) only serves the trigram prefilter, which stays a superset.
+            self._content.append((r, row.path, text.replace("\x00", ""), text.encode("utf-8")))
+        else:
+            self._content.append((r, row.path, text, None))
+
+    def _delete(self, paths: list[str]) -> None:
+        for table in (*_PER_PATH, "rlm_terms"):
+            self.conn.execute(
+                f"DELETE FROM {table} WHERE repo_id = %s AND path = ANY(%s)", (self.repo, paths)
+            )
+
+    def _copy(self, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        with (
+            self.conn.cursor() as cur,
+            cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def flush(self) -> None:
+        if self._replace:
+            self._delete(sorted(self._replace))
+        self._copy(
+            "rlm_files",
+            "repo_id, path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8, parsed",
+            self._files,
+        )
+        self._copy("rlm_content", "repo_id, path, text, raw", self._content)
+        self._copy("rlm_skipped", "repo_id, path, size, mtime_ns, reason, detail", self._skipped)
+        self._copy("rlm_defs", f"repo_id, {_DEF_COLUMNS}", self._defs)
+        self._copy("rlm_refs", "repo_id, name, path, line, kind", self._refs)
+        if self._docs:
+            self._flush_docs()
+        self._replace = set()
+        self._files, self._content, self._skipped = [], [], []
+        self._defs, self._refs, self._docs = [], [], []
+
+    def _flush_docs(self) -> None:
+        docs = self._docs
+        ids = sorted(
+            int(i)
+            for (i,) in self.conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('rlm_docs', 'id')) "
+                "FROM generate_series(1, %s)",
+                (len(docs),),
+            ).fetchall()
+        )
+        tokens = _TOKENS.docs([(d[7], d[8], d[9]) for d in docs])
+        r = self.repo
+        doc_rows_out: list[tuple[Any, ...]] = []
+        term_rows: list[tuple[Any, ...]] = []
+        for doc_id, d, (terms, ntok) in zip(ids, docs, tokens, strict=True):
+            doc_rows_out.append((doc_id, r, d[0], d[1], d[2], d[3], d[4], d[5], d[6], ntok))
+            term_rows.extend((r, d[0], doc_id, t, w) for t, w in terms.items())
+        self._copy(
+            "rlm_docs",
+            "id, repo_id, path, start_line, end_line, qualname, kind, signature, doc, ntok",
+            doc_rows_out,
+        )
+        self._copy("rlm_terms", "repo_id, path, doc_id, term, w", term_rows)
+
+
+# -- the store ------------------------------------------------------------------------------
+
+
+class PostgresStore:
+    """One repository's index in a shared PostgreSQL database; thread- and process-safe.
+
+    Args:
+        url: a libpq connection string or ``postgresql://`` URL.
+        identity: the repository's stable name (remote URL or root, plus a commit).
+        max_connections: the size of the connection pool.
+    """
+
+    def __init__(self, url: str, identity: str, *, max_connections: int = 8) -> None:
+        self.url = url
+        self.identity = identity
+        self._location = f"{safe_location(url)} [{identity}]"
+        self._write_lock = threading.RLock()
+        self._writer_depth = 0
+        self._writer_conn: psycopg.Connection[Any] | None = None
+        self._trgm = False
+        self._closed = False
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+                self.repo_id = self._init_schema(conn)
+        except psycopg.OperationalError as exc:
+            raise IndexUnavailable(
+                f"cannot reach the index database {safe_location(url)}: {_one_line(exc)}"
+            ) from None
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, max_connections),
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            timeout=READ_RETRY_S,
+            reconnect_timeout=READ_RETRY_S,
+            open=False,
+            name=f"rlm-index-{self.repo_id}",
+        )
+        try:
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise IndexUnavailable(
+                f"cannot reach the index database {safe_location(url)}: {_one_line(exc)}"
+            ) from None
+        self._batch_key = _lock_key("batch", identity)
+        self._writer_key = _lock_key("writer", identity)
+
+    # -- schema -----------------------------------------------------------------------
+
+    def _init_schema(self, conn: psycopg.Connection[Any]) -> int:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("schema", ""),))
+            has = conn.execute("SELECT to_regclass('rlm_schema') IS NOT NULL").fetchone()
+            version = None
+            if has and has[0]:
+                row = conn.execute("SELECT max(version) FROM rlm_schema").fetchone()
+                version = row[0] if row else None
+            if version is not None and version != SCHEMA_VERSION:
+                log.info("index schema %s != %s: rebuilding", version, SCHEMA_VERSION)
+                for table in _ALL:
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+            for stmt in _TABLES.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            if version != SCHEMA_VERSION:
+                conn.execute("DELETE FROM rlm_schema")
+                conn.execute("INSERT INTO rlm_schema VALUES (%s)", (SCHEMA_VERSION,))
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("schema", ""),))
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+                conn.execute(_TRGM)
+            self._trgm = True
+        except psycopg.Error as exc:
+            log.warning("pg_trgm is unavailable (%s): grep reads every text", _one_line(exc))
+        conn.execute(
+            "INSERT INTO rlm_repos (identity) VALUES (%s) ON CONFLICT (identity) DO NOTHING",
+            (self.identity,),
+        )
+        row = conn.execute(
+            "SELECT repo_id FROM rlm_repos WHERE identity = %s", (self.identity,)
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    # -- IndexStore: identity ---------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    @property
+    def own_path(self) -> Path | None:
+        return None
+
+    def reader_spec(self) -> tuple[str, str]:
+        return (__name__, json.dumps({"url": self.url, "repo_id": self.repo_id}))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.close()
+        if self._writer_conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._writer_conn.close()
+
+    # -- connections ------------------------------------------------------------------
+
+    def _read(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``fn`` on a pooled connection; retry over a new one while the server is back soon.
+
+        A restarted server breaks every pooled connection at once: each broken
+        one is discarded (the pool checks a connection it gets back) and the
+        read runs again until ``READ_RETRY_S`` has passed.
+        """
+        if self._closed:
+            raise IndexUnavailable(f"the index store {self._location} is closed")
+        deadline = time.monotonic() + READ_RETRY_S
+        delay = 0.05
+        while True:
+            try:
+                with self._pool.connection() as conn:
+                    return fn(conn)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                if isinstance(exc, psycopg.errors.QueryCanceled):
+                    raise
+                if time.monotonic() > deadline:
+                    raise IndexUnavailable(
+                        f"the index database {safe_location(self.url)} is unreachable: "
+                        f"{_one_line(exc)}"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        return self._read(lambda c: c.execute(sql, params).fetchall())  # type: ignore[arg-type]
+
+    # -- IndexStore: writes -----------------------------------------------------------
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """``pg_advisory_lock`` on the identity, on a dedicated connection; re-entrant."""
+        with self._write_lock:
+            if self._writer_depth:
+                self._writer_depth += 1
+                try:
+                    yield
+                finally:
+                    self._writer_depth -= 1
+                return
+            try:
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            except psycopg.OperationalError as exc:
+                raise IndexUnavailable(
+                    f"cannot reach the index database {safe_location(self.url)}: {_one_line(exc)}"
+                ) from None
+            self._writer_conn = conn
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (self._writer_key,))
+                self._writer_depth = 1
+                yield
+            finally:
+                self._writer_depth = 0
+                self._writer_conn = None
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+
+    @contextmanager
+    def batch(self) -> Iterator[_Batch]:
+        if self._closed:
+            raise IndexUnavailable(f"the index store {self._location} is closed")
+        with self._write_lock, self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._batch_key,))
+            b = _Batch(conn, self.repo_id)
+            yield b
+            b.flush()
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Nothing to defer: the indexes are shared by every repository in the database."""
+        yield
+
+    def check(self) -> str | None:
+        """``None`` when every file has its text and every ranked row its terms' file."""
+        try:
+            row = self._all(
+                "SELECT count(*) FROM rlm_files f WHERE f.repo_id = %s AND NOT EXISTS "
+                "(SELECT 1 FROM rlm_content c WHERE c.repo_id = f.repo_id AND c.path = f.path)",
+                (self.repo_id,),
+            )
+        except IndexUnavailable as exc:
+            return str(exc)
+        missing = int(row[0][0])
+        return f"{missing} files have no stored text" if missing else None
+
+    def reset(self) -> None:
+        with self.batch() as b:
+            for table in _PER_REPO:
+                b.conn.execute(f"DELETE FROM {table} WHERE repo_id = %s", (self.repo_id,))
+
+    # -- IndexStore: reads ------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        rows = self._all(
+            "SELECT value FROM rlm_meta WHERE repo_id = %s AND key = %s", (self.repo_id, key)
+        )
+        return None if not rows else str(rows[0][0])
+
+    def file_rows(self) -> dict[str, FileRow]:
+        rows = self._all(
+            f"SELECT {_FILE_COLUMNS} FROM rlm_files WHERE repo_id = %s ORDER BY path",
+            (self.repo_id,),
+        )
+        return {r[0]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows}
+
+    def unparsed_paths(self) -> list[str]:
+        """Paths stored by ``put_text`` and not since by ``put_file``."""
+        rows = self._all(
+            "SELECT path FROM rlm_files WHERE repo_id = %s AND NOT parsed ORDER BY path",
+            (self.repo_id,),
+        )
+        return [str(r[0]) for r in rows]
+
+    def skipped_rows(self) -> dict[str, SkipRow]:
+        rows = self._all(
+            "SELECT path, size, mtime_ns, reason, detail FROM rlm_skipped WHERE repo_id = %s "
+            "ORDER BY path",
+            (self.repo_id,),
+        )
+        return {r[0]: SkipRow(r[1], r[2], SkippedFile(r[0], r[3], r[4])) for r in rows}
+
+    def text(self, path: str) -> str | None:
+        rows = self._all(
+            "SELECT text, raw FROM rlm_content WHERE repo_id = %s AND path = %s",
+            (self.repo_id, path),
+        )
+        return None if not rows else _content_text(rows[0][0], rows[0][1])
+
+    def iter_texts(self, paths: Sequence[str]) -> Iterator[tuple[str, str]]:
+        for i in range(0, len(paths), TEXT_BATCH):
+            rows = self._all(
+                "SELECT path, text, raw FROM rlm_content WHERE repo_id = %s AND path = ANY(%s)",
+                (self.repo_id, list(paths[i : i + TEXT_BATCH])),
+            )
+            for p, t, r in rows:
+                yield p, _content_text(t, r)
+
+    def symbol_count(self) -> int:
+        rows = self._all("SELECT count(*) FROM rlm_defs WHERE repo_id = %s", (self.repo_id,))
+        return int(rows[0][0])
+
+    def _paths_matching(self, path_regex: str) -> list[str]:
+        rx = re.compile(path_regex)
+        rows = self._all("SELECT path FROM rlm_files WHERE repo_id = %s", (self.repo_id,))
+        return [p for (p,) in rows if rx.match(p) is not None]
+
+    def find_defs(self, query: DefQuery) -> list[Definition]:
+        mode, text = query.mode, query.text
+        where = "repo_id = %s"
+        params: list[Any] = [self.repo_id]
+        if mode == "exact":
+            where += " AND (name = %s OR qualname = %s)"
+            params += [text, text]
+        elif mode == "prefix":
+            low = text.lower()
+            where += " AND lower(name) >= %s AND lower(name) < %s"
+            params += [low, low + "\U0010ffff"]
+        elif mode == "substring":
+            where += " AND strpos(lower(name), %s) > 0"
+            params.append(text.lower())
+        elif mode == "path":
+            where += " AND path = %s"
+            params.append(text)
+        if query.kinds is not None:
+            where += " AND kind = ANY(%s)"
+            params.append(sorted(query.kinds))
+        if query.path_regex is not None:
+            where += " AND path = ANY(%s)"
+            params.append(self._paths_matching(query.path_regex))
+        sql = f"SELECT {_DEF_COLUMNS} FROM rlm_defs WHERE {where} ORDER BY path, start_line"
+        if mode != "regex":
+            rows = self._all(sql + " LIMIT %s", (*params, query.limit))
+            return [Definition(*r) for r in rows]
+        rx = re.compile(text)
+
+        def scan(conn: psycopg.Connection[Any]) -> list[Definition]:
+            out: list[Definition] = []
+            with conn.cursor() as cur:
+                for r in cur.stream(sql, params):
+                    if rx.search(r[0]) is not None or rx.search(r[1]) is not None:
+                        out.append(Definition(*r))
+                        if len(out) >= query.limit:
+                            break
+            return out
+
+        return self._read(scan)
+
+    def refs(self, name: str, limit: int) -> list[Reference]:
+        rows = self._all(
+            "SELECT name, path, line, kind FROM rlm_refs WHERE repo_id = %s AND name = %s "
+            "ORDER BY path, line LIMIT %s",
+            (self.repo_id, name, limit),
+        )
+        return [Reference(*r) for r in rows]
+
+    def edges(self, max_defining_files: int = 8) -> list[tuple[str, str, int]]:
+        rows = self._all(
+            "WITH d AS (SELECT DISTINCT name, path FROM rlm_defs WHERE repo_id = %(r)s AND name IN "
+            "(SELECT name FROM rlm_defs WHERE repo_id = %(r)s GROUP BY name "
+            "HAVING count(DISTINCT path) <= %(m)s)) "
+            "SELECT r.path, d.path, count(*) FROM rlm_refs r JOIN d ON r.name = d.name "
+            "WHERE r.repo_id = %(r)s AND r.path != d.path GROUP BY r.path, d.path "
+            "ORDER BY r.path, d.path",
+            {"r": self.repo_id, "m": max_defining_files},
+        )
+        return [(str(a), str(b), int(w)) for a, b, w in rows]
+
+    def ref_counts(self, names: Sequence[str] | None = None) -> dict[str, int]:
+        if names is None:
+            rows = self._all(
+                "SELECT name, count(*) FROM rlm_refs WHERE repo_id = %s GROUP BY name "
+                "ORDER BY name",
+                (self.repo_id,),
+            )
+        else:
+            rows = self._all(
+                "SELECT name, count(*) FROM rlm_refs WHERE repo_id = %s AND name = ANY(%s) "
+                "GROUP BY name ORDER BY name",
+                (self.repo_id, list(dict.fromkeys(names))),
+            )
+        return {str(n): int(c) for n, c in rows}
+
+    def grep_candidates(self, alternatives: Sequence[Sequence[str]]) -> set[str] | None:
+        """Paths whose text contains, ignoring case, every literal of some alternative.
+
+        A superset (the trigram index narrows, ``ILIKE`` confirms case-insensitively
+        as PostgreSQL folds case); ``None`` when pg_trgm is missing or an
+        alternative has no literal to look for.
+        """
+        if not self._trgm or not alternatives:
+            return None
+        if any(not alt or any(not lit or "\x00" in lit for lit in alt) for alt in alternatives):
+            return None
+        clauses: list[str] = []
+        params: list[Any] = [self.repo_id]
+        for alt in alternatives:
+            clauses.append("(" + " AND ".join(["text ILIKE %s"] * len(alt)) + ")")
+            params.extend("%" + _like_escape(lit) + "%" for lit in alt)
+        rows = self._all(
+            f"SELECT path FROM rlm_content WHERE repo_id = %s AND ({' OR '.join(clauses)})",
+            params,
+        )
+        return {str(r[0]) for r in rows}
+
+    def text_search(
+        self, terms: Sequence[str], limit: int, path_regex: str | None = None
+    ) -> list[TextHit]:
+        words = list(dict.fromkeys(t for t in terms if t.isalnum()))
+        if not words or limit <= 0:
+            return []
+        phrases = _TOKENS.query(words)
+        singles = [p[0] if len(p) == 1 else None for p in phrases]
+        distinct = sorted({t for t in singles if t is not None})
+        if not distinct:
+            return []
+        repo = self.repo_id
+        stats = self._all(
+            "SELECT count(*), coalesce(sum(ntok), 0) FROM rlm_docs WHERE repo_id = %s", (repo,)
+        )
+        n_rows, n_tokens = int(stats[0][0]), int(stats[0][1])
+        if n_rows == 0:
+            return []
+        hits = dict(
+            self._all(
+                "SELECT term, count(*) FROM rlm_terms WHERE repo_id = %s AND term = ANY(%s) "
+                "GROUP BY term",
+                (repo, distinct),
+            )
+        )
+        avgdl = float(n_tokens) / float(n_rows)
+        col = {t: i for i, t in enumerate(distinct)}
+        params: dict[str, Any] = {
+            "repo": repo,
+            "terms": distinct,
+            "k1": K1,
+            "k1p1": K1 + 1.0,
+            "omb": 1 - B,
+            "b": B,
+            "avgdl": avgdl,
+            "limit": limit,
+        }
+        freqs = []
+        for term, i in col.items():
+            params[f"t{i}"] = term
+            freqs.append(f"coalesce(sum(w) FILTER (WHERE term = %(t{i})s), 0)::float8 AS f{i}")
+        score = "0.0::float8"
+        for n, single in enumerate(singles):
+            if single is None:
+                continue
+            n_hit = int(hits.get(single, 0))
+            idf = math.log((float(n_rows - n_hit) + 0.5) / (float(n_hit) + 0.5))
+            params[f"idf{n}"] = idf if idf > 0.0 else 1e-6
+            f = f"p.f{col[single]}"
+            score += (
+                f" + %(idf{n})s::float8 * (({f} * %(k1p1)s::float8) / ({f} + %(k1)s::float8 * "
+                "(%(omb)s::float8 + (%(b)s::float8 * d.ntok::float8) / %(avgdl)s::float8)))"
+            )
+        where = ""
+        if path_regex is not None:
+            params["paths"] = self._paths_matching(path_regex)
+            where = "WHERE d.path = ANY(%(paths)s)"
+        rows = self._all(
+            f"WITH p AS (SELECT doc_id, {', '.join(freqs)} FROM rlm_terms "
+            "WHERE repo_id = %(repo)s AND term = ANY(%(terms)s) GROUP BY doc_id) "
+            "SELECT d.path, d.start_line, d.end_line, d.qualname, d.kind, d.signature, d.doc, "
+            f"{score} AS score FROM p JOIN rlm_docs d ON d.id = p.doc_id {where} "
+            "ORDER BY score DESC, d.id LIMIT %(limit)s",
+            params,
+        )
+        return [TextHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], float(r[7])) for r in rows]
+
+
+def _like_escape(literal: str) -> str:
+    return literal.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,140 @@
+"""A throwaway PostgreSQL cluster for tests: ``initdb`` into a temporary directory.
+
+The server listens only on a Unix socket inside its own directory (no TCP),
+trusts local connections, and runs as an unprivileged user when the tests run
+as root (``nobody``; PostgreSQL refuses to run as root). One cluster serves a
+whole test session: :func:`shared` starts it on first use and stops it
+(``pg_ctl stop -m immediate``) when the interpreter exits. Each test keeps to
+its own data by using its own repository identity (see ``PostgresStore``).
+
+When no PostgreSQL binaries are installed, :func:`shared` skips the calling
+test with the reason; ``.ci/run`` installs them, so in CI these tests run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from rlm_mcp.index.pgstore import PostgresStore
+
+__all__ = ["Cluster", "pg_bin", "postgres_store", "shared"]
+
+_SUPERUSER = "rlm"
+_RUN_AS = "nobody"
+
+
+def pg_bin() -> Path | None:
+    """The directory holding ``initdb``/``pg_ctl``/``postgres``, or ``None`` when not installed."""
+    env = os.environ.get("RLM_TEST_PG_BIN")
+    if env and Path(env, "initdb").exists():
+        return Path(env)
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: (
+            int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
+        ),
+    )
+    return Path(versions[-1]).parent if versions else None
+
+
+class Cluster:
+    """One running PostgreSQL server in a temporary directory."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.dir = Path(tempfile.mkdtemp(prefix="rlm-pg-"))
+        self.data = self.dir / "data"
+        self._user: str | None = _RUN_AS if os.geteuid() == 0 else None
+        if self._user is not None:
+            shutil.chown(self.dir, user=self._user)
+            os.chmod(self.dir, 0o755)
+        self._run("initdb", "-D", str(self.data), "-U", _SUPERUSER, "--auth=trust", "-E", "UTF8",
+                  "--locale=C", "--no-sync")  # fmt: skip
+        conf = (
+            "listen_addresses = ''\n"
+            f"unix_socket_directories = '{self.dir}'\n"
+            "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            "max_connections = 300\nshared_buffers = 64MB\n"
+        )
+        with open(self.data / "postgresql.conf", "a", encoding="utf-8") as fh:
+            fh.write(conf)
+        self.start()
+
+    @property
+    def url(self) -> str:
+        """A libpq URL for the superuser over the Unix socket."""
+        return f"postgresql://{_SUPERUSER}@/postgres?host={quote(str(self.dir), safe='')}"
+
+    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.bindir / tool), *args],
+            user=self._user,
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-w", "-t", "60",
+                  "start")  # fmt: skip
+
+    def stop(self, mode: str = "immediate") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+
+    def restart(self) -> None:
+        self.stop("immediate")
+        self.start()
+
+    def ready(self, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self._run("pg_isready", "-h", str(self.dir), "-U", _SUPERUSER, check=False)
+            if r.returncode == 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+_shared: Cluster | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> Cluster:
+    """The session's cluster, started on first use; skips the test when PostgreSQL is absent."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            bindir = pg_bin()
+            if bindir is None:
+                pytest.skip("PostgreSQL is not installed (no initdb); .ci/run installs it")
+            try:
+                _shared = Cluster(bindir)
+            except subprocess.CalledProcessError as exc:
+                pytest.fail(f"could not start a PostgreSQL test cluster: {exc.stderr or exc}")
+            atexit.register(_shared.destroy)
+        return _shared
+
+
+def postgres_store(tmp: Path) -> PostgresStore:
+    """A :class:`PostgresStore` on the shared cluster, private to one test (its own identity)."""
+    return PostgresStore(shared().url, f"test:{tmp}")
