@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -118,7 +119,8 @@ CREATE INDEX IF NOT EXISTS rlm_terms_path ON rlm_terms (repo_id, path)
 """
 _TRGM = "CREATE INDEX IF NOT EXISTS rlm_content_trgm ON rlm_content USING gin (text gin_trgm_ops)"
 _PER_PATH = ("rlm_files", "rlm_content", "rlm_skipped", "rlm_defs", "rlm_refs", "rlm_docs")
-_PER_REPO = (*_PER_PATH, "rlm_terms", "rlm_meta")
+_PER_PATH_ALL = (*_PER_PATH, "rlm_terms")
+_PER_REPO = (*_PER_PATH_ALL, "rlm_meta")
 _ALL = (*_PER_REPO, "rlm_repos", "rlm_schema")
 _DEF_COLUMNS = "name, qualname, kind, path, start_line, end_line, signature, doc"
 _FILE_COLUMNS = "path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8"
@@ -272,24 +274,33 @@ def open_text_reader(arg: str) -> PgTextReader:
 # -- writes -------------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Pending:
+    """One path's buffered write: a parsed file, a text still to parse, or a skip."""
+
+    kind: str
+    row: FileRow | None = None
+    text: str = ""
+    defs: Sequence[DefRow] = ()
+    refs: Sequence[RefRow] = ()
+    docs: Sequence[DocRow] = ()
+    skip: tuple[Any, ...] = ()
+
+
 class _Batch:
     """The writes of one transaction (:class:`~rlm_mcp.index.storage.StoreBatch`).
 
-    Inserts are buffered and sent with ``COPY`` when the batch ends (or before
-    any statement that must see them), after one keyed delete per table of
-    every path they replace.
+    Writes are buffered per path and sent with ``COPY`` when the batch ends
+    (or before any statement that must see them), after one keyed delete per
+    table of every path they replace. A file whose stored text has the same
+    hash keeps that text (and its trigram entries): ``put_text`` then replaces
+    only the file's row, ``put_file`` everything but the text.
     """
 
     def __init__(self, conn: psycopg.Connection[Any], repo_id: int) -> None:
         self.conn = conn
         self.repo = repo_id
-        self._replace: set[str] = set()
-        self._files: list[tuple[Any, ...]] = []
-        self._content: list[tuple[Any, ...]] = []
-        self._skipped: list[tuple[Any, ...]] = []
-        self._defs: list[tuple[Any, ...]] = []
-        self._refs: list[tuple[Any, ...]] = []
-        self._docs: list[DocRow] = []
+        self._pending: dict[str, _Pending] = {}
 
     # -- StoreBatch ---------------------------------------------------------------
 
@@ -297,7 +308,7 @@ class _Batch:
         if not paths:
             return
         self.flush()
-        self._delete(list(paths))
+        self._delete(sorted(set(paths)), _PER_PATH_ALL)
 
     def put_file(
         self,
@@ -307,21 +318,15 @@ class _Batch:
         refs: Sequence[RefRow],
         docs: Sequence[DocRow] | None = None,
     ) -> None:
-        self._put_text(row, text, parsed=True)
-        r = self.repo
-        self._defs.extend((r, *d) for d in defs)
-        self._refs.extend((r, *x) for x in refs)
         if docs is None:
             docs = doc_rows(row.path, text, row.lines, defs)
-        self._docs.extend(docs)
+        self._add(row.path, _Pending("file", row, text, defs, refs, docs))
 
     def put_text(self, row: FileRow, text: str) -> None:
-        """Store a file's row and text; its symbols are not extracted yet."""
-        self._put_text(row, text, parsed=False)
+        self._add(row.path, _Pending("text", row, text))
 
     def put_skipped(self, skip: SkippedFile, size: int, mtime_ns: int) -> None:
-        self._claim(skip.path)
-        self._skipped.append((self.repo, skip.path, size, mtime_ns, skip.reason, skip.detail))
+        self._add(skip.path, _Pending("skip", skip=(size, mtime_ns, skip.reason, skip.detail)))
 
     def touch(self, path: str, mtime_ns: int) -> None:
         self.flush()
@@ -339,37 +344,15 @@ class _Batch:
 
     # -- internals ------------------------------------------------------------------
 
-    def _claim(self, path: str) -> None:
-        if path in self._replace:
+    def _add(self, path: str, item: _Pending) -> None:
+        if path in self._pending:
             self.flush()
-        self._replace.add(path)
+        self._pending[path] = item
 
-    def _put_text(self, row: FileRow, text: str, *, parsed: bool) -> None:
-        self._claim(row.path)
-        r = self.repo
-        self._files.append(
-            (
-                r,
-                row.path,
-                row.size,
-                row.mtime_ns,
-                row.hash,
-                row.language,
-                row.lines,
-                row.tokens,
-                row.invalid_utf8,
-                parsed,
-            )
-        )
-        if "\x00" in text:
-            # PostgreSQL text holds no NUL: the exact text goes to ``raw``; ``text``
-            # (without the NULs) only serves the trigram prefilter, which stays a superset.
-            self._content.append((r, row.path, text.replace("\x00", ""), text.encode("utf-8")))
-        else:
-            self._content.append((r, row.path, text, None))
-
-    def _delete(self, paths: list[str]) -> None:
-        for table in (*_PER_PATH, "rlm_terms"):
+    def _delete(self, paths: list[str], tables: Sequence[str]) -> None:
+        if not paths:
+            return
+        for table in tables:
             self.conn.execute(
                 f"DELETE FROM {table} WHERE repo_id = %s AND path = ANY(%s)", (self.repo, paths)
             )
@@ -385,25 +368,93 @@ class _Batch:
                 copy.write_row(row)
 
     def flush(self) -> None:
-        if self._replace:
-            self._delete(sorted(self._replace))
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        r = self.repo
+        stored = dict(
+            self.conn.execute(
+                "SELECT f.path, f.hash FROM rlm_files f JOIN rlm_content c "
+                "ON c.repo_id = f.repo_id AND c.path = f.path "
+                "WHERE f.repo_id = %s AND f.path = ANY(%s)",
+                (r, sorted(p for p, e in pending.items() if e.row is not None)),
+            ).fetchall()
+        )
+
+        def same(path: str, e: _Pending) -> bool:
+            return e.row is not None and stored.get(path) == e.row.hash
+
+        row_only = {p: e for p, e in pending.items() if e.kind == "text" and same(p, e)}
+        keep_text = {p for p, e in pending.items() if e.kind == "file" and same(p, e)}
+        self._delete(sorted(set(pending) - set(row_only) - keep_text), _PER_PATH_ALL)
+        self._delete(sorted(keep_text), [t for t in _PER_PATH_ALL if t != "rlm_content"])
+        for p, e in row_only.items():
+            assert e.row is not None
+            self.conn.execute(
+                "UPDATE rlm_files SET size = %s, mtime_ns = %s, hash = %s, language = %s, "
+                "lines = %s, tokens = %s, invalid_utf8 = %s WHERE repo_id = %s AND path = %s",
+                (
+                    e.row.size,
+                    e.row.mtime_ns,
+                    e.row.hash,
+                    e.row.language,
+                    e.row.lines,
+                    e.row.tokens,
+                    e.row.invalid_utf8,
+                    r,
+                    p,
+                ),
+            )
+        files: list[tuple[Any, ...]] = []
+        content: list[tuple[Any, ...]] = []
+        skipped: list[tuple[Any, ...]] = []
+        defs: list[tuple[Any, ...]] = []
+        refs: list[tuple[Any, ...]] = []
+        docs: list[DocRow] = []
+        for p, e in pending.items():
+            if e.kind == "skip":
+                skipped.append((r, p, *e.skip))
+                continue
+            if p in row_only or e.row is None:
+                continue
+            row = e.row
+            files.append(
+                (
+                    r,
+                    p,
+                    row.size,
+                    row.mtime_ns,
+                    row.hash,
+                    row.language,
+                    row.lines,
+                    row.tokens,
+                    row.invalid_utf8,
+                    e.kind == "file",
+                )
+            )
+            if p not in keep_text:
+                if "\x00" in e.text:
+                    # PostgreSQL text holds no NUL: the exact text goes to ``raw``; ``text``
+                    # (NULs dropped) serves only the trigram prefilter, which stays a superset.
+                    content.append((r, p, e.text.replace("\x00", ""), e.text.encode("utf-8")))
+                else:
+                    content.append((r, p, e.text, None))
+            defs.extend((r, *d) for d in e.defs)
+            refs.extend((r, *x) for x in e.refs)
+            docs.extend(e.docs)
         self._copy(
             "rlm_files",
             "repo_id, path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8, parsed",
-            self._files,
+            files,
         )
-        self._copy("rlm_content", "repo_id, path, text, raw", self._content)
-        self._copy("rlm_skipped", "repo_id, path, size, mtime_ns, reason, detail", self._skipped)
-        self._copy("rlm_defs", f"repo_id, {_DEF_COLUMNS}", self._defs)
-        self._copy("rlm_refs", "repo_id, name, path, line, kind", self._refs)
-        if self._docs:
-            self._flush_docs()
-        self._replace = set()
-        self._files, self._content, self._skipped = [], [], []
-        self._defs, self._refs, self._docs = [], [], []
+        self._copy("rlm_content", "repo_id, path, text, raw", content)
+        self._copy("rlm_skipped", "repo_id, path, size, mtime_ns, reason, detail", skipped)
+        self._copy("rlm_defs", f"repo_id, {_DEF_COLUMNS}", defs)
+        self._copy("rlm_refs", "repo_id, name, path, line, kind", refs)
+        if docs:
+            self._copy_docs(docs)
 
-    def _flush_docs(self) -> None:
-        docs = self._docs
+    def _copy_docs(self, docs: list[DocRow]) -> None:
         ids = sorted(
             int(i)
             for (i,) in self.conn.execute(
@@ -414,17 +465,17 @@ class _Batch:
         )
         tokens = _TOKENS.docs([(d[7], d[8], d[9]) for d in docs])
         r = self.repo
-        doc_rows_out: list[tuple[Any, ...]] = []
-        term_rows: list[tuple[Any, ...]] = []
+        doc_out: list[tuple[Any, ...]] = []
+        term_out: list[tuple[Any, ...]] = []
         for doc_id, d, (terms, ntok) in zip(ids, docs, tokens, strict=True):
-            doc_rows_out.append((doc_id, r, d[0], d[1], d[2], d[3], d[4], d[5], d[6], ntok))
-            term_rows.extend((r, d[0], doc_id, t, w) for t, w in terms.items())
+            doc_out.append((doc_id, r, d[0], d[1], d[2], d[3], d[4], d[5], d[6], ntok))
+            term_out.extend((r, d[0], doc_id, t, w) for t, w in terms.items())
         self._copy(
             "rlm_docs",
             "id, repo_id, path, start_line, end_line, qualname, kind, signature, doc, ntok",
-            doc_rows_out,
+            doc_out,
         )
-        self._copy("rlm_terms", "repo_id, path, doc_id, term, w", term_rows)
+        self._copy("rlm_terms", "repo_id, path, doc_id, term, w", term_out)
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -611,6 +662,10 @@ class PostgresStore:
         """Nothing to defer: the indexes are shared by every repository in the database."""
         yield
 
+    def index_texts(self, max_files: int) -> bool:
+        """Nothing to catch up: the trigram index is kept current by every write."""
+        return True
+
     def check(self) -> str | None:
         """``None`` when every file has its text and every ranked row its terms' file."""
         try:
@@ -651,6 +706,11 @@ class PostgresStore:
             (self.repo_id,),
         )
         return [str(r[0]) for r in rows]
+
+    def text_index_progress(self) -> tuple[int, int]:
+        rows = self._all("SELECT count(*) FROM rlm_content WHERE repo_id = %s", (self.repo_id,))
+        n = int(rows[0][0])
+        return n, n
 
     def skipped_rows(self) -> dict[str, SkipRow]:
         rows = self._all(
