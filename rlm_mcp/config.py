@@ -55,6 +55,9 @@ class IndexSettings:
         ranked_search: build the full-text index behind ranked search (names,
             paths, docstrings, comments). Off: a smaller cache and a faster
             cold load, and ranked search matches exact names only.
+        index_url: a ``postgresql://`` URL: keep indexes in that shared database
+            (many processes read, one writer per repository) instead of a SQLite
+            file per repository under ``cache_dir``.
     """
 
     max_file_bytes: int = 1024 * 1024
@@ -65,6 +68,7 @@ class IndexSettings:
     follow_symlinks: bool = True
     grep_timeout_seconds: float = 10.0
     ranked_search: bool = True
+    index_url: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,8 @@ from rlm_mcp.errors import (
     SandboxUnavailable,
     UnknownRepository,
 )
-from rlm_mcp.index import LoadReport, Repository, SkippedFile, load
+from rlm_mcp.index import LoadReport, Repository, SkippedFile
+from rlm_mcp.index.stores import load_indexed
 from rlm_mcp.watch import Mode, RepositoryWatcher
 from sandbox import ExecResult, SandboxError, Session, detect_isolation
 
@@ -215,7 +216,7 @@ class RlmService:
             report = await anyio.to_thread.run_sync(partial(existing.repo.refresh, report_cb))
             return existing, self._summary(existing, report, reloaded=True)
         repo = await anyio.to_thread.run_sync(
-            partial(load, resolved, self.settings.index, progress=report_cb)
+            partial(load_indexed, resolved, self.settings.index, progress=report_cb)
         )
         watcher: RepositoryWatcher | None = None
         if self.settings.index.watch and resolved.is_dir():

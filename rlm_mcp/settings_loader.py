@@ -137,6 +137,14 @@ _GENERAL: tuple[Setting, ...] = (
         "--cache-dir",
     ),
     Setting(
+        "index_url",
+        "RLM_INDEX_URL",
+        "secret",
+        "A `postgresql://` URL: keep indexes in that shared database (many readers, one writer per repository) instead of SQLite files under `cache_dir`.",
+        "none (SQLite)",
+        "--index-url",
+    ),
+    Setting(
         "trajectory_dir",
         "RLM_TRAJECTORY_DIR",
         "path",
@@ -406,11 +414,18 @@ def load_config(
         if "trajectory_dir" in v
         else _xdg(env, "XDG_STATE_HOME", ".local/state") / "trajectories"
     )
+    index_url = v.get("index_url")
+    if index_url is not None and urlparse(index_url).scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            "index_url must be a postgresql:// URL (e.g. postgresql://user@host/db), "
+            f"got {urlparse(index_url).scheme or 'no scheme'}://..."
+        )
     settings = Settings(
         index=IndexSettings(
             max_file_bytes=max_file_bytes,
             cache_dir=v.get("cache_dir") or _xdg(env, "XDG_CACHE_HOME", ".cache"),
             watch=not v.get("no_watch", False),
+            index_url=index_url,
         ),
         sandbox=SandboxSettings(allow_unsafe=unsafe),
         root_model=root,

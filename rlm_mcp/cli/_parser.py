@@ -110,7 +110,7 @@ def _serve(sub: Any) -> None:
         metavar="HOST:PORT",
         help="an extra Host header the HTTP transport accepts (e.g. myhost:*)",
     )
-    _settings(p, *_MODEL, "cache_dir", *_SERVE_ONLY, limits=True)
+    _settings(p, *_MODEL, "cache_dir", "index_url", *_SERVE_ONLY, limits=True)
 
 
 def _model_commands(sub: Any) -> None:
@@ -126,7 +126,7 @@ def _model_commands(sub: Any) -> None:
     p.add_argument("question", metavar="QUESTION")
     _json(p, "the full result")
     _progress(p)
-    _settings(p, *_MODEL, "cache_dir", limits=True)
+    _settings(p, *_MODEL, "cache_dir", "index_url", limits=True)
 
     p = sub.add_parser(
         "review",
@@ -156,7 +156,7 @@ def _model_commands(sub: Any) -> None:
     p.add_argument("--repo", type=Path, default=Path("."), metavar="PATH")
     _json(p, "findings, answer and usage")
     _progress(p)
-    _settings(p, *_MODEL, "cache_dir", limits=True)
+    _settings(p, *_MODEL, "cache_dir", "index_url", limits=True)
 
     p = sub.add_parser(
         "trace",
@@ -198,7 +198,7 @@ def _search(sub: Any) -> None:
         "-v", "--verbose", action="store_true", help="always report the files not searched"
     )
     _json(p, 'the page ({"hits": [{"path", "line", "text"}], "truncated", "total", ...})')
-    _settings(p, "cache_dir")
+    _settings(p, "cache_dir", "index_url")
 
 
 def _index_commands(sub: Any) -> None:
@@ -209,7 +209,7 @@ def _index_commands(sub: Any) -> None:
     )
     _path(p)
     _json(p, "the full load report")
-    _settings(p, "cache_dir")
+    _settings(p, "cache_dir", "index_url")
 
     p = sub.add_parser(
         "find",
@@ -224,7 +224,7 @@ def _index_commands(sub: Any) -> None:
     _limit(p, 20)
     p.add_argument("--glob", help=_GLOB_HELP)
     _json(p, "the hits (as rlm_find returns them)")
-    _settings(p, "cache_dir")
+    _settings(p, "cache_dir", "index_url")
 
     _search(sub)
 
@@ -244,7 +244,7 @@ def _index_commands(sub: Any) -> None:
     )
     _limit(p, 50)
     _json(p, "the symbols (as rlm_symbols returns them)")
-    _settings(p, "cache_dir")
+    _settings(p, "cache_dir", "index_url")
 
     for name, helptext, what in (
         ("references", "where a name is used (path:line: text)", "rlm_references"),
@@ -259,7 +259,7 @@ def _index_commands(sub: Any) -> None:
         p.add_argument("name", metavar="NAME")
         _limit(p, 200)
         _json(p, f"the result (as {what} returns it)")
-        _settings(p, "cache_dir")
+        _settings(p, "cache_dir", "index_url")
 
     p = sub.add_parser(
         "outline",
@@ -269,7 +269,7 @@ def _index_commands(sub: Any) -> None:
     _path(p)
     p.add_argument("file", metavar="FILE")
     _json(p, "the symbols (as rlm_outline returns them)")
-    _settings(p, "cache_dir")
+    _settings(p, "cache_dir", "index_url")
 
     p = sub.add_parser(
         "read",
@@ -281,7 +281,7 @@ def _index_commands(sub: Any) -> None:
     p.add_argument("--start", type=int, default=1, metavar="N", help="first line [default: 1]")
     p.add_argument("--end", type=int, metavar="N", help="last line [default: the last]")
     _json(p, "the text (as rlm_read returns it)")
-    _settings(p, "cache_dir")
+    _settings(p, "cache_dir", "index_url")
 
     p = sub.add_parser(
         "map",
@@ -301,7 +301,7 @@ def _index_commands(sub: Any) -> None:
         "--focus", action="append", metavar="PATH_OR_NAME", help="rank these up (repeatable)"
     )
     _json(p, "the map (as rlm_repo_map returns it)")
-    _settings(p, "cache_dir")
+    _settings(p, "cache_dir", "index_url")
 
 
 def _cache(sub: Any) -> None:
