@@ -73,7 +73,7 @@ def matching_lines(rx: re.Pattern[str], lit: str, text: str) -> Iterator[tuple[i
     regex checks only those.
     """
     line_no, line_pos, pos, n = 1, 0, 0, len(text)
-    while pos <= n:
+    while pos < n:  # no phantom line after a final newline, none in an empty file
         if lit:
             i = text.find(lit, pos)
             if i < 0:
@@ -172,7 +172,9 @@ class _Child:
                     self.texts[p] = t
                     self.chars += len(t)
             for path in chunk:
-                text = self.texts.get(path) or loaded.get(path)
+                text = self.texts.get(path)
+                if text is None:
+                    text = loaded.get(path)
                 if text is None or (req.literal and req.literal not in text):
                     continue
                 for line_no, ls, le in matching_lines(rx, req.literal, text):

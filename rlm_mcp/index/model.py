@@ -8,6 +8,7 @@ __all__ = [
     "DEFINITION_KINDS",
     "Definition",
     "FileEntry",
+    "IndexProgress",
     "LoadReport",
     "Reference",
     "SkippedFile",
@@ -120,3 +121,30 @@ class LoadReport:
         for s in self.skipped:
             counts[s.reason] = counts.get(s.reason, 0) + 1
         return dict(sorted(counts.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class IndexProgress:
+    """Where a load stands: ``phase`` is ``texts``, ``text index``, ``symbols`` or ``complete``.
+
+    A cold load stores every file's text first (the file list, path search and
+    grep work from then on), then builds the trigram index and extracts
+    symbols and references, in the background in the server.
+    """
+
+    phase: str
+    done: int
+    total: int
+    started: float
+    """``time.monotonic()`` when the phase began."""
+
+    def eta_seconds(self, now: float) -> float | None:
+        """Seconds left at the phase's rate so far; ``None`` before there is a rate."""
+        if self.phase == "complete" or self.done <= 0 or self.done >= self.total:
+            return None
+        return (now - self.started) * (self.total - self.done) / self.done
+
+    def describe(self, now: float) -> str:
+        eta = self.eta_seconds(now)
+        left = f", about {eta:.0f}s left" if eta is not None else ""
+        return f"{self.phase}: {self.done:,} of {self.total:,} files{left}"

@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -26,7 +27,14 @@ from rlm_mcp.config import IndexSettings, default_cache_dir
 from rlm_mcp.errors import RepositoryNotFound
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.ignore import IGNORE_FILES, IgnoreMatcher
-from rlm_mcp.index.model import Definition, FileEntry, LoadReport, Reference, SkippedFile
+from rlm_mcp.index.model import (
+    Definition,
+    FileEntry,
+    IndexProgress,
+    LoadReport,
+    Reference,
+    SkippedFile,
+)
 from rlm_mcp.index.search import GrepHit, Searcher, SearchHit
 from rlm_mcp.index.storage import FileRow, IndexStore, StoreBatch
 from rlm_mcp.index.store import SQLiteStore, db_path_for
@@ -49,6 +57,8 @@ Progress = Callable[[int, int], None]
 POOL_THRESHOLD = 200
 BULK_THRESHOLD = 200
 BATCH_FILES = 48
+TEXT_INDEX_STEP = 2_000
+"""Files added to the trigram index per write transaction while it is built."""
 CONTENT_SKIPS = frozenset({"binary", "too_large", "generated", "minified"})
 
 
@@ -93,6 +103,15 @@ class Repository:
         self._git = False
         self._single: str | None = None
         self._matcher: IgnoreMatcher | None = None
+        # The second pass of a cold load (text index, then symbols), maybe in a thread.
+        self._bg: threading.Thread | None = None
+        self._bg_stop = threading.Event()
+        self._bg_lock = threading.Lock()
+        self._bg_dirty: set[str] = set()
+        self._completing = False
+        self._pending_symbols = 0
+        self.progress_state: IndexProgress | None = None
+        self.completion_error: str | None = None
 
     # -- public state ----------------------------------------------------------
 
@@ -122,7 +141,30 @@ class Repository:
         """Block until ``self.version >= version``; ``False`` on timeout."""
         return self.table.wait_for_version(version, timeout)
 
+    @property
+    def partial(self) -> bool:
+        """Symbols and references are still being extracted for some files."""
+        return self._pending_symbols > 0
+
+    def partial_note(self) -> str | None:
+        """What a result computed from symbols should say while the index is partial."""
+        pending = self._pending_symbols
+        if pending <= 0:
+            return None
+        total = len(self.table.entries)
+        state = self.progress_state
+        eta = state.eta_seconds(time.monotonic()) if state and state.phase == "symbols" else None
+        left = f", about {eta:.0f}s left" if eta is not None else ""
+        return (
+            f"index partial: symbols and references are extracted for {total - pending:,} of "
+            f"{total:,} files so far (still indexing{left}); grep and file reads cover every file"
+        )
+
     def close(self) -> None:
+        self._bg_stop.set()
+        bg = self._bg
+        if bg is not None and bg is not threading.current_thread():
+            bg.join()
         self.searcher.drop_text_cache()
         self.store.close()
 
@@ -295,6 +337,10 @@ class Repository:
         else:
             gone = {p for p in remove if p in stored} - cand_paths
         gone |= stored & {s.path for s in walk_skips}
+        if self._completing:
+            with self._bg_lock:
+                self._bg_dirty.update(c.path for c in todo)
+                self._bg_dirty.update(gone)
         with store.batch() as w:
             w.delete_paths(sorted(gone))
             for path, mtime in touch:
@@ -305,22 +351,30 @@ class Repository:
             progress(done, total)
         results: list[SkippedFile] = []
         cold = not known and not known_skips and len(todo) >= BULK_THRESHOLD
+        started = time.monotonic()
+        if cold:
+            # Texts first: the file list and grep work before any symbol is extracted.
+            self.progress_state = IndexProgress("texts", done, total, started)
         with store.bulk_load() if cold else contextlib.nullcontext():
-            for batch in self._parse(todo):
+            for batch in self._parse(todo, tags=not cold):
                 with store.batch() as w:
                     for res in batch:
-                        self._store_result(w, res)
+                        self._store_result(w, res, text_only=cold)
                 results.extend(r for r in batch if isinstance(r, SkippedFile))
                 self.searcher.texts_changed(
                     ((b.path, b.text) for b in batch if isinstance(b, Parsed)), ()
                 )
                 done += len(batch)
+                if cold:
+                    self.progress_state = IndexProgress("texts", done, total, started)
                 if progress is not None:
                     progress(done, total)
         self._refresh_state(walk_skips, results, gone, full=remove is None)
         return len(todo), reused, len(gone)
 
-    def _store_result(self, w: StoreBatch, res: Parsed | SkippedFile) -> None:
+    def _store_result(
+        self, w: StoreBatch, res: Parsed | SkippedFile, *, text_only: bool = False
+    ) -> None:
         if isinstance(res, Parsed):
             row = FileRow(
                 res.path,
@@ -332,7 +386,10 @@ class Repository:
                 res.tokens,
                 res.invalid_utf8,
             )
-            w.put_file(row, res.text, res.defs, res.refs, res.docs)
+            if text_only:
+                w.put_text(row, res.text)
+            else:
+                w.put_file(row, res.text, res.defs, res.refs, res.docs)
         elif res.reason in CONTENT_SKIPS:
             st = self._stat(res.path)
             if st is not None:
@@ -349,10 +406,17 @@ class Repository:
             return None
         return st.st_size, st.st_mtime_ns
 
-    def _parse(self, todo: list[Candidate]) -> Iterator[list[Parsed | SkippedFile]]:
+    def _parse(
+        self, todo: list[Candidate], *, tags: bool = True
+    ) -> Iterator[list[Parsed | SkippedFile]]:
+        return self._parse_items([(c.path, c.abspath, c.size, c.mtime_ns) for c in todo], tags)
+
+    def _parse_items(
+        self, items: list[tuple[str, str, int, int]], tags: bool
+    ) -> Iterator[list[Parsed | SkippedFile]]:
         """Yield parse results in batches; a process pool only when it pays off."""
         limit = self.settings.max_file_bytes
-        items = [(c.path, c.abspath, c.size, c.mtime_ns) for c in todo]
+        ranked = self.settings.ranked_search
         if len(items) < POOL_THRESHOLD:
             for item in items:
                 yield [
@@ -360,7 +424,8 @@ class Repository:
                         item,
                         limit,
                         explicit=self._single is not None,
-                        ranked=self.settings.ranked_search,
+                        ranked=ranked,
+                        tags=tags,
                     )
                 ]
             return
@@ -372,19 +437,21 @@ class Repository:
         ) as pool:
             pending: set[Future[list[Parsed | SkippedFile]]] = set()
             it = iter(batches)
-            for batch in it:
-                pending.add(pool.submit(process_batch, batch, limit, self.settings.ranked_search))
-                if len(pending) >= max_inflight:
-                    break
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    nxt = next(it, None)
-                    if nxt is not None:
-                        pending.add(
-                            pool.submit(process_batch, nxt, limit, self.settings.ranked_search)
-                        )
-                    yield fut.result()
+            try:
+                for batch in it:
+                    pending.add(pool.submit(process_batch, batch, limit, ranked, tags))
+                    if len(pending) >= max_inflight:
+                        break
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        nxt = next(it, None)
+                        if nxt is not None:
+                            pending.add(pool.submit(process_batch, nxt, limit, ranked, tags))
+                        yield fut.result()
+            finally:
+                # A consumer that stops early (close, Ctrl-C) does not wait for queued batches.
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def _refresh_state(
         self,
@@ -445,6 +512,110 @@ class Repository:
         parsed, reused, removed = self._sync(candidates, skips, None, progress)
         self.report = self._make_report(parsed, reused, removed, time.perf_counter() - t0)
         return self.report
+
+    def needs_completion(self) -> bool:
+        """Whether the text index or some files' symbols are still to be built."""
+        done, total = self.store.text_index_progress()
+        return done < total or bool(self.store.unparsed_paths())
+
+    def complete(self, progress: Progress | None = None) -> None:
+        """The second pass of a cold load: the trigram index, then symbols and references.
+
+        Idempotent and resumable: it works from what the store says is missing,
+        so a load killed half-way finishes here on the next load. Each step is
+        its own write under the store's writer lock, so watcher batches
+        interleave; a file the watcher stored meanwhile is not overwritten with
+        this pass's older parse. :meth:`close` stops it between steps.
+        """
+        self._completing = True
+        try:
+            self._complete_text_index(progress)
+            self._complete_symbols(progress)
+        finally:
+            with self._bg_lock:
+                self._bg_dirty.clear()
+            self._completing = False
+        if not self._bg_stop.is_set():
+            self.progress_state = IndexProgress("complete", 0, 0, time.monotonic())
+
+    def _complete_text_index(self, progress: Progress | None) -> None:
+        store = self.store
+        done, total = store.text_index_progress()
+        started = time.monotonic()
+        while not self._bg_stop.is_set():
+            self.progress_state = IndexProgress("text index", done, total, started)
+            with store.writer():
+                finished = store.index_texts(TEXT_INDEX_STEP)
+            done, total = store.text_index_progress()
+            if progress is not None:
+                progress(done, total)
+            if finished:
+                return
+
+    def _complete_symbols(self, progress: Progress | None) -> None:
+        store = self.store
+        todo = store.unparsed_paths()
+        if not todo:
+            self._pending_symbols = 0
+            return
+        entries = self.table.entries
+        items = [
+            (p, str(self.root / p), e.size, e.mtime_ns)
+            for p in todo
+            if (e := entries.get(p)) is not None
+        ]
+        self._pending_symbols = len(items)
+        started = time.monotonic()
+        done, total = 0, len(items)
+        self.progress_state = IndexProgress("symbols", done, total, started)
+        for batch in self._parse_items(items, tags=True):
+            with store.writer():
+                with self._bg_lock:
+                    dirty = set(self._bg_dirty)
+                with store.batch() as w:
+                    for res in batch:
+                        if res.path not in dirty:
+                            self._store_result(w, res)
+            done += len(batch)
+            self._pending_symbols = max(0, total - done)
+            self.progress_state = IndexProgress("symbols", done, total, started)
+            if progress is not None:
+                progress(done, total)
+            if self._bg_stop.is_set():
+                return
+        self._pending_symbols = len(store.unparsed_paths())
+        self.report = self._make_report(
+            self.report.parsed, self.report.reused, self.report.removed, self.report.seconds
+        )
+        # Searchers' caches (the repository map) key on the version: bump it.
+        self.table.replace(dict(self.table.entries), dict(self.table.skips))
+
+    def start_completion(self) -> None:
+        """Run :meth:`complete` in a daemon thread (the server's cold load returns at once)."""
+        if self._bg is not None and self._bg.is_alive():
+            return
+        if not self.needs_completion():
+            return
+        self._pending_symbols = len(self.store.unparsed_paths())
+
+        def run() -> None:
+            try:
+                self.complete()
+            except Exception as exc:  # a store error must not kill the server; say so
+                if not self._bg_stop.is_set():
+                    log.exception("completing the index of %s failed", self.root)
+                    self.completion_error = f"{type(exc).__name__}: {exc}"
+
+        self._bg = threading.Thread(target=run, name=f"rlm-complete-{self.root.name}", daemon=True)
+        self._bg.start()
+
+    def wait_complete(self, timeout: float | None = None) -> bool:
+        """Block until a background completion ends; ``True`` if it has (or none ran)."""
+        bg = self._bg
+        if bg is None:
+            return True
+        bg.join(timeout)
+        return not bg.is_alive()
 
     def repair_if_corrupt(self) -> bool:
         """Check the store; if it is corrupt, rebuild it from the files. ``True`` if it was.
@@ -542,6 +713,7 @@ def load(
     *,
     progress: Progress | None = None,
     store: IndexStore | None = None,
+    background: bool = False,
 ) -> Repository:
     """Load (or warm-reload from the cache) the repository at ``path``.
 
@@ -549,6 +721,11 @@ def load(
     path raises :class:`RepositoryNotFound` naming the path. ``store`` is
     where the index lives (default: a SQLite file under the cache directory);
     the repository closes it.
+
+    A cold load stores texts first, then builds the trigram index and extracts
+    symbols (:meth:`Repository.complete`). ``background=True`` returns after
+    the texts and runs the rest in a thread: results say the index is partial
+    (:meth:`Repository.partial_note`) until it ends.
     """
     t0 = time.perf_counter()
     given = Path(path).expanduser()
@@ -576,8 +753,12 @@ def load(
         raise
     try:
         repo.refresh(progress)
+        if background:
+            repo.start_completion()
+        elif repo.needs_completion():
+            repo.complete(progress)
     except BaseException:
-        store.close()
+        repo.close()
         raise
     repo.report.seconds = time.perf_counter() - t0
     log.info(

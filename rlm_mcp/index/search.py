@@ -26,6 +26,7 @@ from rlm_mcp.errors import SearchError
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.grepworker import GrepRequest, GrepTimeout, GrepWorker
 from rlm_mcp.index.ignore import translate_glob
+from rlm_mcp.index.literals import literal_query
 from rlm_mcp.index.model import Definition, LoadReport, Reference
 from rlm_mcp.index.ranking import STOPWORDS, query_terms
 from rlm_mcp.index.repomap import render_repo_map
@@ -336,6 +337,11 @@ class Searcher:
             ) from None
         lit = "" if rx.flags & re.IGNORECASE else (pattern if fixed else required_literal(pattern))
         paths = self.files(glob) if glob else list(self.table.entries)
+        alternatives = literal_query(source, flags)
+        if alternatives is not None and paths:
+            candidates = self.store.grep_candidates(alternatives)
+            if candidates is not None:
+                paths = [p for p in paths if p in candidates]
         cap = max(0, min(int(max_results), MAX_GREP_RESULTS))
         if (cap <= 0 and not count) or not paths:
             return GrepPage([], 0, False)

@@ -111,7 +111,18 @@ class StoreBatch(Protocol):
         """Store one parsed file, replacing whatever was stored for its path.
 
         ``docs`` are its ranked-search rows (:func:`~rlm_mcp.index.ranking.doc_rows`),
-        computed by the parser processes; ``None`` computes them here.
+        computed by the parser processes; ``None`` computes them here. When the
+        stored text already has ``row.hash`` the store may keep it (and its text
+        index entries) rather than write it again.
+        """
+
+    def put_text(self, row: FileRow, text: str) -> None:
+        """Store a file's row and text with its symbols still to extract.
+
+        The first pass of a cold load: the file list, path search and grep
+        work at once, and :meth:`IndexStore.unparsed_paths` lists the file
+        until :meth:`put_file` stores it whole. If the stored row already has
+        ``row.hash``, only the row is replaced (its symbols stay).
         """
 
     def put_skipped(self, skip: SkippedFile, size: int, mtime_ns: int) -> None:
@@ -162,7 +173,17 @@ class IndexStore(Protocol):
         """One atomic write; other writers (threads or processes) wait for it."""
 
     def bulk_load(self) -> AbstractContextManager[None]:
-        """Around many batches into an empty store: the store may defer its search indexes."""
+        """Around many batches into an empty store: the store may defer its search indexes.
+
+        A deferred text index is built afterwards by :meth:`index_texts`.
+        """
+
+    def index_texts(self, max_files: int) -> bool:
+        """Add up to ``max_files`` stored texts to the text index; ``True`` once it is complete.
+
+        One bounded transaction per call, so a caller can interleave it with
+        other writes and report progress; safe to call when nothing is left.
+        """
 
     # -- reads -------------------------------------------------------------------
 
@@ -178,6 +199,21 @@ class IndexStore(Protocol):
         """``(path, text)`` for those of ``paths`` that are stored, in batches."""
 
     def symbol_count(self) -> int: ...
+
+    def unparsed_paths(self) -> list[str]:
+        """Files stored by :meth:`StoreBatch.put_text` and not since by ``put_file``, sorted."""
+
+    def text_index_progress(self) -> tuple[int, int]:
+        """``(files in the text index, files stored)``; equal when it is complete."""
+
+    def grep_candidates(self, alternatives: Sequence[Sequence[str]]) -> set[str] | None:
+        """A superset of the files whose text contains every literal of some alternative.
+
+        Literals (see :func:`~rlm_mcp.index.literals.literal_query`) are ASCII,
+        at least three characters, and match case-insensitively. Files not yet
+        in the text index are always candidates. ``None`` when the store cannot
+        narrow the search at all (no text index yet): scan every file.
+        """
 
     def find_defs(self, query: DefQuery) -> list[Definition]: ...
 

@@ -16,6 +16,14 @@ A cold load may drop the name indexes and build them once at the end
 file is always a keyed delete. Opening a store recreates any index that is
 missing, so a load killed half-way leaves nothing slow behind.
 
+Grep prefilters with a trigram index (``tri``: FTS5's trigram tokenizer,
+contentless, no positions, about a quarter of the text's size): a pattern's
+required literals (:mod:`~rlm_mcp.index.literals`) select the candidate files.
+Rows of ``content`` get ids that are never reused; every row with an id up to
+meta ``tri_upto`` is in ``tri``, and once meta ``tri_done`` is 1 every row is
+(each write keeps it so). A cold load defers it and :meth:`SQLiteStore.index_texts`
+fills it in steps, while rows past ``tri_upto`` stay candidates for every grep.
+
 Ranked search is an FTS5 table (``porter`` stemming, BM25) over an external
 content table ``docs``: one row per definition (its name split into words,
 its path, signature, docstring and the comments inside it) and one per file
@@ -56,7 +64,7 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore", "TextReader", "db_path_for", "open_t
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 30_000
 TEXT_BATCH = 500
 
@@ -65,9 +73,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     hash TEXT NOT NULL, language TEXT, lines INTEGER NOT NULL, tokens INTEGER NOT NULL,
-    invalid_utf8 INTEGER NOT NULL DEFAULT 0
+    invalid_utf8 INTEGER NOT NULL DEFAULT 0, parsed INTEGER NOT NULL DEFAULT 1
 );
-CREATE TABLE IF NOT EXISTS content (path TEXT PRIMARY KEY, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS content (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE, text TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS tri USING fts5(
+    text, content='', detail=none, columnsize=0, tokenize='trigram case_sensitive 0'
+);
 CREATE TABLE IF NOT EXISTS skipped (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
     reason TEXT NOT NULL, detail TEXT NOT NULL
@@ -95,7 +108,7 @@ CREATE INDEX IF NOT EXISTS refs_path ON refs(path);
 CREATE INDEX IF NOT EXISTS docs_path ON docs(path);
 """
 
-_ALL_TABLES = ("meta", "files", "content", "skipped", "defs", "refs", "fts", "docs")
+_ALL_TABLES = ("meta", "files", "content", "skipped", "defs", "refs", "fts", "docs", "tri")
 _NAME_INDEXES = {
     "defs_name": "defs(name)",
     "defs_lname": "defs(lower(name))",
@@ -172,14 +185,58 @@ def open_text_reader(arg: str) -> TextReader:
     return TextReader(arg)
 
 
+def _tri_state(conn: sqlite3.Connection) -> tuple[bool, int]:
+    rows = dict(
+        conn.execute("SELECT key, value FROM meta WHERE key IN ('tri_done', 'tri_upto')").fetchall()
+    )
+    return rows.get("tri_done", "1") == "1", int(rows.get("tri_upto", "0"))
+
+
+TRIGRAMS_PER_LITERAL = 12
+
+
+def _trigram_match(alternatives: Sequence[Sequence[str]]) -> str:
+    """An FTS5 query over the trigram table: OR of ANDs of single-trigram phrases.
+
+    A literal of n characters contributes up to :data:`TRIGRAMS_PER_LITERAL` of
+    its n-2 trigrams, spread along it (fewer trigrams select a superset).
+    """
+    ors: list[str] = []
+    for alt in alternatives:
+        grams: dict[str, None] = {}
+        for lit in alt:
+            n = len(lit) - 2
+            step = max(1, -(-n // TRIGRAMS_PER_LITERAL))
+            picks = list(range(0, n, step))
+            if picks[-1] != n - 1:
+                picks.append(n - 1)
+            for i in picks:
+                grams[lit[i : i + 3].lower()] = None
+        if not grams:
+            raise ValueError("an alternative without literals matches every file")
+        ors.append("(" + " AND ".join('"' + g.replace('"', '""') + '"' for g in grams) + ")")
+    return " OR ".join(ors)
+
+
 class _Batch:
     """The writes of one transaction (:class:`~rlm_mcp.index.storage.StoreBatch`)."""
 
     def __init__(self, conn: sqlite3.Connection, *, bulk: bool) -> None:
         self.conn = conn
         self.bulk = bulk
+        self._tri: tuple[bool, int] | None = None
+
+    @property
+    def tri_state(self) -> tuple[bool, int]:
+        """(``tri_done``, ``tri_upto``), read once per transaction."""
+        if self._tri is None:
+            self._tri = _tri_state(self.conn)
+        return self._tri
 
     def delete_paths(self, paths: Sequence[str]) -> None:
+        self._delete(paths, keep_text=False)
+
+    def _delete(self, paths: Sequence[str], *, keep_text: bool) -> None:
         rows = [(p,) for p in paths]
         if not rows:
             return
@@ -189,21 +246,30 @@ class _Batch:
             "SELECT 'delete', id, names, pathwords, body FROM docs WHERE path=?",
             rows,
         )
-        for table in ("files", "content", "defs", "refs", "skipped", "docs"):
+        tables = ["files", "defs", "refs", "skipped", "docs"]
+        if not keep_text:
+            done, upto = self.tri_state
+            c.executemany(
+                "INSERT INTO tri(tri, rowid, text) "
+                "SELECT 'delete', id, text FROM content WHERE path=? AND id <= ?",
+                [(p, upto if not done else 1 << 62) for p in paths],
+            )
+            tables.append("content")
+        for table in tables:
             c.executemany(f"DELETE FROM {table} WHERE path=?", rows)
 
-    def put_file(
-        self,
-        row: FileRow,
-        text: str,
-        defs: Sequence[DefRow],
-        refs: Sequence[RefRow],
-        docs: Sequence[DocRow] | None = None,
-    ) -> None:
-        self.delete_paths([row.path])
+    def _same_text(self, row: FileRow) -> bool:
+        got = self.conn.execute(
+            "SELECT f.hash FROM files f JOIN content c ON c.path = f.path WHERE f.path=?",
+            (row.path,),
+        ).fetchone()
+        return got is not None and got[0] == row.hash
+
+    def _insert(self, row: FileRow, text: str | None, parsed: bool) -> None:
+        """The file row and (unless ``text`` is None: kept) its text and text-index entry."""
         c = self.conn
         c.execute(
-            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO files VALUES (?,?,?,?,?,?,?,?,?)",
             (
                 row.path,
                 row.size,
@@ -213,9 +279,38 @@ class _Batch:
                 row.lines,
                 row.tokens,
                 int(row.invalid_utf8),
+                int(parsed),
             ),
         )
-        c.execute("INSERT INTO content VALUES (?,?)", (row.path, text))
+        if text is None:
+            return
+        cur = c.execute("INSERT INTO content(path, text) VALUES (?,?)", (row.path, text))
+        if self.tri_state[0]:
+            c.execute("INSERT INTO tri(rowid, text) VALUES (?,?)", (cur.lastrowid, text))
+
+    def put_text(self, row: FileRow, text: str) -> None:
+        if self._same_text(row):
+            parsed = self.conn.execute(
+                "SELECT parsed FROM files WHERE path=?", (row.path,)
+            ).fetchone()[0]
+            self.conn.execute("DELETE FROM files WHERE path=?", (row.path,))
+            self._insert(row, None, bool(parsed))
+            return
+        self._delete([row.path], keep_text=False)
+        self._insert(row, text, parsed=False)
+
+    def put_file(
+        self,
+        row: FileRow,
+        text: str,
+        defs: Sequence[DefRow],
+        refs: Sequence[RefRow],
+        docs: Sequence[DocRow] | None = None,
+    ) -> None:
+        keep = self._same_text(row)
+        self._delete([row.path], keep_text=keep)
+        self._insert(row, None if keep else text, parsed=True)
+        c = self.conn
         c.executemany("INSERT INTO defs VALUES (?,?,?,?,?,?,?,?)", defs)
         c.executemany("INSERT INTO refs VALUES (?,?,?,?)", refs)
         if docs is None:
@@ -374,6 +469,8 @@ class SQLiteStore:
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('tri_done', '1')")
+            c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('tri_upto', '0')")
 
     def _discard_file(self) -> None:
         self.close()
@@ -473,12 +570,33 @@ class SQLiteStore:
         with self._transaction() as conn:
             for name in _NAME_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {name}")
+            if conn.execute("SELECT 1 FROM content LIMIT 1").fetchone() is None:
+                # Into an empty store: the trigram index is built afterwards (index_texts).
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tri_done', '0')")
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tri_upto', '0')")
         try:
             yield
         finally:
             with self._transaction() as conn:
                 for name, target in _NAME_INDEXES.items():
                     conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
+
+    def index_texts(self, max_files: int) -> bool:
+        with self._transaction() as conn:
+            done, upto = _tri_state(conn)
+            if done:
+                return True
+            rows = conn.execute(
+                "SELECT id, text FROM content WHERE id > ? ORDER BY id LIMIT ?",
+                (upto, max(1, max_files)),
+            ).fetchall()
+            conn.executemany("INSERT INTO tri(rowid, text) VALUES (?,?)", rows)
+            if rows:
+                conn.execute("UPDATE meta SET value=? WHERE key='tri_upto'", (str(rows[-1][0]),))
+            if len(rows) < max(1, max_files):
+                conn.execute("UPDATE meta SET value='1' WHERE key='tri_done'")
+                return True
+            return False
 
     # -- IndexStore: reads ----------------------------------------------------------
 
@@ -511,6 +629,40 @@ class SQLiteStore:
 
     def symbol_count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM defs").fetchone()[0])
+
+    def unparsed_paths(self) -> list[str]:
+        rows = self._conn.execute("SELECT path FROM files WHERE parsed=0 ORDER BY path")
+        return [str(r[0]) for r in rows]
+
+    def text_index_progress(self) -> tuple[int, int]:
+        conn = self._conn
+        done, upto = _tri_state(conn)
+        total = int(conn.execute("SELECT count(*) FROM content").fetchone()[0])
+        if done:
+            return total, total
+        indexed = conn.execute("SELECT count(*) FROM content WHERE id <= ?", (upto,)).fetchone()
+        return int(indexed[0]), total
+
+    def grep_candidates(self, alternatives: Sequence[Sequence[str]]) -> set[str] | None:
+        try:
+            match = _trigram_match(alternatives)
+        except (ValueError, IndexError):
+            return None
+        conn = self._conn
+        conn.execute("BEGIN")  # one snapshot for the state and both queries
+        try:
+            done, upto = _tri_state(conn)
+            if not done and upto == 0:
+                return None
+            rows = conn.execute(
+                "SELECT c.path FROM tri JOIN content c ON c.id = tri.rowid WHERE tri MATCH ?",
+                (match,),
+            ).fetchall()
+            if not done:
+                rows += conn.execute("SELECT path FROM content WHERE id > ?", (upto,)).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return {str(r[0]) for r in rows}
 
     def find_defs(self, query: DefQuery) -> list[Definition]:
         mode, text = query.mode, query.text

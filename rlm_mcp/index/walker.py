@@ -459,11 +459,13 @@ def process(
     *,
     explicit: bool = False,
     ranked: bool = True,
+    tags: bool = True,
 ) -> Parsed | SkippedFile:
     """Classify, decode and tag one file; runs in a pool worker or in-process.
 
     ``ranked`` also computes the file's ranked-search rows here, in parallel,
-    rather than in the process that writes the store.
+    rather than in the process that writes the store. ``tags=False`` stops
+    after decoding (the first pass of a cold load: text now, symbols later).
     """
     from rlm_mcp.index.languages import has_tags, language_for_path
     from rlm_mcp.index.ranking import doc_rows
@@ -477,13 +479,13 @@ def process(
     language = language_for_path(rel, text[:SHEBANG_SNIFF].partition("\n")[0])
     defs: list[tuple[str, str, str, str, int, int, str, str]] = []
     refs: list[tuple[str, str, int, str]] = []
-    if language is not None and has_tags(language):
-        tags = extract_tags(got.data, rel, language)
+    if tags and language is not None and has_tags(language):
+        found = extract_tags(got.data, rel, language)
         defs = [
             (d.name, d.qualname, d.kind, rel, d.start_line, d.end_line, d.signature, d.doc)
-            for d in tags.definitions
+            for d in found.definitions
         ]
-        refs = [(r.name, rel, r.line, r.kind) for r in tags.references]
+        refs = [(r.name, rel, r.line, r.kind) for r in found.references]
     lines = count_lines(text)
     return Parsed(
         rel,
@@ -497,11 +499,14 @@ def process(
         text,
         defs,
         refs,
-        doc_rows(rel, text, lines, defs) if ranked else [],
+        doc_rows(rel, text, lines, defs) if ranked and tags else [],
     )
 
 
 def process_batch(
-    items: list[tuple[str, str, int, int]], max_file_bytes: int, ranked: bool = True
+    items: list[tuple[str, str, int, int]],
+    max_file_bytes: int,
+    ranked: bool = True,
+    tags: bool = True,
 ) -> list[Parsed | SkippedFile]:
-    return [process(item, max_file_bytes, ranked=ranked) for item in items]
+    return [process(item, max_file_bytes, ranked=ranked, tags=tags) for item in items]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +36,8 @@ TEXT_B = "from a import load_config\n\n\ndef main():\n    load_config('x')\n"
 
 
 def _row(path: str, text: str) -> FileRow:
-    return FileRow(path, len(text), 1, "h-" + path, "python", text.count("\n"), 10, False)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return FileRow(path, len(text), 1, digest, "python", text.count("\n"), 10, False)
 
 
 @pytest.fixture(params=sorted(STORES))
