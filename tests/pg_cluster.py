@@ -28,7 +28,7 @@ import pytest
 
 from rlm_mcp.index.pgstore import PostgresStore
 
-__all__ = ["Cluster", "pg_bin", "postgres_store", "shared"]
+__all__ = ["Cluster", "pg_bin", "postgres_store", "private", "shared"]
 
 _SUPERUSER = "rlm"
 _RUN_AS = "nobody"
@@ -39,16 +39,18 @@ def pg_bin() -> Path | None:
     env = os.environ.get("RLM_TEST_PG_BIN")
     if env and Path(env, "initdb").exists():
         return Path(env)
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
     versions = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"),
         key=lambda p: (
             int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0
         ),
     )
-    return Path(versions[-1]).parent if versions else None
+    if versions:
+        return Path(versions[-1]).parent
+    found = shutil.which("initdb")
+    if found and Path(found).resolve().parent.joinpath("pg_ctl").exists():
+        return Path(found).resolve().parent
+    return None
 
 
 class Cluster:
@@ -138,3 +140,11 @@ def shared() -> Cluster:
 def postgres_store(tmp: Path) -> PostgresStore:
     """A :class:`PostgresStore` on the shared cluster, private to one test (its own identity)."""
     return PostgresStore(shared().url, f"test:{tmp}")
+
+
+def private() -> Cluster:
+    """A cluster of the calling test's own (to restart or stop); the caller destroys it."""
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no initdb); .ci/run installs it")
+    return Cluster(bindir)
