@@ -58,6 +58,10 @@ class IndexSettings:
         index_url: a ``postgresql://`` URL: keep indexes in that shared database
             (many processes read, one writer per repository) instead of a SQLite
             file per repository under ``cache_dir``.
+        commit: pin the shared index to this commit (a full hash): the repository's
+            identity gets ``@commit``, and a new one starts from the nearest indexed
+            commit, so only the files that differ are parsed (``rlm-mcp index
+            --commit``, ``rlm-mcp review``). Ignored without ``index_url``.
     """
 
     max_file_bytes: int = 1024 * 1024
@@ -69,6 +73,7 @@ class IndexSettings:
     grep_timeout_seconds: float = 10.0
     ranked_search: bool = True
     index_url: str | None = field(default=None, repr=False)
+    commit: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

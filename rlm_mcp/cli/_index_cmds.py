@@ -5,8 +5,11 @@ text, or with ``--json`` the same object the matching MCP tool returns."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 import rlm_mcp.cli._results as results
 from rlm_mcp.cli._common import (
@@ -22,26 +25,63 @@ from rlm_mcp.cli._common import (
     one_shot,
     relative_file,
 )
-from rlm_mcp.errors import SearchError
+from rlm_mcp.errors import RepositoryNotFound, SearchError
 
 if TYPE_CHECKING:
     from rlm_mcp.index import Repository
+    from rlm_mcp.settings_loader import Config
+
+
+def pin_commit(config: Config, path: Path, rev: str | None) -> tuple[Config, str]:
+    """``config`` with the shared index pinned to ``rev`` of the checkout at ``path``.
+
+    ``rev=None`` names the working tree's state (:func:`~rlm_mcp.index.stores.worktree_commit`).
+    """
+    from rlm_mcp.index.stores import resolve_commit, worktree_commit
+
+    if not config.settings.index.index_url:
+        raise UsageError("--commit pins a shared index: set --index-url or RLM_INDEX_URL")
+    root = path.expanduser().resolve()
+    root = root if root.is_dir() else root.parent
+    try:
+        sha = worktree_commit(root) if rev is None else resolve_commit(root, rev)
+        if rev is not None and worktree_commit(root) != sha:
+            raise UsageError(
+                f"the working tree of {root} is not at {rev} ({sha[:12]}): check that commit "
+                "out with no local changes, or index without --commit"
+            )
+    except RepositoryNotFound as exc:
+        raise UsageError(str(exc)) from None
+    index = replace(config.settings.index, commit=sha)
+    return replace(config, settings=replace(config.settings, index=index)), sha
 
 
 async def cmd_index(args: argparse.Namespace, ctx: Ctx) -> int:
-    service = make_service(one_shot(ctx.config))
+    config, sha = ctx.config, None
+    if args.commit is not None:
+        config, sha = pin_commit(config, args.path, args.commit)
+    service = make_service(one_shot(config))
+    seeded: str | None = None
     try:
         summary = await load(service, args.path, ctx)
+        if sha is not None:
+            store = service.get().repo.store
+            seeded = await anyio.to_thread.run_sync(store.meta, "seeded_from")
     finally:
         await service.aclose()
     if args.json:
-        dump(asdict(summary))
+        extra = {} if sha is None else {"commit": sha, "seeded_from": seeded}
+        dump({**asdict(summary), **extra})
         return EXIT_OK
     print(
         f"indexed {summary.root}: {summary.files:,} files, {summary.tokens:,} tokens, "
         f"{summary.symbols:,} symbols in {summary.seconds:.2f}s "
         f"({summary.parsed:,} parsed, {summary.reused:,} reused from the cache)"
     )
+    if sha is not None:
+        base = seeded.rsplit("@", 1)[-1][:12] if seeded else None
+        start = f"started from the index of {base}" if base else "no earlier commit was indexed"
+        print(f"commit {sha[:12]}: {start}; {summary.parsed:,} changed files parsed")
     print(f"languages: {counts(summary.languages)}")
     print(f"skipped: {counts(summary.skipped)}")
     return EXIT_OK

@@ -233,6 +233,12 @@ async def cmd_review(args: argparse.Namespace, ctx: Ctx) -> int:
             dump({**empty, "findings": [], "answer": "", "status": "completed"})
         return EXIT_OK
     config = without_unusable_trajectories(ctx)
+    if config.settings.index.index_url:
+        from rlm_mcp.cli._index_cmds import pin_commit
+
+        # A shared index: this checkout's own (pinned) identity, started from the
+        # nearest indexed commit, so only the files that differ are parsed.
+        config, _ = pin_commit(config, repo, None)
     service: RlmService = make_service(one_shot(config))
     try:
         service.engine()

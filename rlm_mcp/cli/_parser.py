@@ -209,6 +209,15 @@ def _index_commands(sub: Any) -> None:
     )
     _path(p)
     _json(p, "the full load report")
+    p.add_argument(
+        "--commit",
+        nargs="?",
+        const="HEAD",
+        metavar="REV",
+        help="pin the shared index (--index-url) to this commit of PATH's checkout "
+        "[default: HEAD]; a commit not yet indexed starts from the nearest indexed one, "
+        "so only the files that differ are parsed",
+    )
     _settings(p, "cache_dir", "index_url")
 
     p = sub.add_parser(

@@ -662,6 +662,95 @@ class PostgresStore:
         """Nothing to defer: the indexes are shared by every repository in the database."""
         yield
 
+    # -- sharing indexes between identities (index by commit) -------------------------
+
+    def is_empty(self) -> bool:
+        """``True`` when nothing is stored for this identity yet."""
+        rows = self._all(
+            "SELECT NOT EXISTS (SELECT 1 FROM rlm_files WHERE repo_id = %s) AND NOT EXISTS "
+            "(SELECT 1 FROM rlm_skipped WHERE repo_id = %s)",
+            (self.repo_id, self.repo_id),
+        )
+        return bool(rows[0][0])
+
+    def identities(self, prefix: str, limit: int = 100) -> list[str]:
+        """Other identities starting with ``prefix`` that hold files, newest first."""
+        rows = self._all(
+            "SELECT r.identity FROM rlm_repos r WHERE r.identity LIKE %s AND r.repo_id <> %s "
+            "AND EXISTS (SELECT 1 FROM rlm_files f WHERE f.repo_id = r.repo_id) "
+            "ORDER BY r.repo_id DESC LIMIT %s",
+            (_like_escape(prefix) + "%", self.repo_id, limit),
+        )
+        return [str(r[0]) for r in rows]
+
+    def copy_from(self, identity: str) -> int:
+        """Replace this identity's index with a copy of ``identity``'s; returns the files copied.
+
+        Held under this identity's writer lock by the caller. Ranked-search rows
+        get new ids in the same order, so ties rank as they did in the source.
+        """
+        with self.batch() as b:
+            conn = b.conn
+            row = conn.execute(
+                "SELECT repo_id FROM rlm_repos WHERE identity = %s", (identity,)
+            ).fetchone()
+            if row is None:
+                return 0
+            src, dst = int(row[0]), self.repo_id
+            for table in _PER_REPO:
+                conn.execute(f"DELETE FROM {table} WHERE repo_id = %s", (dst,))
+            plain = {
+                "rlm_meta": "key, value",
+                "rlm_files": "path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8, "
+                "parsed",
+                "rlm_content": "path, text, raw",
+                "rlm_skipped": "path, size, mtime_ns, reason, detail",
+                "rlm_defs": _DEF_COLUMNS,
+                "rlm_refs": "name, path, line, kind",
+            }
+            for table, cols in plain.items():
+                conn.execute(
+                    f"INSERT INTO {table} (repo_id, {cols}) SELECT %s, {cols} FROM {table} "
+                    "WHERE repo_id = %s",
+                    (dst, src),
+                )
+            conn.execute(
+                "CREATE TEMP TABLE rlm_doc_map (old bigint PRIMARY KEY, new bigint NOT NULL) "
+                "ON COMMIT DROP"
+            )
+            olds = [
+                int(r[0])
+                for r in conn.execute(
+                    "SELECT id FROM rlm_docs WHERE repo_id = %s ORDER BY id", (src,)
+                ).fetchall()
+            ]
+            if olds:
+                news = sorted(
+                    int(r[0])
+                    for r in conn.execute(
+                        "SELECT nextval(pg_get_serial_sequence('rlm_docs', 'id')) "
+                        "FROM generate_series(1, %s)",
+                        (len(olds),),
+                    ).fetchall()
+                )
+                b._copy("rlm_doc_map", "old, new", list(zip(olds, news, strict=True)))
+                conn.execute(
+                    "INSERT INTO rlm_docs (id, repo_id, path, start_line, end_line, qualname, "
+                    "kind, signature, doc, ntok) SELECT m.new, %s, d.path, d.start_line, "
+                    "d.end_line, d.qualname, d.kind, d.signature, d.doc, d.ntok FROM rlm_docs d "
+                    "JOIN rlm_doc_map m ON m.old = d.id WHERE d.repo_id = %s",
+                    (dst, src),
+                )
+                conn.execute(
+                    "INSERT INTO rlm_terms (repo_id, path, doc_id, term, w) "
+                    "SELECT %s, t.path, m.new, t.term, t.w FROM rlm_terms t "
+                    "JOIN rlm_doc_map m ON m.old = t.doc_id WHERE t.repo_id = %s",
+                    (dst, src),
+                )
+            n = conn.execute("SELECT count(*) FROM rlm_files WHERE repo_id = %s", (dst,)).fetchone()
+            b.set_meta("seeded_from", identity)
+        return int(n[0]) if n else 0
+
     def index_texts(self, max_files: int) -> bool:
         """Nothing to catch up: the trigram index is kept current by every write."""
         return True

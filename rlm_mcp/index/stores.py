@@ -11,9 +11,12 @@ one), so every machine that checks out the same repository shares its index.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from rlm_mcp.config import IndexSettings, default_cache_dir
@@ -22,7 +25,21 @@ from rlm_mcp.index.repository import Progress, Repository, load
 from rlm_mcp.index.storage import IndexStore
 from rlm_mcp.index.store import SQLiteStore, db_path_for
 
-__all__ = ["git_remote", "load_indexed", "open_store", "repo_identity"]
+if TYPE_CHECKING:
+    from rlm_mcp.index.pgstore import PostgresStore
+
+__all__ = [
+    "git_remote",
+    "load_indexed",
+    "nearest_commit",
+    "open_store",
+    "repo_identity",
+    "resolve_commit",
+    "seed_from_nearest",
+    "worktree_commit",
+]
+
+log = logging.getLogger(__name__)
 
 _GIT_TIMEOUT_S = 10
 
@@ -100,15 +117,103 @@ def open_store(
 ) -> IndexStore:
     """The store for the repository at ``path``, chosen by ``settings.index_url``.
 
-    Raises :class:`~rlm_mcp.errors.RepositoryNotFound` for a missing path and
-    :class:`~rlm_mcp.errors.IndexUnavailable` when the database cannot be reached.
+    With a commit (``commit`` or ``settings.commit``) on PostgreSQL, a new
+    identity starts as a copy of the nearest indexed commit's index
+    (:func:`seed_from_nearest`), so the load that follows parses only the
+    files that differ. Raises :class:`~rlm_mcp.errors.RepositoryNotFound` for
+    a missing path and :class:`~rlm_mcp.errors.IndexUnavailable` when the
+    database cannot be reached.
     """
     if settings.index_url:
         from rlm_mcp.index.pgstore import PostgresStore
 
-        return PostgresStore(settings.index_url, repo_identity(path, commit))
+        commit = commit or settings.commit
+        store = PostgresStore(settings.index_url, repo_identity(path, commit))
+        if commit:
+            try:
+                seed_from_nearest(store, _resolve(path), commit)
+            except BaseException:
+                store.close()
+                raise
+        return store
     cache_dir = settings.cache_dir if settings.cache_dir is not None else default_cache_dir()
     return SQLiteStore(db_path_for(Path(cache_dir), _resolve(path)))
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=_GIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def resolve_commit(root: Path, rev: str = "HEAD") -> str:
+    """The full hash of ``rev`` in the repository at ``root``."""
+    sha = _git(root, "rev-parse", "--verify", "--quiet", rev + "^{commit}")
+    if not sha:
+        raise RepositoryNotFound(f"{rev!r} is not a commit of the git repository at {root}")
+    return sha
+
+
+def worktree_commit(root: Path) -> str:
+    """A name for the checkout's state: HEAD's hash, plus ``+`` and a digest when it has changes.
+
+    A review of a dirty working tree then never writes its edits into the
+    index of the clean commit, yet still starts from that commit's index.
+    """
+    sha = resolve_commit(root)
+    status = _git(root, "status", "--porcelain", "--untracked-files=all")
+    if not status:
+        return sha
+    diff = _git(root, "diff", "HEAD", "--binary") or ""
+    digest = hashlib.sha256((status + "\0" + diff).encode("utf-8", "surrogateescape"))
+    return f"{sha}+{digest.hexdigest()[:12]}"
+
+
+def nearest_commit(root: Path, commit: str, candidates: list[str]) -> str | None:
+    """Of ``candidates`` (hashes), the one fewest commits away from ``commit``.
+
+    Distance counts the commits on either side of the merge base (``git
+    rev-list --left-right --count a...b``); a candidate this clone does not have
+    (a shallow CI checkout) is passed over.
+    """
+    best: tuple[int, str] | None = None
+    commit = commit.split("+", 1)[0]
+    for cand in candidates:
+        counts = _git(root, "rev-list", "--left-right", "--count", f"{cand}...{commit}")
+        if not counts:
+            continue
+        left, right = (int(x) for x in counts.split())
+        if best is None or left + right < best[0]:
+            best = (left + right, cand)
+    return None if best is None else best[1]
+
+
+def seed_from_nearest(store: PostgresStore, root: Path, commit: str) -> str | None:
+    """Start an empty pinned index as a copy of the nearest indexed commit's; returns that commit.
+
+    Runs under the store's writer lock, so two CI jobs on the same commit seed
+    it once; the second finds it full and copies nothing.
+    """
+    with store.writer():
+        if not store.is_empty():
+            return None
+        base = store.identity[: -len(commit)]
+        shas = {i[len(base) :]: i for i in store.identities(base)}
+        shas = {sha: ident for sha, ident in shas.items() if sha and not set("@+#") & set(sha)}
+        nearest = nearest_commit(root, commit, list(shas))
+        if nearest is None:
+            return None
+        files = store.copy_from(shas[nearest])
+        log.info("index of %s starts from %s (%d files)", commit[:12], nearest[:12], files)
+        return nearest
 
 
 def load_indexed(
@@ -117,6 +222,13 @@ def load_indexed(
     *,
     progress: Progress | None = None,
     commit: str | None = None,
+    background: bool = False,
 ) -> Repository:
     """:func:`~rlm_mcp.index.repository.load` on the store :func:`open_store` chooses."""
-    return load(path, settings, progress=progress, store=open_store(settings, path, commit=commit))
+    return load(
+        path,
+        settings,
+        progress=progress,
+        store=open_store(settings, path, commit=commit),
+        background=background,
+    )
