@@ -8,6 +8,7 @@ read and act on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -76,6 +77,16 @@ class LoadResult(BaseModel):
     index_version: int
     watching: bool
     reloaded: bool = Field(description="true when this path was already loaded and was refreshed")
+    partial: str | None = Field(
+        default=None,
+        description="set while a cold load is still extracting symbols in the background: "
+        "these results cover only the files done so far",
+    )
+    indexing: str | None = Field(
+        default=None,
+        description="the background pass (text index, then symbols): phase, files done, "
+        "time left; poll rlm_repos",
+    )
 
 
 class ModelUsageOut(BaseModel):
@@ -149,11 +160,21 @@ class QueryResult(BaseModel):
     citations: list[CitationOut] = Field(
         description="paths, path:line and symbols the answer names, checked against the index"
     )
+    partial: str | None = Field(
+        default=None,
+        description="set while a cold load is still extracting symbols in the background: "
+        "these results cover only the files done so far",
+    )
 
 
 class FindResult(BaseModel):
     hits: list[SearchHitOut]
     index_version: int
+    partial: str | None = Field(
+        default=None,
+        description="set while a cold load is still extracting symbols in the background: "
+        "these results cover only the files done so far",
+    )
 
 
 _LIMIT_TYPES: dict[str, type] = {"int": int, "float": float, "Decimal": float}
@@ -204,11 +225,21 @@ class SymbolOut(BaseModel):
 class SymbolsResult(BaseModel):
     symbols: list[SymbolOut]
     index_version: int
+    partial: str | None = Field(
+        default=None,
+        description="set while a cold load is still extracting symbols in the background: "
+        "these results cover only the files done so far",
+    )
 
 
 class ReferencesResult(BaseModel):
     references: list[str] = Field(description="path:line")
     index_version: int
+    partial: str | None = Field(
+        default=None,
+        description="set while a cold load is still extracting symbols in the background: "
+        "these results cover only the files done so far",
+    )
 
 
 class CallerOut(BaseModel):
@@ -223,11 +254,21 @@ class CallerOut(BaseModel):
 class CallersResult(BaseModel):
     callers: list[CallerOut]
     index_version: int
+    partial: str | None = Field(
+        default=None,
+        description="set while a cold load is still extracting symbols in the background: "
+        "these results cover only the files done so far",
+    )
 
 
 class TextResult(BaseModel):
     text: str
     index_version: int
+    partial: str | None = Field(
+        default=None,
+        description="set while a cold load is still extracting symbols in the background: "
+        "these results cover only the files done so far",
+    )
 
 
 class ExecOut(BaseModel):
@@ -262,6 +303,14 @@ class RepoOut(BaseModel):
     )
     last_error: str | None = Field(description="why updates are failing (they are retried)")
     loaded_at: float
+    partial: str | None = Field(
+        default=None,
+        description="set while a cold load is still extracting symbols in the background: "
+        "these results cover only the files done so far",
+    )
+    indexing: str | None = Field(
+        default=None, description="the background pass of a cold load, while it runs"
+    )
 
 
 class ReposResult(BaseModel):
@@ -361,7 +410,7 @@ def create_server(
             await ctx.report_progress(done, total, f"indexed {done} of {total} files")
 
         async def run() -> LoadResult:
-            _, summary = await _svc(ctx).load(path, name, progress=progress)
+            _, summary = await _svc(ctx).load(path, name, progress=progress, background=True)
             return LoadResult.model_validate(summary, from_attributes=True)
 
         return await _guard(run())
@@ -407,7 +456,10 @@ def create_server(
                     f"the query failed: {result.error}"
                     + (f"\n\n{result.answer}" if result.answer else "")
                 )
-            return QueryResult.model_validate(result.as_dict())
+            out = QueryResult.model_validate(result.as_dict())
+            with contextlib.suppress(RlmMcpError):
+                out.partial = _svc(ctx).get(repo).repo.partial_note()
+            return out
 
         return await _guard(run())
 
@@ -444,6 +496,7 @@ def create_server(
                     for h in r.search(query, limit, glob)
                 ],
                 index_version=r.version,
+                partial=r.partial_note(),
             ),
         )
 
@@ -510,6 +563,7 @@ def create_server(
             lambda r: SymbolsResult(
                 symbols=[_sym(d) for d in r.symbols(query, kind, path_glob, match, limit)],
                 index_version=r.version,
+                partial=r.partial_note(),
             ),
         )
 
@@ -528,6 +582,7 @@ def create_server(
             lambda r: ReferencesResult(
                 references=[f"{ref.path}:{ref.line}" for ref in r.references(name, limit)],
                 index_version=r.version,
+                partial=r.partial_note(),
             ),
         )
 
@@ -553,6 +608,7 @@ def create_server(
                     for ref, d in r.callers(name, limit)
                 ],
                 index_version=r.version,
+                partial=r.partial_note(),
             ),
         )
 
@@ -564,7 +620,9 @@ def create_server(
             ctx,
             repo,
             lambda r: SymbolsResult(
-                symbols=[_sym(d) for d in r.outline(path)], index_version=r.version
+                symbols=[_sym(d) for d in r.outline(path)],
+                index_version=r.version,
+                partial=r.partial_note(),
             ),
         )
 
@@ -598,7 +656,11 @@ def create_server(
         return await _on_repo(
             ctx,
             repo,
-            lambda r: TextResult(text=r.repo_map(max_tokens, focus), index_version=r.version),
+            lambda r: TextResult(
+                text=r.repo_map(max_tokens, focus),
+                index_version=r.version,
+                partial=r.partial_note(),
+            ),
         )
 
     @mcp.tool(

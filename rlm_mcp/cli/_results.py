@@ -10,7 +10,8 @@ command; the comparison test keeps the two from drifting.
 (``path``, ``line``, ``text``) where ``rlm_search`` returns ``"path:line:text"``
 strings, because a shell consumer (``jq``) should not split strings on colons
 that paths and code contain. Joining ``path:line:text`` gives the MCP string;
-``truncated`` and ``index_version`` mean the same in both, and ``total`` and
+``truncated``, ``index_version`` and ``partial`` (always null: the CLI loads the
+index completely before it answers) mean the same in both, and ``total`` and
 ``offset`` are additions.
 """
 
@@ -44,17 +45,25 @@ def symbol_out(d: Any) -> dict[str, Any]:
     }
 
 
-def symbols_result(defs: Iterable[Any], version: int) -> dict[str, Any]:
+def symbols_result(defs: Iterable[Any], version: int, partial: str | None = None) -> dict[str, Any]:
     """``SymbolsResult`` (``rlm_symbols``, ``rlm_outline``)."""
-    return {"symbols": [symbol_out(d) for d in defs], "index_version": version}
+    return {"symbols": [symbol_out(d) for d in defs], "index_version": version, "partial": partial}
 
 
-def references_result(refs: Iterable[Any], version: int) -> dict[str, Any]:
+def references_result(
+    refs: Iterable[Any], version: int, partial: str | None = None
+) -> dict[str, Any]:
     """``ReferencesResult``: ``path:line`` strings."""
-    return {"references": [f"{r.path}:{r.line}" for r in refs], "index_version": version}
+    return {
+        "references": [f"{r.path}:{r.line}" for r in refs],
+        "index_version": version,
+        "partial": partial,
+    }
 
 
-def callers_result(pairs: Iterable[tuple[Any, Any]], version: int) -> dict[str, Any]:
+def callers_result(
+    pairs: Iterable[tuple[Any, Any]], version: int, partial: str | None = None
+) -> dict[str, Any]:
     """``CallersResult``: each reference with the definition that contains it."""
     return {
         "callers": [
@@ -67,12 +76,13 @@ def callers_result(pairs: Iterable[tuple[Any, Any]], version: int) -> dict[str, 
             for ref, d in pairs
         ],
         "index_version": version,
+        "partial": partial,
     }
 
 
-def text_result(text: str, version: int) -> dict[str, Any]:
+def text_result(text: str, version: int, partial: str | None = None) -> dict[str, Any]:
     """``TextResult`` (``rlm_read``, ``rlm_repo_map``)."""
-    return {"text": text, "index_version": version}
+    return {"text": text, "index_version": version, "partial": partial}
 
 
 def search_hit(hit: Any) -> dict[str, Any]:
@@ -88,6 +98,6 @@ def search_hit(hit: Any) -> dict[str, Any]:
     }
 
 
-def find_result(hits: Iterable[Any], version: int) -> dict[str, Any]:
+def find_result(hits: Iterable[Any], version: int, partial: str | None = None) -> dict[str, Any]:
     """``FindResult`` (``rlm_find``)."""
-    return {"hits": [search_hit(h) for h in hits], "index_version": version}
+    return {"hits": [search_hit(h) for h in hits], "index_version": version, "partial": partial}
