@@ -8,9 +8,10 @@ delegates its read side to; it sees the index only through the
 Grep is the REPL's workhorse. It runs in a helper process per repository
 (:mod:`~rlm_mcp.index.grepworker`) that keeps the texts in memory (bounded by
 :data:`TEXT_CACHE_BYTES`) and is killed when a pattern overruns
-:data:`GREP_TIMEOUT`, so no regex can freeze the server. When the pattern has
-a required literal, ``str.find`` locates candidate lines and the regex only
-checks those, which keeps Python within a small factor of ripgrep.
+:data:`GREP_TIMEOUT`, so no regex can freeze the server. The store's trigram
+index narrows the files to those that contain the pattern's required literals
+(:mod:`~rlm_mcp.index.literals`); within a file, ``str.find`` locates candidate
+lines and the regex only checks those.
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ __all__ = [
     "required_literal",
 ]
 
-TEXT_CACHE_BYTES = 512 * 1024 * 1024
-"""Texts the grep helper keeps in memory; past this it streams them from the store."""
+TEXT_CACHE_BYTES = 128 * 1024 * 1024
+"""Texts the grep helper keeps in memory; past this it streams them from the store.
+
+Memory is bounded by this, not by the corpus: with the trigram index a grep with
+a literal reads only its candidate files, so streaming costs little."""
 GREP_TIMEOUT = 10.0
 """Seconds one grep may run before its helper is killed."""
 MAX_GREP_RESULTS = 10_000
