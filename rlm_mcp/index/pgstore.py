@@ -169,16 +169,15 @@ class _Tokens:
             conn = self._idle.get_nowait()
         except queue.Empty:
             conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        try:
-            conn.execute("DROP TABLE IF EXISTS v")
-            conn.execute("DROP TABLE IF EXISTS t")
             conn.execute(
                 "CREATE VIRTUAL TABLE t USING fts5(names, pathwords, body, "
                 "tokenize='porter unicode61')"
             )
             conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
+        try:
             yield conn
         finally:
+            conn.execute("DELETE FROM t")
             self._idle.put(conn)
 
     def docs(self, rows: Sequence[tuple[str, str, str]]) -> list[tuple[dict[str, int], int]]:
@@ -357,13 +356,23 @@ class _Batch:
                 f"DELETE FROM {table} WHERE repo_id = %s AND path = ANY(%s)", (self.repo, paths)
             )
 
-    def _copy(self, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+    def _copy(
+        self,
+        table: str,
+        columns: str,
+        rows: list[tuple[Any, ...]],
+        types: Sequence[str] | None = None,
+    ) -> None:
+        """``COPY`` the rows in; binary when the column ``types`` are given (the big tables)."""
         if not rows:
             return
+        binary = " (FORMAT BINARY)" if types else ""
         with (
             self.conn.cursor() as cur,
-            cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+            cur.copy(f"COPY {table} ({columns}) FROM STDIN{binary}") as copy,
         ):
+            if types:
+                copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
 
@@ -372,21 +381,26 @@ class _Batch:
         if not pending:
             return
         r = self.repo
-        stored = dict(
-            self.conn.execute(
-                "SELECT f.path, f.hash FROM rlm_files f JOIN rlm_content c "
-                "ON c.repo_id = f.repo_id AND c.path = f.path "
-                "WHERE f.repo_id = %s AND f.path = ANY(%s)",
-                (r, sorted(p for p, e in pending.items() if e.row is not None)),
-            ).fetchall()
-        )
+        rows = self.conn.execute(
+            "SELECT s.path, NULL FROM rlm_skipped s WHERE s.repo_id = %(r)s "
+            "AND s.path = ANY(%(p)s) UNION ALL "
+            "SELECT f.path, CASE WHEN EXISTS (SELECT 1 FROM rlm_content c "
+            "WHERE c.repo_id = f.repo_id AND c.path = f.path) THEN f.hash END "
+            "FROM rlm_files f WHERE f.repo_id = %(r)s AND f.path = ANY(%(p)s)",
+            {"r": r, "p": sorted(pending)},
+        ).fetchall()
+        present = {str(row[0]) for row in rows}
+        stored = {str(row[0]): row[1] for row in rows if row[1] is not None}
 
         def same(path: str, e: _Pending) -> bool:
             return e.row is not None and stored.get(path) == e.row.hash
 
         row_only = {p: e for p, e in pending.items() if e.kind == "text" and same(p, e)}
         keep_text = {p for p, e in pending.items() if e.kind == "file" and same(p, e)}
-        self._delete(sorted(set(pending) - set(row_only) - keep_text), _PER_PATH_ALL)
+        # A path stored under neither files nor skipped has no rows anywhere (every
+        # write of a path stores one of them): a cold load deletes nothing.
+        replaced = present - set(row_only) - keep_text
+        self._delete(sorted(replaced), _PER_PATH_ALL)
         self._delete(sorted(keep_text), [t for t in _PER_PATH_ALL if t != "rlm_content"])
         for p, e in row_only.items():
             assert e.row is not None
@@ -442,19 +456,33 @@ class _Batch:
             defs.extend((r, *d) for d in e.defs)
             refs.extend((r, *x) for x in e.refs)
             docs.extend(e.docs)
-        self._copy(
-            "rlm_files",
-            "repo_id, path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8, parsed",
-            files,
+        # Words for ranked search come from SQLite's tokenizer, which releases the
+        # GIL: it runs on a helper thread while the other tables are sent.
+        words: list[list[tuple[dict[str, int], int]]] = []
+        rows3 = [(d[7], d[8], d[9]) for d in docs]
+        helper = threading.Thread(
+            target=lambda: words.append(_TOKENS.docs(rows3)), name="rlm-pg-words", daemon=True
         )
-        self._copy("rlm_content", "repo_id, path, text, raw", content)
-        self._copy("rlm_skipped", "repo_id, path, size, mtime_ns, reason, detail", skipped)
-        self._copy("rlm_defs", f"repo_id, {_DEF_COLUMNS}", defs)
-        self._copy("rlm_refs", "repo_id, name, path, line, kind", refs)
+        helper.start()
+        try:
+            self._copy(
+                "rlm_files",
+                "repo_id, path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8, "
+                "parsed",
+                files,
+            )
+            self._copy("rlm_content", "repo_id, path, text, raw", content)
+            self._copy("rlm_skipped", "repo_id, path, size, mtime_ns, reason, detail", skipped)
+            self._copy("rlm_defs", f"repo_id, {_DEF_COLUMNS}", defs)
+            self._copy("rlm_refs", "repo_id, name, path, line, kind", refs)
+        finally:
+            helper.join()
         if docs:
-            self._copy_docs(docs)
+            if not words:
+                raise RuntimeError("tokenizing the ranked-search rows failed")
+            self._copy_docs(docs, words[0])
 
-    def _copy_docs(self, docs: list[DocRow]) -> None:
+    def _copy_docs(self, docs: list[DocRow], tokens: list[tuple[dict[str, int], int]]) -> None:
         ids = sorted(
             int(i)
             for (i,) in self.conn.execute(
@@ -463,7 +491,6 @@ class _Batch:
                 (len(docs),),
             ).fetchall()
         )
-        tokens = _TOKENS.docs([(d[7], d[8], d[9]) for d in docs])
         r = self.repo
         doc_out: list[tuple[Any, ...]] = []
         term_out: list[tuple[Any, ...]] = []
@@ -475,7 +502,12 @@ class _Batch:
             "id, repo_id, path, start_line, end_line, qualname, kind, signature, doc, ntok",
             doc_out,
         )
-        self._copy("rlm_terms", "repo_id, path, doc_id, term, w", term_out)
+        self._copy(
+            "rlm_terms",
+            "repo_id, path, doc_id, term, w",
+            term_out,
+            ("int8", "text", "int8", "text", "int4"),
+        )
 
 
 # -- the store ------------------------------------------------------------------------------
