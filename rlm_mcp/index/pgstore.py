@@ -68,7 +68,8 @@ _C = 'COLLATE "C"'
 _TABLES = f"""
 CREATE TABLE IF NOT EXISTS rlm_schema (version integer NOT NULL);
 CREATE TABLE IF NOT EXISTS rlm_repos (
-    repo_id bigserial PRIMARY KEY, identity text {_C} NOT NULL UNIQUE
+    repo_id bigserial PRIMARY KEY, identity text {_C} NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS rlm_meta (
     repo_id bigint NOT NULL, key text {_C} NOT NULL, value text NOT NULL,
