@@ -62,6 +62,9 @@ class IndexSettings:
             identity gets ``@commit``, and a new one starts from the nearest indexed
             commit, so only the files that differ are parsed (``rlm-mcp index
             --commit``, ``rlm-mcp review``). Ignored without ``index_url``.
+        commit_overlay: with ``commit``, a new pinned index starts as an overlay on the
+            nearest indexed commit (nothing copied: it stores only the files that differ)
+            rather than as a full copy; for one-shot jobs such as CI reviews.
     """
 
     max_file_bytes: int = 1024 * 1024
@@ -74,6 +77,7 @@ class IndexSettings:
     ranked_search: bool = True
     index_url: str | None = field(default=None, repr=False)
     commit: str | None = None
+    commit_overlay: bool = False
 
 
 @dataclass(frozen=True, slots=True)

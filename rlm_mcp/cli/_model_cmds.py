@@ -12,6 +12,7 @@ import argparse
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -239,6 +240,8 @@ async def cmd_review(args: argparse.Namespace, ctx: Ctx) -> int:
         # A shared index: this checkout's own (pinned) identity, started from the
         # nearest indexed commit, so only the files that differ are parsed.
         config, _ = pin_commit(config, repo, None)
+        index = replace(config.settings.index, commit_overlay=True)
+        config = replace(config, settings=replace(config.settings, index=index))
     service: RlmService = make_service(one_shot(config))
     try:
         service.engine()

@@ -69,7 +69,10 @@ _TABLES = f"""
 CREATE TABLE IF NOT EXISTS rlm_schema (version integer NOT NULL);
 CREATE TABLE IF NOT EXISTS rlm_repos (
     repo_id bigserial PRIMARY KEY, identity text {_C} NOT NULL UNIQUE,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(), base_id bigint
+);
+CREATE TABLE IF NOT EXISTS rlm_shadow (
+    repo_id bigint NOT NULL, path text {_C} NOT NULL, PRIMARY KEY (repo_id, path)
 );
 CREATE TABLE IF NOT EXISTS rlm_meta (
     repo_id bigint NOT NULL, key text {_C} NOT NULL, value text NOT NULL,
@@ -121,7 +124,7 @@ CREATE INDEX IF NOT EXISTS rlm_terms_path ON rlm_terms (repo_id, path)
 _TRGM = "CREATE INDEX IF NOT EXISTS rlm_content_trgm ON rlm_content USING gin (text gin_trgm_ops)"
 _PER_PATH = ("rlm_files", "rlm_content", "rlm_skipped", "rlm_defs", "rlm_refs", "rlm_docs")
 _PER_PATH_ALL = (*_PER_PATH, "rlm_terms")
-_PER_REPO = (*_PER_PATH_ALL, "rlm_meta")
+_PER_REPO = (*_PER_PATH_ALL, "rlm_meta", "rlm_shadow")
 _ALL = (*_PER_REPO, "rlm_repos", "rlm_schema")
 _DEF_COLUMNS = "name, qualname, kind, path, start_line, end_line, signature, doc"
 _FILE_COLUMNS = "path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8"
@@ -149,6 +152,20 @@ def safe_location(url: str) -> str:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _vis(alias: str, base: int | None) -> str:
+    """SQL: the rows of ``alias`` this identity sees (named parameters ``me`` and ``base``).
+
+    An overlay identity (``base`` set) sees its own rows and those of its base
+    whose path it has not shadowed (written or deleted on its own).
+    """
+    if base is None:
+        return f"{alias}.repo_id = %(me)s"
+    return (
+        f"({alias}.repo_id = %(me)s OR ({alias}.repo_id = %(base)s AND NOT EXISTS "
+        f"(SELECT 1 FROM rlm_shadow sh WHERE sh.repo_id = %(me)s AND sh.path = {alias}.path)))"
+    )
 
 
 # -- words for ranked search: SQLite's own tokenizer --------------------------------------
@@ -228,8 +245,8 @@ def _content_text(text: str, raw: bytes | None) -> str:
 class PgTextReader:
     """Read-only access to file texts, for the grep helper process."""
 
-    def __init__(self, url: str, repo_id: int) -> None:
-        self._url, self._repo = url, repo_id
+    def __init__(self, url: str, repo_id: int, base: int | None = None) -> None:
+        self._url, self._repo, self._base = url, repo_id, base
         self._conn: psycopg.Connection[Any] | None = None
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -246,9 +263,13 @@ class PgTextReader:
                 conn = self._connection()
                 for i in range(0, len(paths), TEXT_BATCH):
                     rows = conn.execute(
-                        "SELECT path, text, raw FROM rlm_content WHERE repo_id = %s "
-                        "AND path = ANY(%s)",
-                        (self._repo, list(paths[i : i + TEXT_BATCH])),
+                        "SELECT c.path, c.text, c.raw FROM rlm_content c WHERE "
+                        f"{_vis('c', self._base)} AND c.path = ANY(%(paths)s)",
+                        {
+                            "me": self._repo,
+                            "base": self._base,
+                            "paths": list(paths[i : i + TEXT_BATCH]),
+                        },
                     ).fetchall()
                     out.update((p, _content_text(t, r)) for p, t, r in rows)
                 return out
@@ -268,7 +289,8 @@ class PgTextReader:
 def open_text_reader(arg: str) -> PgTextReader:
     """The reader :meth:`PostgresStore.reader_spec` names: ``arg`` is JSON {url, repo_id}."""
     spec = json.loads(arg)
-    return PgTextReader(str(spec["url"]), int(spec["repo_id"]))
+    base = spec.get("base")
+    return PgTextReader(str(spec["url"]), int(spec["repo_id"]), None if base is None else int(base))
 
 
 # -- writes -------------------------------------------------------------------------------
@@ -297,9 +319,10 @@ class _Batch:
     only the file's row, ``put_file`` everything but the text.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], repo_id: int) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], repo_id: int, base: int | None) -> None:
         self.conn = conn
         self.repo = repo_id
+        self.base = base
         self._pending: dict[str, _Pending] = {}
 
     # -- StoreBatch ---------------------------------------------------------------
@@ -309,6 +332,7 @@ class _Batch:
             return
         self.flush()
         self._delete(sorted(set(paths)), _PER_PATH_ALL)
+        self._shadow(sorted(set(paths)))
 
     def put_file(
         self,
@@ -348,6 +372,15 @@ class _Batch:
         if path in self._pending:
             self.flush()
         self._pending[path] = item
+
+    def _shadow(self, paths: list[str]) -> None:
+        """In an overlay, hide the base's rows for ``paths`` (this identity now owns them)."""
+        if self.base is not None and paths:
+            self.conn.execute(
+                "INSERT INTO rlm_shadow (repo_id, path) SELECT %s, unnest(%s::text[]) "
+                "ON CONFLICT DO NOTHING",
+                (self.repo, paths),
+            )
 
     def _delete(self, paths: list[str], tables: Sequence[str]) -> None:
         if not paths:
@@ -403,6 +436,7 @@ class _Batch:
         replaced = present - set(row_only) - keep_text
         self._delete(sorted(replaced), _PER_PATH_ALL)
         self._delete(sorted(keep_text), [t for t in _PER_PATH_ALL if t != "rlm_content"])
+        self._shadow(sorted(pending))
         for p, e in row_only.items():
             assert e.row is not None
             self.conn.execute(
@@ -592,9 +626,10 @@ class PostgresStore:
             (self.identity,),
         )
         row = conn.execute(
-            "SELECT repo_id FROM rlm_repos WHERE identity = %s", (self.identity,)
+            "SELECT repo_id, base_id FROM rlm_repos WHERE identity = %s", (self.identity,)
         ).fetchone()
         assert row is not None
+        self.base_id: int | None = None if row[1] is None else int(row[1])
         return int(row[0])
 
     # -- IndexStore: identity ---------------------------------------------------------
@@ -608,7 +643,8 @@ class PostgresStore:
         return None
 
     def reader_spec(self) -> tuple[str, str]:
-        return (__name__, json.dumps({"url": self.url, "repo_id": self.repo_id}))
+        spec = {"url": self.url, "repo_id": self.repo_id, "base": self.base_id}
+        return (__name__, json.dumps(spec))
 
     def close(self) -> None:
         if self._closed:
@@ -686,7 +722,7 @@ class PostgresStore:
             raise IndexUnavailable(f"the index store {self._location} is closed")
         with self._write_lock, self._pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._batch_key,))
-            b = _Batch(conn, self.repo_id)
+            b = _Batch(conn, self.repo_id, self.base_id)
             yield b
             b.flush()
 
@@ -698,7 +734,9 @@ class PostgresStore:
     # -- sharing indexes between identities (index by commit) -------------------------
 
     def is_empty(self) -> bool:
-        """``True`` when nothing is stored for this identity yet."""
+        """``True`` when nothing is stored for this identity yet (and it has no base)."""
+        if self.base_id is not None:
+            return False
         rows = self._all(
             "SELECT NOT EXISTS (SELECT 1 FROM rlm_files WHERE repo_id = %s) AND NOT EXISTS "
             "(SELECT 1 FROM rlm_skipped WHERE repo_id = %s)",
@@ -707,10 +745,10 @@ class PostgresStore:
         return bool(rows[0][0])
 
     def identities(self, prefix: str, limit: int = 100) -> list[str]:
-        """Other identities starting with ``prefix`` that hold files, newest first."""
+        """Other full (not overlay) identities starting with ``prefix`` that hold files, newest first."""
         rows = self._all(
             "SELECT r.identity FROM rlm_repos r WHERE r.identity LIKE %s AND r.repo_id <> %s "
-            "AND EXISTS (SELECT 1 FROM rlm_files f WHERE f.repo_id = r.repo_id) "
+            "AND r.base_id IS NULL AND EXISTS (SELECT 1 FROM rlm_files f WHERE f.repo_id = r.repo_id) "
             "ORDER BY r.repo_id DESC LIMIT %s",
             (_like_escape(prefix) + "%", self.repo_id, limit),
         )
@@ -784,17 +822,39 @@ class PostgresStore:
             b.set_meta("seeded_from", identity)
         return int(n[0]) if n else 0
 
+    def link_base(self, identity: str) -> bool:
+        """Make this (empty) identity an overlay on ``identity``'s index; ``False`` if none.
+
+        Nothing is copied: reads see the base's rows except for the paths this
+        identity writes or deletes itself. The base must be a full identity.
+        """
+        with self.batch() as b:
+            row = b.conn.execute(
+                "SELECT repo_id FROM rlm_repos WHERE identity = %s AND base_id IS NULL",
+                (identity,),
+            ).fetchone()
+            if row is None:
+                return False
+            for table in _PER_REPO:
+                b.conn.execute(f"DELETE FROM {table} WHERE repo_id = %s", (self.repo_id,))
+            b.conn.execute(
+                "UPDATE rlm_repos SET base_id = %s WHERE repo_id = %s", (int(row[0]), self.repo_id)
+            )
+            b.set_meta("seeded_from", identity)
+        self.base_id = int(row[0])
+        return True
+
     def index_texts(self, max_files: int) -> bool:
         """Nothing to catch up: the trigram index is kept current by every write."""
         return True
 
     def check(self) -> str | None:
-        """``None`` when every file has its text and every ranked row its terms' file."""
+        """``None`` when every file has its text, else how many do not."""
         try:
             row = self._all(
-                "SELECT count(*) FROM rlm_files f WHERE f.repo_id = %s AND NOT EXISTS "
+                f"SELECT count(*) FROM rlm_files f WHERE {_vis('f', self.base_id)} AND NOT EXISTS "
                 "(SELECT 1 FROM rlm_content c WHERE c.repo_id = f.repo_id AND c.path = f.path)",
-                (self.repo_id,),
+                self._p(),
             )
         except IndexUnavailable as exc:
             return str(exc)
@@ -802,97 +862,111 @@ class PostgresStore:
         return f"{missing} files have no stored text" if missing else None
 
     def reset(self) -> None:
+        """Drop everything stored for this identity, its link to a base included."""
         with self.batch() as b:
             for table in _PER_REPO:
                 b.conn.execute(f"DELETE FROM {table} WHERE repo_id = %s", (self.repo_id,))
+            b.conn.execute(
+                "UPDATE rlm_repos SET base_id = NULL WHERE repo_id = %s", (self.repo_id,)
+            )
+        self.base_id = None
 
     # -- IndexStore: reads ------------------------------------------------------------
 
+    def _p(self, **extra: Any) -> dict[str, Any]:
+        return {"me": self.repo_id, "base": self.base_id, **extra}
+
+    def _v(self, alias: str) -> str:
+        return _vis(alias, self.base_id)
+
     def meta(self, key: str) -> str | None:
         rows = self._all(
-            "SELECT value FROM rlm_meta WHERE repo_id = %s AND key = %s", (self.repo_id, key)
+            "SELECT value FROM rlm_meta WHERE repo_id = ANY(%(ids)s) AND key = %(k)s "
+            "ORDER BY repo_id = %(me)s DESC LIMIT 1",
+            self._p(k=key, ids=[self.repo_id, self.base_id or self.repo_id]),
         )
         return None if not rows else str(rows[0][0])
 
     def file_rows(self) -> dict[str, FileRow]:
         rows = self._all(
-            f"SELECT {_FILE_COLUMNS} FROM rlm_files WHERE repo_id = %s ORDER BY path",
-            (self.repo_id,),
+            f"SELECT {_FILE_COLUMNS} FROM rlm_files f WHERE {self._v('f')} ORDER BY path",
+            self._p(),
         )
         return {r[0]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows}
 
     def unparsed_paths(self) -> list[str]:
         """Paths stored by ``put_text`` and not since by ``put_file``."""
         rows = self._all(
-            "SELECT path FROM rlm_files WHERE repo_id = %s AND NOT parsed ORDER BY path",
-            (self.repo_id,),
+            f"SELECT path FROM rlm_files f WHERE {self._v('f')} AND NOT parsed ORDER BY path",
+            self._p(),
         )
         return [str(r[0]) for r in rows]
 
     def text_index_progress(self) -> tuple[int, int]:
-        rows = self._all("SELECT count(*) FROM rlm_content WHERE repo_id = %s", (self.repo_id,))
+        rows = self._all(f"SELECT count(*) FROM rlm_content c WHERE {self._v('c')}", self._p())
         n = int(rows[0][0])
         return n, n
 
     def skipped_rows(self) -> dict[str, SkipRow]:
         rows = self._all(
-            "SELECT path, size, mtime_ns, reason, detail FROM rlm_skipped WHERE repo_id = %s "
-            "ORDER BY path",
-            (self.repo_id,),
+            "SELECT path, size, mtime_ns, reason, detail FROM rlm_skipped k "
+            f"WHERE {self._v('k')} ORDER BY path",
+            self._p(),
         )
         return {r[0]: SkipRow(r[1], r[2], SkippedFile(r[0], r[3], r[4])) for r in rows}
 
     def text(self, path: str) -> str | None:
         rows = self._all(
-            "SELECT text, raw FROM rlm_content WHERE repo_id = %s AND path = %s",
-            (self.repo_id, path),
+            f"SELECT text, raw FROM rlm_content c WHERE {self._v('c')} AND path = %(path)s",
+            self._p(path=path),
         )
         return None if not rows else _content_text(rows[0][0], rows[0][1])
 
     def iter_texts(self, paths: Sequence[str]) -> Iterator[tuple[str, str]]:
         for i in range(0, len(paths), TEXT_BATCH):
             rows = self._all(
-                "SELECT path, text, raw FROM rlm_content WHERE repo_id = %s AND path = ANY(%s)",
-                (self.repo_id, list(paths[i : i + TEXT_BATCH])),
+                f"SELECT path, text, raw FROM rlm_content c WHERE {self._v('c')} "
+                "AND path = ANY(%(paths)s)",
+                self._p(paths=list(paths[i : i + TEXT_BATCH])),
             )
             for p, t, r in rows:
                 yield p, _content_text(t, r)
 
     def symbol_count(self) -> int:
-        rows = self._all("SELECT count(*) FROM rlm_defs WHERE repo_id = %s", (self.repo_id,))
+        rows = self._all(f"SELECT count(*) FROM rlm_defs d WHERE {self._v('d')}", self._p())
         return int(rows[0][0])
 
     def _paths_matching(self, path_regex: str) -> list[str]:
         rx = re.compile(path_regex)
-        rows = self._all("SELECT path FROM rlm_files WHERE repo_id = %s", (self.repo_id,))
+        rows = self._all(f"SELECT path FROM rlm_files f WHERE {self._v('f')}", self._p())
         return [p for (p,) in rows if rx.match(p) is not None]
 
     def find_defs(self, query: DefQuery) -> list[Definition]:
         mode, text = query.mode, query.text
-        where = "repo_id = %s"
-        params: list[Any] = [self.repo_id]
+        where = self._v("d")
+        params = self._p()
         if mode == "exact":
-            where += " AND (name = %s OR qualname = %s)"
-            params += [text, text]
+            where += " AND (name = %(text)s OR qualname = %(text)s)"
+            params["text"] = text
         elif mode == "prefix":
             low = text.lower()
-            where += " AND lower(name) >= %s AND lower(name) < %s"
-            params += [low, low + "\U0010ffff"]
+            where += " AND lower(name) >= %(low)s AND lower(name) < %(high)s"
+            params |= {"low": low, "high": low + "\U0010ffff"}
         elif mode == "substring":
-            where += " AND strpos(lower(name), %s) > 0"
-            params.append(text.lower())
+            where += " AND strpos(lower(name), %(text)s) > 0"
+            params["text"] = text.lower()
         elif mode == "path":
-            where += " AND path = %s"
-            params.append(text)
+            where += " AND path = %(text)s"
+            params["text"] = text
         if query.kinds is not None:
-            where += " AND kind = ANY(%s)"
-            params.append(sorted(query.kinds))
+            where += " AND kind = ANY(%(kinds)s)"
+            params["kinds"] = sorted(query.kinds)
         if query.path_regex is not None:
-            where += " AND path = ANY(%s)"
-            params.append(self._paths_matching(query.path_regex))
-        sql = f"SELECT {_DEF_COLUMNS} FROM rlm_defs WHERE {where} ORDER BY path, start_line"
+            where += " AND path = ANY(%(paths)s)"
+            params["paths"] = self._paths_matching(query.path_regex)
+        sql = f"SELECT {_DEF_COLUMNS} FROM rlm_defs d WHERE {where} ORDER BY path, start_line"
         if mode != "regex":
-            rows = self._all(sql + " LIMIT %s", (*params, query.limit))
+            rows = self._all(sql + " LIMIT %(limit)s", params | {"limit": query.limit})
             return [Definition(*r) for r in rows]
         rx = re.compile(text)
 
@@ -910,36 +984,36 @@ class PostgresStore:
 
     def refs(self, name: str, limit: int) -> list[Reference]:
         rows = self._all(
-            "SELECT name, path, line, kind FROM rlm_refs WHERE repo_id = %s AND name = %s "
-            "ORDER BY path, line LIMIT %s",
-            (self.repo_id, name, limit),
+            f"SELECT name, path, line, kind FROM rlm_refs r WHERE {self._v('r')} "
+            "AND name = %(name)s ORDER BY path, line LIMIT %(limit)s",
+            self._p(name=name, limit=limit),
         )
         return [Reference(*r) for r in rows]
 
     def edges(self, max_defining_files: int = 8) -> list[tuple[str, str, int]]:
         rows = self._all(
-            "WITH d AS (SELECT DISTINCT name, path FROM rlm_defs WHERE repo_id = %(r)s AND name IN "
-            "(SELECT name FROM rlm_defs WHERE repo_id = %(r)s GROUP BY name "
-            "HAVING count(DISTINCT path) <= %(m)s)) "
+            f"WITH vd AS (SELECT name, path FROM rlm_defs d WHERE {self._v('d')}), "
+            "d AS (SELECT DISTINCT name, path FROM vd WHERE name IN "
+            "(SELECT name FROM vd GROUP BY name HAVING count(DISTINCT path) <= %(m)s)) "
             "SELECT r.path, d.path, count(*) FROM rlm_refs r JOIN d ON r.name = d.name "
-            "WHERE r.repo_id = %(r)s AND r.path != d.path GROUP BY r.path, d.path "
+            f"WHERE {self._v('r')} AND r.path != d.path GROUP BY r.path, d.path "
             "ORDER BY r.path, d.path",
-            {"r": self.repo_id, "m": max_defining_files},
+            self._p(m=max_defining_files),
         )
         return [(str(a), str(b), int(w)) for a, b, w in rows]
 
     def ref_counts(self, names: Sequence[str] | None = None) -> dict[str, int]:
         if names is None:
             rows = self._all(
-                "SELECT name, count(*) FROM rlm_refs WHERE repo_id = %s GROUP BY name "
+                f"SELECT name, count(*) FROM rlm_refs r WHERE {self._v('r')} GROUP BY name "
                 "ORDER BY name",
-                (self.repo_id,),
+                self._p(),
             )
         else:
             rows = self._all(
-                "SELECT name, count(*) FROM rlm_refs WHERE repo_id = %s AND name = ANY(%s) "
-                "GROUP BY name ORDER BY name",
-                (self.repo_id, list(dict.fromkeys(names))),
+                f"SELECT name, count(*) FROM rlm_refs r WHERE {self._v('r')} "
+                "AND name = ANY(%(names)s) GROUP BY name ORDER BY name",
+                self._p(names=list(dict.fromkeys(names))),
             )
         return {str(n): int(c) for n, c in rows}
 
@@ -955,12 +1029,17 @@ class PostgresStore:
         if any(not alt or any(not lit or "\x00" in lit for lit in alt) for alt in alternatives):
             return None
         clauses: list[str] = []
-        params: list[Any] = [self.repo_id]
+        params = self._p()
+        n = 0
         for alt in alternatives:
-            clauses.append("(" + " AND ".join(["text ILIKE %s"] * len(alt)) + ")")
-            params.extend("%" + _like_escape(lit) + "%" for lit in alt)
+            parts = []
+            for lit in alt:
+                params[f"l{n}"] = "%" + _like_escape(lit) + "%"
+                parts.append(f"text ILIKE %(l{n})s")
+                n += 1
+            clauses.append("(" + " AND ".join(parts) + ")")
         rows = self._all(
-            f"SELECT path FROM rlm_content WHERE repo_id = %s AND ({' OR '.join(clauses)})",
+            f"SELECT path FROM rlm_content c WHERE {self._v('c')} AND ({' OR '.join(clauses)})",
             params,
         )
         return {str(r[0]) for r in rows}
@@ -976,32 +1055,25 @@ class PostgresStore:
         distinct = sorted({t for t in singles if t is not None})
         if not distinct:
             return []
-        repo = self.repo_id
         stats = self._all(
-            "SELECT count(*), coalesce(sum(ntok), 0) FROM rlm_docs WHERE repo_id = %s", (repo,)
+            f"SELECT count(*), coalesce(sum(ntok), 0) FROM rlm_docs d WHERE {self._v('d')}",
+            self._p(),
         )
         n_rows, n_tokens = int(stats[0][0]), int(stats[0][1])
         if n_rows == 0:
             return []
         hits = dict(
             self._all(
-                "SELECT term, count(*) FROM rlm_terms WHERE repo_id = %s AND term = ANY(%s) "
-                "GROUP BY term",
-                (repo, distinct),
+                f"SELECT term, count(*) FROM rlm_terms t WHERE {self._v('t')} "
+                "AND term = ANY(%(terms)s) GROUP BY term",
+                self._p(terms=distinct),
             )
         )
         avgdl = float(n_tokens) / float(n_rows)
         col = {t: i for i, t in enumerate(distinct)}
-        params: dict[str, Any] = {
-            "repo": repo,
-            "terms": distinct,
-            "k1": K1,
-            "k1p1": K1 + 1.0,
-            "omb": 1 - B,
-            "b": B,
-            "avgdl": avgdl,
-            "limit": limit,
-        }
+        params = self._p(
+            terms=distinct, k1=K1, k1p1=K1 + 1.0, omb=1 - B, b=B, avgdl=avgdl, limit=limit
+        )
         freqs = []
         for term, i in col.items():
             params[f"t{i}"] = term
@@ -1023,8 +1095,8 @@ class PostgresStore:
             params["paths"] = self._paths_matching(path_regex)
             where = "WHERE d.path = ANY(%(paths)s)"
         rows = self._all(
-            f"WITH p AS (SELECT doc_id, {', '.join(freqs)} FROM rlm_terms "
-            "WHERE repo_id = %(repo)s AND term = ANY(%(terms)s) GROUP BY doc_id) "
+            f"WITH p AS (SELECT doc_id, {', '.join(freqs)} FROM rlm_terms t "
+            f"WHERE {self._v('t')} AND term = ANY(%(terms)s) GROUP BY doc_id) "
             "SELECT d.path, d.start_line, d.end_line, d.qualname, d.kind, d.signature, d.doc, "
             f"{score} AS score FROM p JOIN rlm_docs d ON d.id = p.doc_id {where} "
             "ORDER BY score DESC, d.id LIMIT %(limit)s",

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import subprocess
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
@@ -131,7 +132,7 @@ def open_store(
         store = PostgresStore(settings.index_url, repo_identity(path, commit))
         if commit:
             try:
-                seed_from_nearest(store, _resolve(path), commit)
+                seed_from_nearest(store, _resolve(path), commit, overlay=settings.commit_overlay)
             except BaseException:
                 store.close()
                 raise
@@ -196,8 +197,14 @@ def nearest_commit(root: Path, commit: str, candidates: list[str]) -> str | None
     return None if best is None else best[1]
 
 
-def seed_from_nearest(store: PostgresStore, root: Path, commit: str) -> str | None:
-    """Start an empty pinned index as a copy of the nearest indexed commit's; returns that commit.
+def seed_from_nearest(
+    store: PostgresStore, root: Path, commit: str, *, overlay: bool = False
+) -> str | None:
+    """Start an empty pinned index from the nearest indexed commit's; returns that commit.
+
+    A copy (``overlay=False``) is a full index other commits can start from in
+    turn; an overlay copies nothing and stores only what differs, which is what a
+    one-shot job (a CI review) wants.
 
     Runs under the store's writer lock, so two CI jobs on the same commit seed
     it once; the second finds it full and copies nothing.
@@ -211,8 +218,12 @@ def seed_from_nearest(store: PostgresStore, root: Path, commit: str) -> str | No
         nearest = nearest_commit(root, commit, list(shas))
         if nearest is None:
             return None
-        files = store.copy_from(shas[nearest])
-        log.info("index of %s starts from %s (%d files)", commit[:12], nearest[:12], files)
+        if overlay:
+            store.link_base(shas[nearest])
+            log.info("index of %s overlays %s", commit[:12], nearest[:12])
+        else:
+            files = store.copy_from(shas[nearest])
+            log.info("index of %s starts from %s (%d files)", commit[:12], nearest[:12], files)
         return nearest
 
 
@@ -223,6 +234,7 @@ def load_indexed(
     progress: Progress | None = None,
     commit: str | None = None,
     background: bool = False,
+    stop: threading.Event | None = None,
 ) -> Repository:
     """:func:`~rlm_mcp.index.repository.load` on the store :func:`open_store` chooses."""
     return load(
@@ -231,4 +243,5 @@ def load_indexed(
         progress=progress,
         store=open_store(settings, path, commit=commit),
         background=background,
+        stop=stop,
     )

@@ -13,7 +13,7 @@ from rlm_mcp.config import IndexSettings
 from rlm_mcp.index.pgstore import PostgresStore
 from rlm_mcp.index.repository import load
 from rlm_mcp.index.storage import DefQuery
-from rlm_mcp.index.stores import load_indexed, nearest_commit, worktree_commit
+from rlm_mcp.index.stores import load_indexed, nearest_commit, repo_identity, worktree_commit
 from tests.cli.cli_helpers import isolated_env, run_cli
 from tests.pg_cluster import shared
 
@@ -100,8 +100,6 @@ def test_a_dirty_working_tree_gets_its_own_index_seeded_from_head(tmp_path: Path
     finally:
         dirty.close()
     # The clean commit's index still holds the committed text.
-    from rlm_mcp.index.stores import repo_identity
-
     pinned = PostgresStore(url, repo_identity(root, sha))
     try:
         assert "- 4" not in (pinned.text("src/m4.py") or "")
@@ -128,3 +126,53 @@ def test_the_nearest_commit_counts_commits_on_both_sides(tmp_path: Path) -> None
     assert nearest_commit(root, shas[3], [shas[0], shas[2]]) == shas[2]
     assert nearest_commit(root, shas[1], [shas[0], shas[3]]) == shas[0]
     assert nearest_commit(root, shas[1], ["0" * 40]) is None
+
+
+def test_an_overlay_on_the_nearest_commit_stores_only_the_diff_and_reads_like_a_cold_load(
+    tmp_path: Path,
+) -> None:
+    root = _repo(tmp_path / "repo", 20)
+    url = shared().url
+    sha_a = git(root, "rev-parse", "HEAD").strip()
+    base = load_indexed(root, IndexSettings(index_url=url, workers=1, commit=sha_a, watch=False))
+    base.close()
+    write(root, {"src/m1.py": _module(1, " + 1"), "src/new.py": _module(99)})
+    os.remove(root / "src" / "m3.py")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "B")
+    sha_b = git(root, "rev-parse", "HEAD").strip()
+    settings = IndexSettings(
+        index_url=url, workers=1, commit=sha_b, commit_overlay=True, watch=False
+    )
+    pr = load_indexed(root, settings)
+    cold_root = tmp_path / "cold"
+    shutil.copytree(root, cold_root, ignore=shutil.ignore_patterns(".git"))
+    cold = load(cold_root, settings, store=PostgresStore(url, f"cold-overlay:{tmp_path}"))
+    try:
+        assert isinstance(pr.store, PostgresStore) and pr.store.base_id is not None
+        assert (pr.report.parsed, pr.report.removed) == (2, 1)
+        assert pr.entries().keys() == cold.entries().keys()
+        assert pr.store.file_rows().keys() == cold.store.file_rows().keys()
+        q = DefQuery("all")
+        assert pr.store.find_defs(q) == cold.store.find_defs(q)
+        assert pr.store.refs("finish_1", 10) == cold.store.refs("finish_1", 10)
+        assert pr.store.edges() == cold.store.edges()
+        assert pr.store.ref_counts() == cold.store.ref_counts()
+        assert pr.store.symbol_count() == cold.store.symbol_count()
+        assert pr.store.text("src/m1.py") == cold.store.text("src/m1.py")
+        assert pr.store.text("src/m3.py") is None
+        terms = ["work", "step", "job", "finish"]
+        assert sorted(pr.store.text_search(terms, 1000), key=repr) == sorted(
+            cold.store.text_search(terms, 1000), key=repr
+        )
+        assert pr.grep(r"\+ 1$") == cold.grep(r"\+ 1$")
+        assert pr.grep("def work_3") == []
+        # The base commit's own index is untouched.
+        again = PostgresStore(url, repo_identity(root, sha_a))
+        try:
+            assert again.text("src/m3.py") is not None and again.base_id is None
+        finally:
+            again.close()
+    finally:
+        pr.close()
+        cold.close()
