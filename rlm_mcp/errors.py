@@ -55,6 +55,7 @@ __all__ = [
     "IndexUnavailable",
     "IndexingError",
     "IterationLimitExceeded",
+    "LoadInterrupted",
     "LoopDetected",
     "PathNotAllowed",
     "RepositoryNotFound",
@@ -88,6 +89,11 @@ class RepositoryNotFound(IndexingError):
 class IndexCorrupted(IndexingError):
     """The index cache is unusable (corrupt, unreadable, not a database) and could not be
     rebuilt or opened; the message names the file."""
+
+
+class LoadInterrupted(IndexingError):
+    """The load was stopped (Ctrl-C, the client went away); what it stored is kept and the
+    next load resumes from it."""
 
 
 class PathNotAllowed(IndexingError):

@@ -241,15 +241,21 @@ class RlmService:
             else:
                 await anyio.to_thread.run_sync(partial(existing.repo.complete, report_cb))
             return existing, self._summary(existing, report, reloaded=True)
-        repo = await anyio.to_thread.run_sync(
-            partial(
-                load_indexed,
-                resolved,
-                self.settings.index,
-                progress=report_cb,
-                background=background,
+        stop = threading.Event()
+        try:
+            repo = await anyio.to_thread.run_sync(
+                partial(
+                    load_indexed,
+                    resolved,
+                    self.settings.index,
+                    progress=report_cb,
+                    background=background,
+                    stop=stop,
+                )
             )
-        )
+        except BaseException:
+            stop.set()  # cancelled (Ctrl-C, client gone): the load thread stops between batches
+            raise
         watcher: RepositoryWatcher | None = None
         if self.settings.index.watch and resolved.is_dir():
             watcher = RepositoryWatcher(repo, debounce=self.settings.index.debounce_seconds)

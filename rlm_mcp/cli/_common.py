@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -184,20 +185,39 @@ def make_service(config: Config) -> RlmService:
 
 
 class Bar:
-    """A one-line progress bar on a terminal; silent otherwise."""
+    """A one-line progress bar with the time left on a terminal; silent otherwise.
+
+    A cold load reports three passes in turn (texts, text index, symbols), each
+    counting files from zero: the bar starts over, with its own rate, for each.
+    """
 
     def __init__(self, stream: TextIO, label: str, active: bool) -> None:
         self.stream = stream
         self.label = label
         self.active = active
         self.drawn = False
+        self._pass = 0
+        self._last = (0, 0)
+        self._started = time.monotonic()
 
     async def __call__(self, done: int, total: int) -> None:
         if not self.active:
             return
+        now = time.monotonic()
+        if total != self._last[1] or done < self._last[0]:
+            self._pass += 1
+            self._started = now
+        self._last = (done, total)
         width = 30
         filled = width * done // total if total else width
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        elapsed = now - self._started
+        eta = ""
+        if 0 < done < total and elapsed > 1:
+            eta = f", about {elapsed * (total - done) / done:.0f}s left"
+        self.stream.write(
+            f"\r\x1b[K{self.label} (pass {self._pass}) [{'#' * filled}{'.' * (width - filled)}] "
+            f"{done:,}/{total:,} files{eta}"
+        )
         self.stream.flush()
         self.drawn = True
 

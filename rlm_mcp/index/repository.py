@@ -24,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 
 from rlm_mcp.config import IndexSettings, default_cache_dir
-from rlm_mcp.errors import RepositoryNotFound
+from rlm_mcp.errors import LoadInterrupted, RepositoryNotFound
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.ignore import IGNORE_FILES, IgnoreMatcher
 from rlm_mcp.index.model import (
@@ -357,6 +357,8 @@ class Repository:
             self.progress_state = IndexProgress("texts", done, total, started)
         with store.bulk_load() if cold else contextlib.nullcontext():
             for batch in self._parse(todo, tags=not cold):
+                if self._bg_stop.is_set():
+                    raise LoadInterrupted(f"the load of {self.root} was interrupted")
                 with store.batch() as w:
                     for res in batch:
                         self._store_result(w, res, text_only=cold)
@@ -714,6 +716,7 @@ def load(
     progress: Progress | None = None,
     store: IndexStore | None = None,
     background: bool = False,
+    stop: threading.Event | None = None,
 ) -> Repository:
     """Load (or warm-reload from the cache) the repository at ``path``.
 
@@ -725,7 +728,9 @@ def load(
     A cold load stores texts first, then builds the trigram index and extracts
     symbols (:meth:`Repository.complete`). ``background=True`` returns after
     the texts and runs the rest in a thread: results say the index is partial
-    (:meth:`Repository.partial_note`) until it ends.
+    (:meth:`Repository.partial_note`) until it ends. Setting ``stop`` ends the
+    load between batches with :class:`~rlm_mcp.errors.LoadInterrupted` (what was
+    stored is kept; the next load resumes) and, later, the background pass.
     """
     t0 = time.perf_counter()
     given = Path(path).expanduser()
@@ -745,6 +750,8 @@ def load(
         store = SQLiteStore(db_path_for(Path(cache_dir), key))
     repo = Repository(root, settings, store)
     repo._single = single
+    if stop is not None:
+        repo._bg_stop = stop
     try:
         with store.batch() as w:
             w.set_meta("root", str(resolved))
