@@ -199,3 +199,55 @@ def test_the_writer_lock_admits_one_writer_at_a_time(store: IndexStore) -> None:
         t.join(timeout=30)
     assert peak == 1
     assert store.meta("k") is not None
+
+
+def test_texts_first_then_symbols_and_the_trigram_index_in_steps(store: IndexStore) -> None:
+    """The passes of a cold load: put_text, index_texts in steps, then put_file."""
+    texts = {
+        f"m{i:02}.py": f"def handler_{i}(request):\n    return token_{i % 3}\n" for i in range(30)
+    }
+    texts["odd.py"] = "Straße = 'x'\nKELVIN_TEMPERATURE = 3\n"
+    with store.bulk_load(), store.batch() as w:
+        for p, t in texts.items():
+            w.put_text(_row(p, t), t)
+    assert store.unparsed_paths() == sorted(texts)
+    assert store.symbol_count() == 0
+    assert store.text(p) == texts[p]
+    deferred = store.text_index_progress() == (0, len(texts))
+    if deferred:  # a store may build its text index after a bulk load, in steps
+        assert store.grep_candidates([["handler_7"]]) is None  # nothing indexed: scan all
+        assert store.index_texts(10) is False
+        assert store.text_index_progress() == (10, len(texts))
+        # Files not yet in the index are candidates for any pattern.
+        partial = store.grep_candidates([["handler_7("]])
+        assert partial is not None and "m07.py" in partial and len(partial) <= len(texts) - 9
+    else:  # or keep it current all along
+        assert store.text_index_progress() == (len(texts), len(texts))
+    while not store.index_texts(10):
+        pass
+    assert store.text_index_progress() == (len(texts), len(texts))
+    assert store.grep_candidates([["handler_7("]]) == {"m07.py"}
+    assert store.grep_candidates([["HANDLER_12"], ["kelvin_temp"]]) == {"m12.py", "odd.py"}
+    assert store.grep_candidates([["return token_2", "handler_5("]]) == {"m05.py"}
+    assert store.grep_candidates([["no such text"]]) == set()
+    # The symbols pass: put_file with the same hash keeps the text; the file is parsed now.
+    t = texts["m07.py"]
+    with store.batch() as w:
+        w.put_file(
+            _row("m07.py", t),
+            t,
+            [("handler_7", "handler_7", "function", "m07.py", 1, 2, "def handler_7(request):", "")],
+            [],
+        )
+    assert "m07.py" not in store.unparsed_paths()
+    assert [d.name for d in store.find_defs(DefQuery("path", "m07.py"))] == ["handler_7"]
+    assert store.grep_candidates([["handler_7("]]) == {"m07.py"}
+    # A changed text replaces the old one in the trigram index too.
+    new = "def renamed_7():\n    pass\n"
+    with store.batch() as w:
+        w.put_file(_row("m07.py", new), new, [], [])
+        w.delete_paths(["m08.py"])
+    assert store.grep_candidates([["handler_7("]]) == set()
+    assert store.grep_candidates([["renamed_7"]]) == {"m07.py"}
+    assert store.grep_candidates([["handler_8("]]) == set()
+    assert store.text_index_progress() == (len(texts) - 1, len(texts) - 1)
