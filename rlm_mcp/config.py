@@ -65,6 +65,9 @@ class IndexSettings:
         commit_overlay: with ``commit``, a new pinned index starts as an overlay on the
             nearest indexed commit (nothing copied: it stores only the files that differ)
             rather than as a full copy; for one-shot jobs such as CI reviews.
+        follow_seconds: with ``index_url`` and no watcher (a read replica), how often
+            to check whether the writer committed something and, if so, refresh the
+            loaded repository from the shared index; 0 never checks.
     """
 
     max_file_bytes: int = 1024 * 1024
@@ -78,6 +81,7 @@ class IndexSettings:
     index_url: str | None = field(default=None, repr=False)
     commit: str | None = None
     commit_overlay: bool = False
+    follow_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

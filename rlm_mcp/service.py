@@ -36,7 +36,7 @@ from rlm_mcp.errors import (
     UnknownRepository,
 )
 from rlm_mcp.index import LoadReport, Repository, SkippedFile
-from rlm_mcp.index.stores import load_indexed
+from rlm_mcp.index.stores import Follower, load_indexed
 from rlm_mcp.watch import Mode, RepositoryWatcher
 from sandbox import ExecResult, SandboxError, Session, detect_isolation
 
@@ -58,6 +58,7 @@ class LoadedRepo:
     session: Session | None = None
     session_lock: threading.Lock = field(default_factory=threading.Lock)
     checker: threading.Thread | None = None
+    follower: Follower | None = None
 
     def describe(self) -> RepoStatus:
         report = self.repo.report
@@ -264,10 +265,15 @@ class RlmService:
             except OSError as exc:
                 log.warning("cannot watch %s: %s", resolved, exc)
                 watcher = None
+        follower: Follower | None = None
+        index = self.settings.index
+        if watcher is None and index.index_url and index.follow_seconds > 0:
+            follower = Follower(repo, index.follow_seconds)
+            follower.start()
         with self._lock:
             chosen = name.strip() if name else _name_for(resolved, self._repos)
             old = self._repos.get(chosen)
-            loaded = LoadedRepo(chosen, repo, watcher, time.time())
+            loaded = LoadedRepo(chosen, repo, watcher, time.time(), follower=follower)
             self._repos[chosen] = loaded
         if repo.report.reused:
             loaded.checker = threading.Thread(
@@ -351,6 +357,8 @@ class RlmService:
 
     @staticmethod
     def _close_repo(loaded: LoadedRepo) -> None:
+        if loaded.follower is not None:
+            loaded.follower.stop()
         if loaded.checker is not None:
             loaded.checker.join()
         if loaded.watcher is not None:

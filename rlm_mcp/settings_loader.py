@@ -426,6 +426,9 @@ def load_config(
             cache_dir=v.get("cache_dir") or _xdg(env, "XDG_CACHE_HOME", ".cache"),
             watch=not v.get("no_watch", False),
             index_url=index_url,
+            # A server on a shared index that watches nothing is a read replica: it
+            # follows the writer's commits instead.
+            follow_seconds=1.0 if index_url and v.get("no_watch", False) else 0.0,
         ),
         sandbox=SandboxSettings(allow_unsafe=unsafe),
         root_model=root,

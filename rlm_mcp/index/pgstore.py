@@ -69,7 +69,8 @@ _TABLES = f"""
 CREATE TABLE IF NOT EXISTS rlm_schema (version integer NOT NULL);
 CREATE TABLE IF NOT EXISTS rlm_repos (
     repo_id bigserial PRIMARY KEY, identity text {_C} NOT NULL UNIQUE,
-    created_at timestamptz NOT NULL DEFAULT now(), base_id bigint
+    created_at timestamptz NOT NULL DEFAULT now(), base_id bigint,
+    generation bigint NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS rlm_shadow (
     repo_id bigint NOT NULL, path text {_C} NOT NULL, PRIMARY KEY (repo_id, path)
@@ -324,6 +325,8 @@ class _Batch:
         self.repo = repo_id
         self.base = base
         self._pending: dict[str, _Pending] = {}
+        self.changed = False
+        """Whether a file was stored or removed (an mtime or metadata alone does not count)."""
 
     # -- StoreBatch ---------------------------------------------------------------
 
@@ -331,8 +334,8 @@ class _Batch:
         if not paths:
             return
         self.flush()
-        self._delete(sorted(set(paths)), _PER_PATH_ALL)
-        self._shadow(sorted(set(paths)))
+        if self._delete(sorted(set(paths)), _PER_PATH_ALL) or self._shadow(sorted(set(paths))):
+            self.changed = True
 
     def put_file(
         self,
@@ -373,22 +376,28 @@ class _Batch:
             self.flush()
         self._pending[path] = item
 
-    def _shadow(self, paths: list[str]) -> None:
+    def _shadow(self, paths: list[str]) -> int:
         """In an overlay, hide the base's rows for ``paths`` (this identity now owns them)."""
-        if self.base is not None and paths:
-            self.conn.execute(
-                "INSERT INTO rlm_shadow (repo_id, path) SELECT %s, unnest(%s::text[]) "
-                "ON CONFLICT DO NOTHING",
-                (self.repo, paths),
-            )
+        if self.base is None or not paths:
+            return 0
+        cur = self.conn.execute(
+            "INSERT INTO rlm_shadow (repo_id, path) SELECT %s, unnest(%s::text[]) "
+            "ON CONFLICT DO NOTHING",
+            (self.repo, paths),
+        )
+        return max(cur.rowcount, 0)
 
-    def _delete(self, paths: list[str], tables: Sequence[str]) -> None:
+    def _delete(self, paths: list[str], tables: Sequence[str]) -> int:
+        """Delete this identity's rows of ``paths`` from ``tables``; returns the rows deleted."""
         if not paths:
-            return
+            return 0
+        n = 0
         for table in tables:
-            self.conn.execute(
+            cur = self.conn.execute(
                 f"DELETE FROM {table} WHERE repo_id = %s AND path = ANY(%s)", (self.repo, paths)
             )
+            n += max(cur.rowcount, 0)
+        return n
 
     def _copy(
         self,
@@ -414,6 +423,7 @@ class _Batch:
         pending, self._pending = self._pending, {}
         if not pending:
             return
+        self.changed = True
         r = self.repo
         rows = self.conn.execute(
             "SELECT s.path, NULL FROM rlm_skipped s WHERE s.repo_id = %(r)s "
@@ -725,6 +735,20 @@ class PostgresStore:
             b = _Batch(conn, self.repo_id, self.base_id)
             yield b
             b.flush()
+            if b.changed:
+                conn.execute(
+                    "UPDATE rlm_repos SET generation = generation + 1 WHERE repo_id = %s",
+                    (self.repo_id,),
+                )
+
+    def generation(self) -> int:
+        """A number that grows with every committed batch that stored or removed a file.
+
+        Another process compares it to know that the index moved on (see
+        :class:`~rlm_mcp.index.stores.Follower`); mtimes and metadata do not count.
+        """
+        rows = self._all("SELECT generation FROM rlm_repos WHERE repo_id = %s", (self.repo_id,))
+        return int(rows[0][0]) if rows else 0
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:
