@@ -731,6 +731,7 @@ class PostgresStore:
         if self._closed:
             raise IndexUnavailable(f"the index store {self._location} is closed")
         with self._write_lock, self._pool.connection() as conn, conn.transaction():
+            self._check_writer()
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._batch_key,))
             b = _Batch(conn, self.repo_id, self.base_id)
             yield b
@@ -749,6 +750,23 @@ class PostgresStore:
         """
         rows = self._all("SELECT generation FROM rlm_repos WHERE repo_id = %s", (self.repo_id,))
         return int(rows[0][0]) if rows else 0
+
+    def _check_writer(self) -> None:
+        """Inside :meth:`writer`: fail the batch if the lock's session is gone.
+
+        The advisory lock lives as long as its session; a server restart or a
+        dropped connection ends it, and another process may already write.
+        """
+        conn = self._writer_conn
+        if not self._writer_depth or conn is None:
+            return
+        try:
+            conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise IndexUnavailable(
+                f"lost the writer lock on {self._location} ({_one_line(exc)}): "
+                "another process may be writing; load again to continue"
+            ) from None
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:

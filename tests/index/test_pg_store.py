@@ -196,3 +196,18 @@ def test_a_killed_writer_frees_the_lock_for_the_next_process(tmp_path: Path) -> 
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def test_a_writer_whose_lock_session_died_stops_writing(pg: PostgresStore) -> None:
+    import psycopg
+
+    with pg.writer():
+        with pg.batch() as w:
+            w.set_meta("k", "1")
+        conn = pg._writer_conn
+        assert conn is not None
+        with psycopg.connect(pg.url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        with pytest.raises(IndexUnavailable, match="lost the writer lock"), pg.batch() as w:
+            w.set_meta("k", "2")
+    assert pg.meta("k") == "1"
