@@ -12,7 +12,13 @@ from rlm_mcp.engine.replapi import LLM_FUNCTIONS, REPL_FUNCTIONS, RESERVED, prom
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "rlm_mcp"
-STORE_MODULES = {"rlm_mcp.index.store", "rlm_mcp.index.pgstore"}
+STORE_MODULES = {
+    "rlm_mcp.index.store",
+    "rlm_mcp.index.pgstore",
+    "rlm_mcp.index.pgschema",
+    "rlm_mcp.index.pgwrite",
+    "rlm_mcp.index.pgwords",
+}
 _SQL = re.compile(
     r"\b(SELECT\s+[\w*,().\s]+?\s+FROM\s|INSERT\s+(OR\s+\w+\s+)?INTO|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|VIRTUAL)|"
     r"UPDATE\s+\w+\s+SET|DROP\s+(TABLE|INDEX)|PRAGMA\s)",

@@ -1,0 +1,146 @@
+"""The PostgreSQL index's tables, and the SQL helpers its modules share.
+
+Every table carries a ``repo_id`` (one row of ``rlm_repos`` per repository
+identity); text columns compared or ordered use the ``C`` collation, so paths
+and names sort byte-wise exactly as SQLite's ``BINARY`` does. An *overlay*
+identity (``rlm_repos.base_id`` set) sees its own rows plus its base's rows for
+every path it has not shadowed (:func:`visible`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = [
+    "ALL_TABLES",
+    "DEF_COLUMNS",
+    "FILE_COLUMNS",
+    "PER_PATH",
+    "PER_PATH_ALL",
+    "PER_REPO",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "TRGM",
+    "content_text",
+    "like_escape",
+    "lock_key",
+    "one_line",
+    "safe_location",
+    "visible",
+]
+
+SCHEMA_VERSION = 1
+
+_C = 'COLLATE "C"'
+TABLES = f"""
+CREATE TABLE IF NOT EXISTS rlm_schema (version integer NOT NULL);
+CREATE TABLE IF NOT EXISTS rlm_repos (
+    repo_id bigserial PRIMARY KEY, identity text {_C} NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now(), base_id bigint,
+    generation bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS rlm_shadow (
+    repo_id bigint NOT NULL, path text {_C} NOT NULL, PRIMARY KEY (repo_id, path)
+);
+CREATE TABLE IF NOT EXISTS rlm_meta (
+    repo_id bigint NOT NULL, key text {_C} NOT NULL, value text NOT NULL,
+    PRIMARY KEY (repo_id, key)
+);
+CREATE TABLE IF NOT EXISTS rlm_files (
+    repo_id bigint NOT NULL, path text {_C} NOT NULL, size bigint NOT NULL,
+    mtime_ns bigint NOT NULL, hash text NOT NULL, language text, lines integer NOT NULL,
+    tokens integer NOT NULL, invalid_utf8 boolean NOT NULL, parsed boolean NOT NULL,
+    PRIMARY KEY (repo_id, path)
+);
+CREATE TABLE IF NOT EXISTS rlm_content (
+    repo_id bigint NOT NULL, path text {_C} NOT NULL, text text {_C} NOT NULL, raw bytea,
+    PRIMARY KEY (repo_id, path)
+);
+CREATE TABLE IF NOT EXISTS rlm_skipped (
+    repo_id bigint NOT NULL, path text {_C} NOT NULL, size bigint NOT NULL,
+    mtime_ns bigint NOT NULL, reason text NOT NULL, detail text NOT NULL,
+    PRIMARY KEY (repo_id, path)
+);
+CREATE TABLE IF NOT EXISTS rlm_defs (
+    repo_id bigint NOT NULL, name text {_C} NOT NULL, qualname text {_C} NOT NULL,
+    kind text {_C} NOT NULL, path text {_C} NOT NULL, start_line integer NOT NULL,
+    end_line integer NOT NULL, signature text NOT NULL, doc text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rlm_refs (
+    repo_id bigint NOT NULL, name text {_C} NOT NULL, path text {_C} NOT NULL,
+    line integer NOT NULL, kind text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rlm_docs (
+    id bigserial PRIMARY KEY, repo_id bigint NOT NULL, path text {_C} NOT NULL,
+    start_line integer NOT NULL, end_line integer NOT NULL, qualname text NOT NULL,
+    kind text NOT NULL, signature text NOT NULL, doc text NOT NULL, ntok integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rlm_terms (
+    repo_id bigint NOT NULL, path text {_C} NOT NULL, doc_id bigint NOT NULL,
+    term text {_C} NOT NULL, w integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rlm_defs_path ON rlm_defs (repo_id, path, start_line);
+CREATE INDEX IF NOT EXISTS rlm_defs_name ON rlm_defs (repo_id, name);
+CREATE INDEX IF NOT EXISTS rlm_defs_lname ON rlm_defs (repo_id, lower(name));
+CREATE INDEX IF NOT EXISTS rlm_defs_qualname ON rlm_defs (repo_id, qualname);
+CREATE INDEX IF NOT EXISTS rlm_refs_path ON rlm_refs (repo_id, path);
+CREATE INDEX IF NOT EXISTS rlm_refs_name ON rlm_refs (repo_id, name, path, line);
+CREATE INDEX IF NOT EXISTS rlm_docs_path ON rlm_docs (repo_id, path);
+CREATE INDEX IF NOT EXISTS rlm_terms_term ON rlm_terms (repo_id, term) INCLUDE (doc_id, w);
+CREATE INDEX IF NOT EXISTS rlm_terms_path ON rlm_terms (repo_id, path)
+"""
+TRGM = "CREATE INDEX IF NOT EXISTS rlm_content_trgm ON rlm_content USING gin (text gin_trgm_ops)"
+PER_PATH = ("rlm_files", "rlm_content", "rlm_skipped", "rlm_defs", "rlm_refs", "rlm_docs")
+PER_PATH_ALL = (*PER_PATH, "rlm_terms")
+PER_REPO = (*PER_PATH_ALL, "rlm_meta", "rlm_shadow")
+ALL_TABLES = (*PER_REPO, "rlm_repos", "rlm_schema")
+DEF_COLUMNS = "name, qualname, kind, path, start_line, end_line, signature, doc"
+FILE_COLUMNS = "path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8"
+
+
+def lock_key(kind: str, identity: str) -> int:
+    """A signed 64-bit advisory-lock key for ``kind`` on one repository identity."""
+    digest = hashlib.sha256(f"rlm-mcp:{kind}:{identity}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def safe_location(url: str) -> str:
+    """``url`` without its password (URL or ``key=value`` form), for messages."""
+    if "://" in url:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            cred, host = netloc.rsplit("@", 1)
+            netloc = cred.split(":", 1)[0] + "@" + host
+        query = "&".join(q for q in parts.query.split("&") if not q.startswith("password="))
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return re.sub(r"password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "password=***", url)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def visible(alias: str, base: int | None) -> str:
+    """SQL: the rows of ``alias`` this identity sees (named parameters ``me`` and ``base``).
+
+    An overlay identity (``base`` set) sees its own rows and those of its base
+    whose path it has not shadowed (written or deleted on its own).
+    """
+    if base is None:
+        return f"{alias}.repo_id = %(me)s"
+    return (
+        f"({alias}.repo_id = %(me)s OR ({alias}.repo_id = %(base)s AND NOT EXISTS "
+        f"(SELECT 1 FROM rlm_shadow sh WHERE sh.repo_id = %(me)s AND sh.path = {alias}.path)))"
+    )
+
+
+def content_text(text: str, raw: bytes | None) -> str:
+    return text if raw is None else bytes(raw).decode("utf-8")
+
+
+def like_escape(literal: str) -> str:
+    return literal.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
