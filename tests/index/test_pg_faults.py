@@ -222,3 +222,63 @@ def test_a_writer_killed_mid_load_is_finished_by_the_next_and_equals_a_cold_load
     finally:
         resumed.close()
         cold.close()
+
+
+_READER = textwrap.dedent(
+    """
+    import sys
+    from rlm_mcp.index.pgstore import PostgresStore
+    from rlm_mcp.index.storage import DefQuery
+    s = PostgresStore(sys.argv[1], sys.argv[2])
+    print("reading", flush=True)
+    while True:
+        s.text_search(["compute", "stage", "pipeline"], 50)
+        s.find_defs(DefQuery("regex", "compute_.*"))
+    """
+)
+
+
+def test_a_replica_killed_mid_query_leaves_the_others_and_the_database_unharmed(
+    tmp_path: Path,
+) -> None:
+    url = shared().url
+    root = _corpus(tmp_path / "repo", 30)
+    identity = repo_identity(root)
+    store = PostgresStore(url, identity)
+    _fill(store, root)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _READER, url, identity],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+
+    def backends() -> int:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    try:
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "reading"
+        before = backends()
+        os.kill(procs[0].pid, signal.SIGKILL)
+        procs[0].wait(timeout=30)
+        assert _wait(lambda: backends() < before, 30), "the killed replica's session lingered"
+        assert procs[1].poll() is None, "the other replica died with it"
+        assert store.text_search(["compute"], 5)
+        with store.writer(), store.batch() as w:  # no lock was left behind
+            w.set_meta("after", "kill")
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
+        store.close()
