@@ -59,17 +59,17 @@ def cluster() -> Iterator[Cluster]:
         c.destroy()
 
 
-def _load_under(store: PostgresStore, errors: list[BaseException], stop: threading.Event) -> int:
-    done = 0
+def _load_under(
+    store: PostgresStore, errors: list[BaseException], stop: threading.Event, done: list[int]
+) -> None:
     while not stop.is_set():
         try:
             assert store.find_defs(DefQuery("exact", "compute_3"))
             assert store.text_search(["compute", "stage"], 10)
             assert store.text("pkg3/mod3.py") is not None
-            done += 1
+            done.append(1)
         except BaseException as exc:
             errors.append(exc)
-    return done
 
 
 def _fill(store: PostgresStore, root: Path) -> None:
@@ -78,13 +78,14 @@ def _fill(store: PostgresStore, root: Path) -> None:
 
 
 def _readers(
-    url: str, identity: str, n: int
+    url: str, identity: str, n: int, done: list[int]
 ) -> tuple[list[threading.Thread], list[BaseException], threading.Event, list[PostgresStore]]:
     errors: list[BaseException] = []
     stop = threading.Event()
     stores = [PostgresStore(url, identity) for _ in range(n)]
     threads = [
-        threading.Thread(target=_load_under, args=(s, errors, stop), daemon=True) for s in stores
+        threading.Thread(target=_load_under, args=(s, errors, stop, done), daemon=True)
+        for s in stores
     ]
     for t in threads:
         t.start()
@@ -96,14 +97,17 @@ def test_readers_ride_through_a_server_restart(cluster: Cluster, tmp_path: Path)
     identity = repo_identity(root)
     first = PostgresStore(cluster.url, identity)
     _fill(first, root)
-    threads, errors, stop, stores = _readers(cluster.url, identity, 4)
+    done: list[int] = []
+    threads, errors, stop, stores = _readers(cluster.url, identity, 4, done)
     try:
-        time.sleep(0.3)  # let the readers get going before the fault
+        assert _wait(lambda: len(done) >= 8, 30), "the readers never got going"
         cluster.restart()
         assert cluster.ready()
         # Every reader gets a fresh connection and carries on.
         marks = [s.find_defs(DefQuery("exact", "helper_4")) for s in stores]
         assert all(marks)
+        after = len(done)
+        assert _wait(lambda: len(done) >= after + 8, 30), "the readers stopped after the restart"
     finally:
         stop.set()
         for t in threads:
