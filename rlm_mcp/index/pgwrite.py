@@ -149,7 +149,6 @@ class Batch:
         pending, self._pending = self._pending, {}
         if not pending:
             return
-        self.changed = True
         r = self.repo
         rows = self.conn.execute(
             "SELECT s.path, NULL FROM rlm_skipped s WHERE s.repo_id = %(r)s "
@@ -167,6 +166,8 @@ class Batch:
 
         row_only = {p: e for p, e in pending.items() if e.kind == "text" and same(p, e)}
         keep_text = {p for p, e in pending.items() if e.kind == "file" and same(p, e)}
+        if len(row_only) < len(pending):
+            self.changed = True  # a row alone (same text, new mtime) is no news to readers
         # A path stored under neither files nor skipped has no rows anywhere (every
         # write of a path stores one of them): a cold load deletes nothing.
         replaced = present - set(row_only) - keep_text
