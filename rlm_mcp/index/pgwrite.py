@@ -225,9 +225,14 @@ class Batch:
                     content.append((r, p, e.text.replace("\x00", ""), e.text.encode("utf-8")))
                 else:
                     content.append((r, p, e.text, None))
-            defs.extend((r, *d) for d in e.defs)
+            if "\x00" in e.text:
+                # A NUL past the binary sniff can reach a signature or docstring.
+                defs.extend((r, *_no_nul(d)) for d in e.defs)
+                docs.extend(_no_nul(d) for d in e.docs)
+            else:
+                defs.extend((r, *d) for d in e.defs)
+                docs.extend(e.docs)
             refs.extend((r, *x) for x in e.refs)
-            docs.extend(e.docs)
         # Words for ranked search come from SQLite's tokenizer, which releases the
         # GIL: it runs on a helper thread while the other tables are sent.
         words: list[list[tuple[dict[str, int], int]]] = []
@@ -235,7 +240,8 @@ class Batch:
         helper = threading.Thread(
             target=lambda: words.append(TOKENS.docs(rows3)), name="rlm-pg-words", daemon=True
         )
-        helper.start()
+        if docs:
+            helper.start()
         try:
             self._copy(
                 "rlm_files",
@@ -248,7 +254,8 @@ class Batch:
             self._copy("rlm_defs", f"repo_id, {DEF_COLUMNS}", defs)
             self._copy("rlm_refs", "repo_id, name, path, line, kind", refs)
         finally:
-            helper.join()
+            if docs:
+                helper.join()
         if docs:
             if not words:
                 raise RuntimeError("tokenizing the ranked-search rows failed")
@@ -280,3 +287,8 @@ class Batch:
             term_out,
             ("int8", "text", "int8", "text", "int4"),
         )
+
+
+def _no_nul(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``row`` with NULs in its strings shown as U+FFFD (PostgreSQL text holds no NUL)."""
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in row)

@@ -18,7 +18,7 @@ import pytest
 
 from rlm_mcp.errors import IndexUnavailable
 from rlm_mcp.index.pgstore import PostgresStore, open_text_reader, safe_location
-from rlm_mcp.index.storage import FileRow, IndexStore
+from rlm_mcp.index.storage import DefQuery, FileRow, IndexStore
 from rlm_mcp.index.store import SQLiteStore
 from tests.pg_cluster import postgres_store, shared
 
@@ -211,3 +211,12 @@ def test_a_writer_whose_lock_session_died_stops_writing(pg: PostgresStore) -> No
         with pytest.raises(IndexUnavailable, match="lost the writer lock"), pg.batch() as w:
             w.set_meta("k", "2")
     assert pg.meta("k") == "1"
+
+
+def test_a_nul_past_the_binary_sniff_is_stored_not_fatal(pg: PostgresStore) -> None:
+    text = "def f():\n    '''a\x00b'''\n"
+    defs = [("f", "f", "function", "n.py", 1, 2, "def f():", "a\x00b")]
+    with pg.batch() as w:
+        w.put_file(_row("n.py", text), text, defs, [])
+    assert pg.text("n.py") == text
+    assert [d.doc for d in pg.find_defs(DefQuery("exact", "f"))] == ["a\ufffdb"]
