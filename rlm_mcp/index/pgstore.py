@@ -297,8 +297,21 @@ class PostgresStore:
 
     @contextmanager
     def batch(self) -> Iterator[Batch]:
+        """One transaction; a lost connection is :class:`IndexUnavailable` (nothing written)."""
         if self._closed:
             raise IndexUnavailable(f"the index store {self._location} is closed")
+        try:
+            with self._batch() as b:
+                yield b
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            if isinstance(exc, psycopg.errors.QueryCanceled):
+                raise
+            raise IndexUnavailable(
+                f"writing to the index database {safe_location(self.url)} failed: {one_line(exc)}"
+            ) from None
+
+    @contextmanager
+    def _batch(self) -> Iterator[Batch]:
         with self._write_lock, self._pool.connection() as conn, conn.transaction():
             self._check_writer()
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._batch_key,))
