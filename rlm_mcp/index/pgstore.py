@@ -145,6 +145,7 @@ class PostgresStore:
         self._writer_conn: psycopg.Connection[Any] | None = None
         self._trgm = False
         self._closed = False
+        self._stats: tuple[tuple[Any, ...], int, int] | None = None
         try:
             with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
                 self.repo_id = self._init_schema(conn)
@@ -385,6 +386,7 @@ class PostgresStore:
         get new ids in the same order, so ties rank as they did in the source.
         """
         with self.batch() as b:
+            b.changed = True  # rows change behind the batch's own bookkeeping
             conn = b.conn
             row = conn.execute(
                 "SELECT repo_id FROM rlm_repos WHERE identity = %s", (identity,)
@@ -453,6 +455,7 @@ class PostgresStore:
         identity writes or deletes itself. The base must be a full identity.
         """
         with self.batch() as b:
+            b.changed = True  # rows change behind the batch's own bookkeeping
             row = b.conn.execute(
                 "SELECT repo_id FROM rlm_repos WHERE identity = %s AND base_id IS NULL",
                 (identity,),
@@ -488,6 +491,7 @@ class PostgresStore:
     def reset(self) -> None:
         """Drop everything stored for this identity, its link to a base included."""
         with self.batch() as b:
+            b.changed = True  # rows change behind the batch's own bookkeeping
             for table in PER_REPO:
                 b.conn.execute(f"DELETE FROM {table} WHERE repo_id = %s", (self.repo_id,))
             b.conn.execute(
@@ -668,6 +672,31 @@ class PostgresStore:
         )
         return {str(r[0]) for r in rows}
 
+    def _doc_stats(self) -> tuple[int, int]:
+        """(ranked rows, their tokens): BM25's N and total length, cached per generation.
+
+        Counting every row costs a scan of the repository's rows; the generation
+        (of this identity and its base) says when they changed.
+        """
+        ids = [self.repo_id] if self.base_id is None else [self.repo_id, self.base_id]
+        key = tuple(
+            sorted(
+                self._all(
+                    "SELECT repo_id, generation FROM rlm_repos WHERE repo_id = ANY(%s)", (ids,)
+                )
+            )
+        )
+        cached = self._stats
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        stats = self._all(
+            f"SELECT count(*), coalesce(sum(ntok), 0) FROM rlm_docs d WHERE {self._v('d')}",
+            self._p(),
+        )
+        n_rows, n_tokens = int(stats[0][0]), int(stats[0][1])
+        self._stats = (key, n_rows, n_tokens)
+        return n_rows, n_tokens
+
     def text_search(
         self, terms: Sequence[str], limit: int, path_regex: str | None = None
     ) -> list[TextHit]:
@@ -679,11 +708,7 @@ class PostgresStore:
         distinct = sorted({t for t in singles if t is not None})
         if not distinct:
             return []
-        stats = self._all(
-            f"SELECT count(*), coalesce(sum(ntok), 0) FROM rlm_docs d WHERE {self._v('d')}",
-            self._p(),
-        )
-        n_rows, n_tokens = int(stats[0][0]), int(stats[0][1])
+        n_rows, n_tokens = self._doc_stats()
         if n_rows == 0:
             return []
         hits = dict(
