@@ -57,6 +57,9 @@ Progress = Callable[[int, int], None]
 POOL_THRESHOLD = 200
 BULK_THRESHOLD = 200
 BATCH_FILES = 48
+MAX_SYMBOL_ROUNDS = 5
+TEXTS_FIRST_FILES = 2_000
+"""A change set this large (a branch switch) stores texts first, symbols in a second pass."""
 TEXT_INDEX_STEP = 2_000
 """Files added to the trigram index per write transaction while it is built."""
 CONTENT_SKIPS = frozenset({"binary", "too_large", "generated", "minified"})
@@ -109,6 +112,9 @@ class Repository:
         self._bg_lock = threading.Lock()
         self._bg_dirty: set[str] = set()
         self._completing = False
+        self._rerun = False
+        self._bg_done = threading.Event()
+        self._bg_done.set()
         self._pending_symbols = 0
         self.progress_state: IndexProgress | None = None
         self.completion_error: str | None = None
@@ -162,7 +168,8 @@ class Repository:
 
     def close(self) -> None:
         self._bg_stop.set()
-        bg = self._bg
+        with self._bg_lock:
+            bg = self._bg
         if bg is not None and bg is not threading.current_thread():
             bg.join()
         self.searcher.drop_text_cache()
@@ -351,27 +358,30 @@ class Repository:
             progress(done, total)
         results: list[SkippedFile] = []
         cold = not known and not known_skips and len(todo) >= BULK_THRESHOLD
+        texts_first = cold or len(todo) >= TEXTS_FIRST_FILES
         started = time.monotonic()
-        if cold:
+        if texts_first:
             # Texts first: the file list and grep work before any symbol is extracted.
             self.progress_state = IndexProgress("texts", done, total, started)
         with store.bulk_load() if cold else contextlib.nullcontext():
-            for batch in self._parse(todo, tags=not cold):
+            for batch in self._parse(todo, tags=not texts_first):
                 if self._bg_stop.is_set():
                     raise LoadInterrupted(f"the load of {self.root} was interrupted")
                 with store.batch() as w:
                     for res in batch:
-                        self._store_result(w, res, text_only=cold)
+                        self._store_result(w, res, text_only=texts_first)
                 results.extend(r for r in batch if isinstance(r, SkippedFile))
                 self.searcher.texts_changed(
                     ((b.path, b.text) for b in batch if isinstance(b, Parsed)), ()
                 )
                 done += len(batch)
-                if cold:
+                if texts_first:
                     self.progress_state = IndexProgress("texts", done, total, started)
                 if progress is not None:
                     progress(done, total)
         self._refresh_state(walk_skips, results, gone, full=remove is None)
+        if texts_first:
+            self._pending_symbols = len(self.store.unparsed_paths())
         return len(todo), reused, len(gone)
 
     def _store_result(
@@ -555,18 +565,31 @@ class Repository:
                 return
 
     def _complete_symbols(self, progress: Progress | None) -> None:
+        """Parse what is unparsed, in rounds: a round skips files written meanwhile, and
+        files stored text-first meanwhile (a big watcher batch) are left for the next."""
+        for _ in range(MAX_SYMBOL_ROUNDS):
+            with self._bg_lock:
+                self._bg_dirty.clear()
+            if not self._symbols_round(progress) or self._bg_stop.is_set():
+                break
+        self.report = self._make_report(
+            self.report.parsed, self.report.reused, self.report.removed, self.report.seconds
+        )
+        # Searchers' caches (the repository map) key on the version: bump it.
+        self.table.replace(dict(self.table.entries), dict(self.table.skips))
+
+    def _symbols_round(self, progress: Progress | None) -> bool:
+        """One pass over the unparsed files; ``False`` when there was nothing to do."""
         store = self.store
-        todo = store.unparsed_paths()
-        if not todo:
-            self._pending_symbols = 0
-            return
         entries = self.table.entries
         items = [
             (p, str(self.root / p), e.size, e.mtime_ns)
-            for p in todo
+            for p in store.unparsed_paths()
             if (e := entries.get(p)) is not None
         ]
         self._pending_symbols = len(items)
+        if not items:
+            return False
         started = time.monotonic()
         done, total = 0, len(items)
         self.progress_state = IndexProgress("symbols", done, total, started)
@@ -584,40 +607,54 @@ class Repository:
             if progress is not None:
                 progress(done, total)
             if self._bg_stop.is_set():
-                return
-        self._pending_symbols = len(store.unparsed_paths())
-        self.report = self._make_report(
-            self.report.parsed, self.report.reused, self.report.removed, self.report.seconds
-        )
-        # Searchers' caches (the repository map) key on the version: bump it.
-        self.table.replace(dict(self.table.entries), dict(self.table.skips))
+                break
+        return True
 
     def start_completion(self) -> None:
-        """Run :meth:`complete` in a daemon thread (the server's cold load returns at once)."""
-        if self._bg is not None and self._bg.is_alive():
-            return
-        if not self.needs_completion():
-            return
-        self._pending_symbols = len(self.store.unparsed_paths())
+        """Run :meth:`complete` in a daemon thread (a cold load in the server returns at once).
 
-        def run() -> None:
-            try:
-                self.complete()
-            except Exception as exc:  # a store error must not kill the server; say so
-                if not self._bg_stop.is_set():
+        Called again while one runs, it makes that thread go round once more, so
+        files stored text-first meanwhile are not left unparsed.
+        """
+        with self._bg_lock:
+            self._rerun = True
+            if self._bg is not None:
+                return
+            if self._bg_stop.is_set():
+                return
+            self._bg = threading.Thread(
+                target=self._run_completion, name=f"rlm-complete-{self.root.name}", daemon=True
+            )
+            self._bg_done.clear()
+            self._bg.start()
+
+    def _run_completion(self) -> None:
+        try:
+            while True:
+                with self._bg_lock:
+                    if not self._rerun or self._bg_stop.is_set():
+                        self._bg = None  # decided under the lock: a later start begins anew
+                        return
+                    self._rerun = False
+                if not self.needs_completion():
+                    self._pending_symbols = 0
+                    continue
+                try:
+                    self.complete()
+                except Exception as exc:  # a store error must not kill the server; say so
+                    if self._bg_stop.is_set():
+                        continue
                     log.exception("completing the index of %s failed", self.root)
                     self.completion_error = f"{type(exc).__name__}: {exc}"
-
-        self._bg = threading.Thread(target=run, name=f"rlm-complete-{self.root.name}", daemon=True)
-        self._bg.start()
+                    with self._bg_lock:
+                        self._bg = None
+                        return
+        finally:
+            self._bg_done.set()
 
     def wait_complete(self, timeout: float | None = None) -> bool:
         """Block until a background completion ends; ``True`` if it has (or none ran)."""
-        bg = self._bg
-        if bg is None:
-            return True
-        bg.join(timeout)
-        return not bg.is_alive()
+        return self._bg_done.wait(timeout)
 
     def repair_if_corrupt(self) -> bool:
         """Check the store; if it is corrupt, rebuild it from the files. ``True`` if it was.
@@ -702,6 +739,9 @@ class Repository:
                 skips.append(res)
         parsed, reused, removed = self._sync(candidates, skips, gone, None)
         self.report = self._make_report(parsed, reused, removed, time.perf_counter() - t0)
+        if self._pending_symbols:
+            # A big change set (a branch switch) went in text-first: symbols follow.
+            self.start_completion()
         return self.report
 
 

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from test_durability import make_tree, snapshot
 
 from rlm_mcp.config import IndexSettings
-from rlm_mcp.index import load
+from rlm_mcp.index import load, repository
 from rlm_mcp.index.store import SQLiteStore, db_path_for
 
 
@@ -153,3 +154,27 @@ def test_an_edit_during_the_second_pass_is_not_overwritten_by_its_older_parse(
         assert repo.store.unparsed_paths() == []
     finally:
         repo.close()
+
+
+def test_a_big_change_set_is_searchable_first_and_its_symbols_follow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A branch switch: past TEXTS_FIRST_FILES changed files, texts go in first."""
+    monkeypatch.setattr(repository, "TEXTS_FIRST_FILES", 50)
+    root = make_tree(tmp_path / "repo")
+    settings = _settings(tmp_path)
+    with load(root, settings) as repo:
+        changed = sorted(repo.entries())[::3]
+        for n, rel in enumerate(changed):
+            with open(root / rel, "a") as fh:
+                fh.write(f"\n\ndef switched_{n}():\n    return {n}\n")
+        repo.apply_changes(set(changed), set())
+        # Every changed file is searchable when apply_changes returns.
+        hits = repo.grep(r"def switched_\d+\(", max_results=1000)
+        assert len(hits) == len(changed)
+        assert repo.wait_complete(60)
+        assert not repo.partial and repo.store.unparsed_paths() == []
+        found = repo.symbols("switched_", match="prefix", limit=1000)
+        assert sorted(d.path for d in found) == changed
+        assert repo.report.symbols == 320 * 13 + len(changed)
+    assert _clean_snapshot(root, tmp_path) == snapshot(db_path_for(settings.cache_dir, root))  # type: ignore[arg-type]
