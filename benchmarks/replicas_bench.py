@@ -282,10 +282,29 @@ async def run_postgres(args: argparse.Namespace, tmp: Path, url: str) -> dict[st
             )
         out["replica_loads"] = loads
         out |= await drive([r.url for r in replicas], args, corpus)
+        out["replica_catch_up_s"] = await catch_up(corpus, [r.url for r in replicas])
         return out
     finally:
         for s in [*replicas, writer]:
             s.stop()
+
+
+async def catch_up(corpus: Path, urls: list[str], deadline_s: float = 60.0) -> list[float | None]:
+    """Seconds until each replica's grep finds a file the writer indexed just now."""
+    marker = f"replica_bench_fresh_{int(time.time() * 1000)}"
+    (corpus / "fresh.py").write_text(f"def {marker}():\n    return 1\n")
+    t0 = time.monotonic()
+    out: list[float | None] = []
+    for url in urls:
+        seen: float | None = None
+        while time.monotonic() - t0 < deadline_s:
+            hits = await call(url, "rlm_search", {"pattern": marker})
+            if hits.get("hits"):
+                seen = round(time.monotonic() - t0, 2)
+                break
+            await anyio.sleep(0.1)
+        out.append(seen)
+    return out
 
 
 async def run_sqlite(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
