@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -28,7 +29,7 @@ import pytest
 
 from rlm_mcp.index.pgstore import PostgresStore
 
-__all__ = ["Cluster", "pg_bin", "postgres_store", "private", "shared"]
+__all__ = ["Cluster", "pg_bin", "pg_cluster", "postgres_store", "private", "shared"]
 
 _SUPERUSER = "rlm"
 _RUN_AS = "nobody"
@@ -113,6 +114,9 @@ class Cluster:
         return False
 
     def destroy(self) -> None:
+        """Stop the server and remove its directory; a second call does nothing."""
+        if not self.dir.exists():
+            return
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -148,3 +152,17 @@ def private() -> Cluster:
     if bindir is None:
         pytest.skip("PostgreSQL is not installed (no initdb); .ci/run installs it")
     return Cluster(bindir)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """The session's cluster (see :func:`shared`), stopped when the session ends."""
+    cluster = shared()
+    try:
+        yield cluster
+    finally:
+        global _shared
+        with _shared_lock:
+            if _shared is cluster:
+                _shared = None
+        cluster.destroy()

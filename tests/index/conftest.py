@@ -36,3 +36,8 @@ def loader(settings: IndexSettings) -> Iterator[Callable[..., Repository]]:
     yield _load
     for repo in opened:
         repo.close()
+
+
+# -- PostgreSQL: a throwaway cluster for the session (tests/pg_cluster.py) -------------------
+
+from tests.pg_cluster import pg_cluster  # noqa: E402, F401 - a session fixture

@@ -16,8 +16,9 @@ import pytest
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
+from rlm_mcp.index.pgstore import PostgresStore
 from rlm_mcp.index.store import SQLiteStore
-from tests.pg_cluster import shared
+from tests.pg_cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,12 +63,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pair(
-    corpus: Path, tmp_path_factory: pytest.TempPathFactory
+    corpus: Path, tmp_path_factory: pytest.TempPathFactory, pg_cluster: Cluster
 ) -> Iterator[tuple[Repository, Repository]]:
     settings = IndexSettings(cache_dir=tmp_path_factory.mktemp("cache"), workers=1, watch=False)
-    from rlm_mcp.index.pgstore import PostgresStore
-
-    pg_store = PostgresStore(shared().url, f"parity:{corpus}")
+    pg_store = PostgresStore(pg_cluster.url, f"parity:{corpus}")
     lite = load(corpus, settings, store=SQLiteStore(tmp_path_factory.mktemp("db") / "i.sqlite"))
     pg = load(corpus, settings, store=pg_store)
     try:
