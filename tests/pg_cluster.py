@@ -76,6 +76,28 @@ class Cluster:
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as fh:
             fh.write(conf)
         self.start()
+        self._reaper()
+
+    def _reaper(self) -> None:
+        """A detached shell that stops the server and removes it if this process dies.
+
+        atexit does not run when the test process is killed (a hard timeout, an
+        interrupted CI job); the server would outlive it.
+        """
+        ctl = self.bindir / "pg_ctl"
+        as_user = f"runuser -u {self._user} -- " if self._user else ""
+        script = (
+            f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
+            f"{as_user}{ctl} -D {self.data} -m immediate stop >/dev/null 2>&1; "
+            f"rm -rf {self.dir}"
+        )
+        subprocess.Popen(
+            ["sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     @property
     def url(self) -> str:
