@@ -91,7 +91,7 @@ class Cluster:
             f"{as_user}{ctl} -D {self.data} -m immediate stop >/dev/null 2>&1; "
             f"rm -rf {self.dir}"
         )
-        subprocess.Popen(
+        self._reaper_proc = subprocess.Popen(
             ["sh", "-c", script],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -137,10 +137,13 @@ class Cluster:
 
     def destroy(self) -> None:
         """Stop the server and remove its directory; a second call does nothing."""
-        if not self.dir.exists():
-            return
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir.exists():
+            self.stop()
+            shutil.rmtree(self.dir, ignore_errors=True)
+        reaper = getattr(self, "_reaper_proc", None)
+        if reaper is not None and reaper.poll() is None:
+            reaper.kill()
+            reaper.wait()
 
 
 _shared: Cluster | None = None
