@@ -22,6 +22,8 @@ __all__ = [
     "PER_REPO",
     "SCHEMA_VERSION",
     "TABLES",
+    "TERMS",
+    "TERMS_BY_REPO",
     "TRGM",
     "content_text",
     "like_escape",
@@ -31,7 +33,7 @@ __all__ = [
     "visible",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _C = 'COLLATE "C"'
 TABLES = f"""
@@ -75,11 +77,8 @@ CREATE TABLE IF NOT EXISTS rlm_refs (
 CREATE TABLE IF NOT EXISTS rlm_docs (
     id bigserial PRIMARY KEY, repo_id bigint NOT NULL, path text {_C} NOT NULL,
     start_line integer NOT NULL, end_line integer NOT NULL, qualname text NOT NULL,
-    kind text NOT NULL, signature text NOT NULL, doc text NOT NULL, ntok integer NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rlm_terms (
-    repo_id bigint NOT NULL, path text {_C} NOT NULL, doc_id bigint NOT NULL,
-    term text {_C} NOT NULL, w integer NOT NULL
+    kind text NOT NULL, signature text NOT NULL, doc text NOT NULL, ntok integer NOT NULL,
+    terms text[] {_C} NOT NULL, ws integer[] NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rlm_defs_path ON rlm_defs (repo_id, path, start_line);
 CREATE INDEX IF NOT EXISTS rlm_defs_name ON rlm_defs (repo_id, name);
@@ -87,15 +86,18 @@ CREATE INDEX IF NOT EXISTS rlm_defs_lname ON rlm_defs (repo_id, lower(name));
 CREATE INDEX IF NOT EXISTS rlm_defs_qualname ON rlm_defs (repo_id, qualname);
 CREATE INDEX IF NOT EXISTS rlm_refs_path ON rlm_refs (repo_id, path);
 CREATE INDEX IF NOT EXISTS rlm_refs_name ON rlm_refs (repo_id, name, path, line);
-CREATE INDEX IF NOT EXISTS rlm_docs_path ON rlm_docs (repo_id, path);
-CREATE INDEX IF NOT EXISTS rlm_terms_term ON rlm_terms (repo_id, term) INCLUDE (doc_id, w);
-CREATE INDEX IF NOT EXISTS rlm_terms_path ON rlm_terms (repo_id, path)
+CREATE INDEX IF NOT EXISTS rlm_docs_path ON rlm_docs (repo_id, path)
 """
 TRGM = "CREATE INDEX IF NOT EXISTS rlm_content_trgm ON rlm_content USING gin (text gin_trgm_ops)"
+TERMS_BY_REPO = "CREATE INDEX IF NOT EXISTS rlm_docs_terms ON rlm_docs USING gin (repo_id, terms)"
+"""The ranked-search terms of a row, per repository (needs ``btree_gin``)."""
+TERMS = "CREATE INDEX IF NOT EXISTS rlm_docs_terms ON rlm_docs USING gin (terms)"
+"""The same without ``btree_gin``: every repository's rows in one posting list."""
 PER_PATH = ("rlm_files", "rlm_content", "rlm_skipped", "rlm_defs", "rlm_refs", "rlm_docs")
-PER_PATH_ALL = (*PER_PATH, "rlm_terms")
+PER_PATH_ALL = PER_PATH
 PER_REPO = (*PER_PATH_ALL, "rlm_meta", "rlm_shadow")
-ALL_TABLES = (*PER_REPO, "rlm_repos", "rlm_schema")
+ALL_TABLES = (*PER_REPO, "rlm_terms", "rlm_repos", "rlm_schema")
+"""Every table a schema version ever had (``rlm_terms``: version 1), dropped on a version change."""
 DEF_COLUMNS = "name, qualname, kind, path, start_line, end_line, signature, doc"
 FILE_COLUMNS = "path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8"
 
@@ -124,16 +126,20 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def visible(alias: str, base: int | None) -> str:
+def visible(alias: str, base: int | None, *, via_index: bool = True) -> str:
     """SQL: the rows of ``alias`` this identity sees (named parameters ``me`` and ``base``).
 
     An overlay identity (``base`` set) sees its own rows and those of its base
     whose path it has not shadowed (written or deleted on its own).
+    ``via_index=False`` writes the repository test so that no B-tree on
+    ``repo_id`` can serve it, leaving the planner another index (ranked search's
+    GIN on terms, which it under-costs).
     """
+    repo = f"{alias}.repo_id" if via_index else f"({alias}.repo_id + 0)"
     if base is None:
-        return f"{alias}.repo_id = %(me)s"
+        return f"{repo} = %(me)s"
     return (
-        f"({alias}.repo_id = %(me)s OR ({alias}.repo_id = %(base)s AND NOT EXISTS "
+        f"({repo} = %(me)s OR ({repo} = %(base)s AND NOT EXISTS "
         f"(SELECT 1 FROM rlm_shadow sh WHERE sh.repo_id = %(me)s AND sh.path = {alias}.path)))"
     )
 

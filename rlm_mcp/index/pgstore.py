@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -50,6 +49,8 @@ from rlm_mcp.index.pgschema import (
     PER_REPO,
     SCHEMA_VERSION,
     TABLES,
+    TERMS,
+    TERMS_BY_REPO,
     TRGM,
     content_text,
     like_escape,
@@ -201,6 +202,20 @@ class PostgresStore:
             self._trgm = True
         except psycopg.Error as exc:
             log.warning("pg_trgm is unavailable (%s): grep reads every text", one_line(exc))
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("schema", ""),))
+                conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
+                conn.execute(TERMS_BY_REPO)
+        except psycopg.Error as exc:
+            log.warning(
+                "btree_gin is unavailable (%s): ranked search looks terms up across every "
+                "repository in the database",
+                one_line(exc),
+            )
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("schema", ""),))
+                conn.execute(TERMS)
         conn.execute(
             "INSERT INTO rlm_repos (identity) VALUES (%s) ON CONFLICT (identity) DO NOTHING",
             (self.identity,),
@@ -433,15 +448,10 @@ class PostgresStore:
                 b._copy("rlm_doc_map", "old, new", list(zip(olds, news, strict=True)))
                 conn.execute(
                     "INSERT INTO rlm_docs (id, repo_id, path, start_line, end_line, qualname, "
-                    "kind, signature, doc, ntok) SELECT m.new, %s, d.path, d.start_line, "
-                    "d.end_line, d.qualname, d.kind, d.signature, d.doc, d.ntok FROM rlm_docs d "
+                    "kind, signature, doc, ntok, terms, ws) SELECT m.new, %s, d.path, "
+                    "d.start_line, d.end_line, d.qualname, d.kind, d.signature, d.doc, d.ntok, "
+                    "d.terms, d.ws FROM rlm_docs d "
                     "JOIN rlm_doc_map m ON m.old = d.id WHERE d.repo_id = %s",
-                    (dst, src),
-                )
-                conn.execute(
-                    "INSERT INTO rlm_terms (repo_id, path, doc_id, term, w) "
-                    "SELECT %s, t.path, m.new, t.term, t.w FROM rlm_terms t "
-                    "JOIN rlm_doc_map m ON m.old = t.doc_id WHERE t.repo_id = %s",
                     (dst, src),
                 )
             n = conn.execute("SELECT count(*) FROM rlm_files WHERE repo_id = %s", (dst,)).fetchone()
@@ -711,44 +721,58 @@ class PostgresStore:
         n_rows, n_tokens = self._doc_stats()
         if n_rows == 0:
             return []
-        hits = dict(
-            self._all(
-                f"SELECT term, count(*) FROM rlm_terms t WHERE {self._v('t')} "
-                "AND term = ANY(%(terms)s) GROUP BY term",
-                self._p(terms=distinct),
-            )
-        )
-        avgdl = float(n_tokens) / float(n_rows)
+        # One pass over the rows holding any term (the GIN index on (repo_id, terms)
+        # finds them): their frequencies, the document frequencies and FTS5's IDF
+        # (ln is the C library's log, as in SQLite), then the score in FTS5's order.
         col = {t: i for i, t in enumerate(distinct)}
-        params = self._p(
-            terms=distinct, k1=K1, k1p1=K1 + 1.0, omb=1 - B, b=B, avgdl=avgdl, limit=limit
+        params = self._p(terms=distinct, **{f"t{i}": t for t, i in col.items()})
+        params |= {"k1": K1, "k1p1": K1 + 1.0, "omb": 1 - B, "b": B, "limit": limit}
+        params |= {"n_rows": n_rows, "avgdl": float(n_tokens) / float(n_rows)}
+        freqs = ", ".join(
+            f"coalesce(d.ws[array_position(d.terms, %(t{i})s::text)], 0)::float8 AS f{i}"
+            for i in col.values()
         )
-        freqs = []
-        for term, i in col.items():
-            params[f"t{i}"] = term
-            freqs.append(f"coalesce(sum(w) FILTER (WHERE term = %(t{i})s), 0)::float8 AS f{i}")
+        dfs = ", ".join(f"count(*) FILTER (WHERE f{i} > 0) AS n{i}" for i in col.values())
+        idfs = ", ".join(
+            f"ln(((%(n_rows)s::int8 - n{i})::float8 + 0.5::float8) / "
+            f"(n{i}::float8 + 0.5::float8)) AS x{i}"
+            for i in col.values()
+        )
+        guards = ", ".join(
+            f"CASE WHEN x{i} > 0.0::float8 THEN x{i} ELSE 1e-6::float8 END AS idf{i}"
+            for i in col.values()
+        )
         score = "0.0::float8"
-        for n, single in enumerate(singles):
+        for single in singles:
             if single is None:
                 continue
-            n_hit = int(hits.get(single, 0))
-            idf = math.log((float(n_rows - n_hit) + 0.5) / (float(n_hit) + 0.5))
-            params[f"idf{n}"] = idf if idf > 0.0 else 1e-6
-            f = f"p.f{col[single]}"
+            i = col[single]
             score += (
-                f" + %(idf{n})s::float8 * (({f} * %(k1p1)s::float8) / ({f} + %(k1)s::float8 * "
-                "(%(omb)s::float8 + (%(b)s::float8 * d.ntok::float8) / %(avgdl)s::float8)))"
+                f" + i.idf{i} * ((c.f{i} * %(k1p1)s::float8) / (c.f{i} + %(k1)s::float8 * "
+                "(%(omb)s::float8 + (%(b)s::float8 * c.ntok::float8) / %(avgdl)s::float8)))"
             )
         where = ""
         if path_regex is not None:
             params["paths"] = self._paths_matching(path_regex)
-            where = "WHERE d.path = ANY(%(paths)s)"
-        rows = self._all(
-            f"WITH p AS (SELECT doc_id, {', '.join(freqs)} FROM rlm_terms t "
-            f"WHERE {self._v('t')} AND term = ANY(%(terms)s) GROUP BY doc_id) "
-            "SELECT d.path, d.start_line, d.end_line, d.qualname, d.kind, d.signature, d.doc, "
-            f"{score} AS score FROM p JOIN rlm_docs d ON d.id = p.doc_id {where} "
-            "ORDER BY score DESC, d.id LIMIT %(limit)s",
-            params,
+            where = "WHERE c.path = ANY(%(paths)s)"
+        sql = (
+            "WITH c AS MATERIALIZED (SELECT d.id, d.path, d.start_line, d.end_line, d.qualname, "
+            f"d.kind, d.signature, d.doc, d.ntok, {freqs} FROM rlm_docs d "
+            f"WHERE {visible('d', self.base_id, via_index=False)} "
+            "AND d.terms && %(terms)s::text[]), "
+            f"n AS (SELECT {dfs} FROM c), "
+            f"i AS (SELECT {guards} FROM (SELECT {idfs} FROM n) x) "
+            "SELECT c.path, c.start_line, c.end_line, c.qualname, c.kind, c.signature, c.doc, "
+            f"{score} AS score FROM c CROSS JOIN i {where} ORDER BY score DESC, c.id "
+            "LIMIT %(limit)s"
         )
+
+        def ranked(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            # The planner prices the GIN scan of the terms above reading the
+            # repository's rows whole and testing each array; it is several times faster.
+            with conn.transaction():
+                conn.execute("SET LOCAL enable_seqscan = off")
+                return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+        rows = self._read(ranked)
         return [TextHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], float(r[7])) for r in rows]

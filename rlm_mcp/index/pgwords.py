@@ -49,11 +49,13 @@ class Tokenizer:
             conn.execute("DELETE FROM t")
             self._idle.put(conn)
 
-    def docs(self, rows: Sequence[tuple[str, str, str]]) -> list[tuple[dict[str, int], int]]:
-        """For each (names, pathwords, body): {term: weighted frequency} and its token count."""
-        out: list[tuple[dict[str, int], int]] = [({}, 0) for _ in rows]
+    def docs(self, rows: Sequence[tuple[str, str, str]]) -> list[tuple[list[str], list[int], int]]:
+        """For each (names, pathwords, body): its terms (in order), their column-weighted
+        frequencies, and its token count."""
+        out: list[tuple[list[str], list[int], int]] = [([], [], 0) for _ in rows]
         if not rows:
             return out
+        weight = " ".join(f"WHEN '{c}' THEN {w}" for c, w in COLUMN_WEIGHTS.items())
         with self._conn() as c:
             c.execute("BEGIN")
             c.executemany(
@@ -62,13 +64,14 @@ class Tokenizer:
             )
             c.execute("COMMIT")
             ntok = [0] * len(rows)
-            for doc, term, col, n in c.execute(
-                "SELECT doc, term, col, count(*) FROM v GROUP BY doc, term, col"
+            for doc, term, w, n in c.execute(
+                f"SELECT doc, term, sum(CASE col {weight} END), count(*) FROM v GROUP BY term, doc"
             ):
-                terms = out[doc - 1][0]
-                terms[term] = terms.get(term, 0) + COLUMN_WEIGHTS[col] * n
+                terms, ws, _ = out[doc - 1]
+                terms.append(term)
+                ws.append(w)
                 ntok[doc - 1] += n
-        return [(terms, n) for (terms, _), n in zip(out, ntok, strict=True)]
+        return [(terms, ws, n) for (terms, ws, _), n in zip(out, ntok, strict=True)]
 
     def query(self, words: Sequence[str]) -> list[list[str]]:
         """The tokens FTS5 makes of each query word (one for any alphanumeric word)."""

@@ -235,7 +235,7 @@ class Batch:
             refs.extend((r, *x) for x in e.refs)
         # Words for ranked search come from SQLite's tokenizer, which releases the
         # GIL: it runs on a helper thread while the other tables are sent.
-        words: list[list[tuple[dict[str, int], int]]] = []
+        words: list[list[tuple[list[str], list[int], int]]] = []
         rows3 = [(d[7], d[8], d[9]) for d in docs]
         helper = threading.Thread(
             target=lambda: words.append(TOKENS.docs(rows3)), name="rlm-pg-words", daemon=True
@@ -261,7 +261,10 @@ class Batch:
                 raise RuntimeError("tokenizing the ranked-search rows failed")
             self._copy_docs(docs, words[0])
 
-    def _copy_docs(self, docs: list[DocRow], tokens: list[tuple[dict[str, int], int]]) -> None:
+    def _copy_docs(
+        self, docs: list[DocRow], tokens: list[tuple[list[str], list[int], int]]
+    ) -> None:
+        """The ranked-search rows, each with its terms and their column-weighted counts."""
         ids = sorted(
             int(i)
             for (i,) in self.conn.execute(
@@ -271,21 +274,29 @@ class Batch:
             ).fetchall()
         )
         r = self.repo
-        doc_out: list[tuple[Any, ...]] = []
-        term_out: list[tuple[Any, ...]] = []
-        for doc_id, d, (terms, ntok) in zip(ids, docs, tokens, strict=True):
-            doc_out.append((doc_id, r, d[0], d[1], d[2], d[3], d[4], d[5], d[6], ntok))
-            term_out.extend((r, d[0], doc_id, t, w) for t, w in terms.items())
+        doc_out = [
+            (doc_id, r, d[0], d[1], d[2], d[3], d[4], d[5], d[6], ntok, terms, ws)
+            for doc_id, d, (terms, ws, ntok) in zip(ids, docs, tokens, strict=True)
+        ]
         self._copy(
             "rlm_docs",
-            "id, repo_id, path, start_line, end_line, qualname, kind, signature, doc, ntok",
+            "id, repo_id, path, start_line, end_line, qualname, kind, signature, doc, ntok, "
+            "terms, ws",
             doc_out,
-        )
-        self._copy(
-            "rlm_terms",
-            "repo_id, path, doc_id, term, w",
-            term_out,
-            ("int8", "text", "int8", "text", "int4"),
+            (
+                "int8",
+                "int8",
+                "text",
+                "int4",
+                "int4",
+                "text",
+                "text",
+                "text",
+                "text",
+                "int4",
+                "text[]",
+                "int4[]",
+            ),
         )
 
 
