@@ -59,7 +59,7 @@ from rlm_mcp.index.pgschema import (
     safe_location,
     visible,
 )
-from rlm_mcp.index.pgwords import K1, TOKENS, B
+from rlm_mcp.index.pgwords import TOKENS, bm25_query
 from rlm_mcp.index.pgwrite import Batch
 from rlm_mcp.index.storage import DefQuery, FileRow, SkipRow, TextHit
 
@@ -715,57 +715,20 @@ class PostgresStore:
             return []
         phrases = TOKENS.query(words)
         singles = [p[0] if len(p) == 1 else None for p in phrases]
-        distinct = sorted({t for t in singles if t is not None})
-        if not distinct:
+        if all(t is None for t in singles):
             return []
         n_rows, n_tokens = self._doc_stats()
         if n_rows == 0:
             return []
-        # One pass over the rows holding any term (the GIN index on (repo_id, terms)
-        # finds them): their frequencies, the document frequencies and FTS5's IDF
-        # (ln is the C library's log, as in SQLite), then the score in FTS5's order.
-        col = {t: i for i, t in enumerate(distinct)}
-        params = self._p(terms=distinct, **{f"t{i}": t for t, i in col.items()})
-        params |= {"k1": K1, "k1p1": K1 + 1.0, "omb": 1 - B, "b": B, "limit": limit}
-        params |= {"n_rows": n_rows, "avgdl": float(n_tokens) / float(n_rows)}
-        freqs = ", ".join(
-            f"coalesce(d.ws[array_position(d.terms, %(t{i})s::text)], 0)::float8 AS f{i}"
-            for i in col.values()
+        sql, params = bm25_query(
+            singles,
+            rows=visible("d", self.base_id, via_index=False),
+            n_rows=n_rows,
+            n_tokens=n_tokens,
+            limit=limit,
+            paths=None if path_regex is None else self._paths_matching(path_regex),
         )
-        dfs = ", ".join(f"count(*) FILTER (WHERE f{i} > 0) AS n{i}" for i in col.values())
-        idfs = ", ".join(
-            f"ln(((%(n_rows)s::int8 - n{i})::float8 + 0.5::float8) / "
-            f"(n{i}::float8 + 0.5::float8)) AS x{i}"
-            for i in col.values()
-        )
-        guards = ", ".join(
-            f"CASE WHEN x{i} > 0.0::float8 THEN x{i} ELSE 1e-6::float8 END AS idf{i}"
-            for i in col.values()
-        )
-        score = "0.0::float8"
-        for single in singles:
-            if single is None:
-                continue
-            i = col[single]
-            score += (
-                f" + i.idf{i} * ((c.f{i} * %(k1p1)s::float8) / (c.f{i} + %(k1)s::float8 * "
-                "(%(omb)s::float8 + (%(b)s::float8 * c.ntok::float8) / %(avgdl)s::float8)))"
-            )
-        where = ""
-        if path_regex is not None:
-            params["paths"] = self._paths_matching(path_regex)
-            where = "WHERE c.path = ANY(%(paths)s)"
-        sql = (
-            "WITH c AS MATERIALIZED (SELECT d.id, d.path, d.start_line, d.end_line, d.qualname, "
-            f"d.kind, d.signature, d.doc, d.ntok, {freqs} FROM rlm_docs d "
-            f"WHERE {visible('d', self.base_id, via_index=False)} "
-            "AND d.terms && %(terms)s::text[]), "
-            f"n AS MATERIALIZED (SELECT {dfs} FROM c), "
-            f"i AS MATERIALIZED (SELECT {guards} FROM (SELECT {idfs} FROM n) x) "
-            "SELECT c.path, c.start_line, c.end_line, c.qualname, c.kind, c.signature, c.doc, "
-            f"{score} AS score FROM c CROSS JOIN i {where} ORDER BY score DESC, c.id "
-            "LIMIT %(limit)s"
-        )
+        params = self._p(**params)
 
         def ranked(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
             # The planner prices the GIN scan of the terms above reading the

@@ -3,8 +3,8 @@
 Ranked search on PostgreSQL gives exactly the SQLite store's FTS5
 ``bm25(fts, 8.0, 2.0, 1.0)``: the words of every ranked-search row come from
 SQLite's ``porter unicode61`` tokenizer (an in-memory FTS5 table read back
-through ``fts5vocab``), so both stores see the same terms, and the store
-evaluates FTS5's formula in the same order on the same doubles.
+through ``fts5vocab``), so both stores see the same terms, and
+:func:`bm25_query` evaluates FTS5's formula in the same order on the same doubles.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import queue
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 __all__ = ["COLUMN_WEIGHTS", "K1", "TOKENS", "B", "Tokenizer"]
 
@@ -87,3 +88,68 @@ class Tokenizer:
 
 
 TOKENS = Tokenizer()
+
+
+def bm25_query(
+    singles: Sequence[str | None],
+    *,
+    rows: str,
+    n_rows: int,
+    n_tokens: int,
+    limit: int,
+    paths: Sequence[str] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters ranking ``rlm_docs`` rows as FTS5's ``bm25()`` would.
+
+    ``singles`` are the query's phrases in order, each one term (``None``: a
+    phrase that matches nothing); ``rows`` is the SQL condition on ``d`` that
+    selects the repository's rows; ``n_rows`` and ``n_tokens`` are FTS5's row
+    count and total length over them. One pass over the rows holding any term:
+    their frequencies, the document frequencies, the IDF (``ln`` is the C
+    library's ``log``, as in SQLite), then the score summed phrase by phrase
+    in FTS5's order and on the same doubles. ``paths`` narrows the result after
+    the statistics, as the SQLite store's path filter does.
+    """
+    distinct = sorted({t for t in singles if t is not None})
+    col = {t: i for i, t in enumerate(distinct)}
+    params: dict[str, Any] = {f"t{i}": t for t, i in col.items()}
+    params |= {"terms": distinct, "k1": K1, "k1p1": K1 + 1.0, "omb": 1 - B, "b": B}
+    params |= {"limit": limit, "n_rows": n_rows, "avgdl": float(n_tokens) / float(n_rows)}
+    freqs = ", ".join(
+        f"coalesce(d.ws[array_position(d.terms, %(t{i})s::text)], 0)::float8 AS f{i}"
+        for i in col.values()
+    )
+    dfs = ", ".join(f"count(*) FILTER (WHERE f{i} > 0) AS n{i}" for i in col.values())
+    idfs = ", ".join(
+        f"ln(((%(n_rows)s::int8 - n{i})::float8 + 0.5::float8) / "
+        f"(n{i}::float8 + 0.5::float8)) AS x{i}"
+        for i in col.values()
+    )
+    guards = ", ".join(
+        f"CASE WHEN x{i} > 0.0::float8 THEN x{i} ELSE 1e-6::float8 END AS idf{i}"
+        for i in col.values()
+    )
+    score = "0.0::float8"
+    for single in singles:
+        if single is None:
+            continue
+        i = col[single]
+        score += (
+            f" + i.idf{i} * ((c.f{i} * %(k1p1)s::float8) / (c.f{i} + %(k1)s::float8 * "
+            "(%(omb)s::float8 + (%(b)s::float8 * c.ntok::float8) / %(avgdl)s::float8)))"
+        )
+    where = ""
+    if paths is not None:
+        params["paths"] = list(paths)
+        where = "WHERE c.path = ANY(%(paths)s)"
+    sql = (
+        "WITH c AS MATERIALIZED (SELECT d.id, d.path, d.start_line, d.end_line, d.qualname, "
+        f"d.kind, d.signature, d.doc, d.ntok, {freqs} FROM rlm_docs d "
+        f"WHERE {rows} AND d.terms && %(terms)s::text[]), "
+        f"n AS MATERIALIZED (SELECT {dfs} FROM c), "
+        f"i AS MATERIALIZED (SELECT {guards} FROM (SELECT {idfs} FROM n) x) "
+        "SELECT c.path, c.start_line, c.end_line, c.qualname, c.kind, c.signature, c.doc, "
+        f"{score} AS score FROM c CROSS JOIN i {where} ORDER BY score DESC, c.id "
+        "LIMIT %(limit)s"
+    )
+    return sql, params
