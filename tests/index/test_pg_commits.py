@@ -176,3 +176,11 @@ def test_an_overlay_on_the_nearest_commit_stores_only_the_diff_and_reads_like_a_
     finally:
         pr.close()
         cold.close()
+
+
+def test_index_commit_without_a_shared_index_is_a_usage_error(tmp_path: Path) -> None:
+    root = _repo(tmp_path / "repo", 1)
+    env = {**isolated_env(tmp_path), **GIT_ENV}
+    out = run_cli("index", str(root), "--commit", env=env)
+    assert out.returncode == 2
+    assert "--index-url" in out.stderr
