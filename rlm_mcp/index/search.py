@@ -393,7 +393,12 @@ class Searcher:
         match: str = "auto",
         limit: int = 50,
     ) -> list[Definition]:
-        """Definitions by name; ``auto`` tries exact, then prefix, then substring."""
+        """Definitions by name; ``auto`` tries exact, then prefix, then substring.
+
+        ``auto`` lists exact matches, then prefix matches (both use an index);
+        a substring match scans every name (seconds over millions of
+        definitions), so it runs only when nothing starts with ``query``.
+        """
         if match not in MATCH_MODES:
             raise SearchError(f"unknown match mode {match!r}; use one of {', '.join(MATCH_MODES)}")
         q = query.strip()
@@ -413,7 +418,7 @@ class Searcher:
                 if d not in seen:
                     seen.add(d)
                     out.append(d)
-            if len(out) >= limit:
+            if len(out) >= limit or (mode == "prefix" and out):
                 break
         return out[:limit]
 
