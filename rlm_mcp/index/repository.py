@@ -379,7 +379,10 @@ class Repository:
                     self.progress_state = IndexProgress("texts", done, total, started)
                 if progress is not None:
                     progress(done, total)
-        self._refresh_state(walk_skips, results, gone, full=remove is None)
+        unchanged = not todo and not gone and not touch
+        self._refresh_state(
+            walk_skips, results, gone, full=remove is None, rows=known if unchanged else None
+        )
         if texts_first:
             self._pending_symbols = len(self.store.unparsed_paths())
         return len(todo), reused, len(gone)
@@ -472,8 +475,12 @@ class Repository:
         gone: set[str],
         *,
         full: bool,
+        rows: dict[str, FileRow] | None = None,
     ) -> None:
-        rows = self.store.file_rows()
+        """Swap in the file table; ``rows`` are the store's file rows when the caller
+        already read them and wrote nothing since (a warm load of an unchanged tree)."""
+        if rows is None:
+            rows = self.store.file_rows()
         entries = {
             p: FileEntry(p, r.size, r.mtime_ns, r.language, r.lines, r.tokens, r.invalid_utf8)
             for p, r in sorted(rows.items())
