@@ -122,7 +122,9 @@ class StoreBatch(Protocol):
         The first pass of a cold load: the file list, path search and grep
         work at once, and :meth:`IndexStore.unparsed_paths` lists the file
         until :meth:`put_file` stores it whole. If the stored row already has
-        ``row.hash``, only the row is replaced (its symbols stay).
+        ``row.hash``, only the row is replaced (its symbols stay). A store may
+        keep a changed file's old symbols until ``put_file`` replaces them
+        (stale meanwhile; the file is listed as unparsed, so results say partial).
         """
 
     def put_skipped(self, skip: SkippedFile, size: int, mtime_ns: int) -> None:

@@ -193,6 +193,9 @@ def _tri_state(conn: sqlite3.Connection) -> tuple[bool, int]:
 
 
 TRIGRAMS_PER_LITERAL = 12
+TRI_GARBAGE_MIN = 20_000
+TRI_GARBAGE_SHARE = 0.3
+"""Replaced texts whose trigram entries linger before the trigram index is rebuilt."""
 
 
 def _trigram_match(alternatives: Sequence[Sequence[str]]) -> str:
@@ -225,6 +228,30 @@ class _Batch:
         self.conn = conn
         self.bulk = bulk
         self._tri: tuple[bool, int] | None = None
+        self.tri_garbage = 0
+
+    def flush(self) -> None:
+        """Before commit: count trigram garbage; past the limit, start the index over.
+
+        A rebuilt index is filled in steps by :meth:`SQLiteStore.index_texts` (the
+        repository's completion pass); until then unindexed files are candidates
+        for every grep, so results stay exact, only slower.
+        """
+        if not self.tri_garbage:
+            return
+        c = self.conn
+        row = c.execute("SELECT value FROM meta WHERE key='tri_garbage'").fetchone()
+        garbage = (int(row[0]) if row else 0) + self.tri_garbage
+        self.tri_garbage = 0
+        files = int(c.execute("SELECT count(*) FROM content").fetchone()[0])
+        if garbage > max(TRI_GARBAGE_MIN, int(files * TRI_GARBAGE_SHARE)):
+            c.execute("INSERT INTO tri(tri) VALUES('delete-all')")
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tri_done', '0')")
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tri_upto', '0')")
+            garbage = 0
+        c.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('tri_garbage', ?)", (str(garbage),)
+        )
 
     @property
     def tri_state(self) -> tuple[bool, int]:
@@ -296,7 +323,19 @@ class _Batch:
             self.conn.execute("DELETE FROM files WHERE path=?", (row.path,))
             self._insert(row, None, bool(parsed))
             return
-        self._delete([row.path], keep_text=False)
+        # The old symbols stay (stale, the file listed as unparsed) until put_file
+        # replaces them, and the old text's trigram entries stay as garbage (their
+        # content id is gone, so they match nothing): a 10,000-file branch switch is
+        # searchable without first deleting millions of symbol rows and re-tokenising
+        # every old text. Past TRI_GARBAGE_SHARE the trigram index is rebuilt (flush).
+        c = self.conn
+        done, upto = self.tri_state
+        old = c.execute("SELECT id FROM content WHERE path=?", (row.path,)).fetchone()
+        if old is not None and (done or old[0] <= upto):
+            self.tri_garbage += 1
+        c.execute("DELETE FROM content WHERE path=?", (row.path,))
+        c.execute("DELETE FROM files WHERE path=?", (row.path,))
+        c.execute("DELETE FROM skipped WHERE path=?", (row.path,))
         self._insert(row, text, parsed=False)
 
     def put_file(
@@ -556,7 +595,9 @@ class SQLiteStore:
     @contextmanager
     def batch(self) -> Iterator[_Batch]:
         with self._transaction() as conn:
-            yield _Batch(conn, bulk=False)
+            b = _Batch(conn, bulk=False)
+            yield b
+            b.flush()
 
     @contextmanager
     def bulk_load(self) -> Iterator[None]:

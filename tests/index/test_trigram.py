@@ -193,3 +193,46 @@ def test_grep_with_the_prefilter_returns_exactly_what_a_scan_returns(tmp_path: P
                 cands = repo.store.grep_candidates(alts)
                 narrowed += cands is not None and len(cands) < len(texts)
         assert checked > 150 and narrowed > 30
+
+
+def test_texts_replaced_text_first_leave_garbage_until_the_index_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A branch switch skips deleting old trigram entries; past a share, the index starts over."""
+    from rlm_mcp.index import store as store_mod
+
+    monkeypatch.setattr(store_mod, "TRI_GARBAGE_MIN", 10)
+    texts = {f"f{i:02}.py": f"def old_name_{i}():\n    return {i}\n" for i in range(40)}
+    store = SQLiteStore(tmp_path / "g.sqlite")
+    try:
+        with store.batch() as w:
+            for p, t in texts.items():
+                w.put_file(_row(p, t), t, [], [])
+        assert store.text_index_progress() == (40, 40)
+        # 8 replacements: garbage stays below the limit; candidates are still exact.
+        with store.batch() as w:
+            for i in range(8):
+                p = f"f{i:02}.py"
+                texts[p] = f"def new_name_{i}():\n    return {i}\n"
+                w.put_text(_row(p, texts[p]), texts[p])
+        assert store.text_index_progress() == (40, 40)
+        assert store.grep_candidates([["old_name_3("]]) == set()
+        assert store.grep_candidates([["new_name_3("]]) == {"f03.py"}
+        assert store.grep_candidates([["old_name_30("]]) == {"f30.py"}
+        # 8 more: past max(10, 30% of 40) the index starts over and is filled in steps.
+        with store.batch() as w:
+            for i in range(8, 16):
+                p = f"f{i:02}.py"
+                texts[p] = f"def new_name_{i}():\n    return {i}\n"
+                w.put_text(_row(p, texts[p]), texts[p])
+        assert store.text_index_progress() == (0, 40)
+        assert store.grep_candidates([["new_name_12("]]) is None
+        while not store.index_texts(15):
+            pass
+        for i in range(40):
+            want = "new" if i < 16 else "old"
+            assert store.grep_candidates([[f"{want}_name_{i}("]]) == {f"f{i:02}.py"}
+            other = "old" if want == "new" else "new"
+            assert store.grep_candidates([[f"{other}_name_{i}("]]) == set()
+    finally:
+        store.close()
