@@ -50,7 +50,7 @@ LITERAL_PATTERNS = (
     r"func \(\w+ \*Server\) Serve",
     r"template <typename \w+> struct is_",
     r"def test_\w+_raises",
-    r"MODULE_DESCRIPTION\(\"",
+    r'MODULE_DESCRIPTION\("',
     r"class \w+Error\(Exception\)",
     r"copy_from_user\(\w+, ",
 )
@@ -193,8 +193,9 @@ searchable = symbols_in = None
 while time.monotonic() < deadline:
     if searchable is None and bool(repo.grep(newest, fixed=True, max_results=1)) == present:
         searchable = time.perf_counter() - t0
-    if (searchable is not None and watcher.pending == 0
+    if (searchable is not None and watcher.pending == 0 and not repo.partial
             and bool(repo.symbols(newest, match="exact")) == present):
+        repo.wait_complete()
         symbols_in = time.perf_counter() - t0
         break
     time.sleep(0.05)
