@@ -499,11 +499,14 @@ class Searcher:
                 prior = scored.get((d.path, d.start_line, d.qualname))
                 base = prior.score if prior is not None else 0.0
                 add(_def_hit(d, base + bonus))
-        for ident in self._identifiers(query):
-            self._add_callers(ident, add, path_rx)
+        idents = self._identifiers(query)
+        if idents and sum(round(h.score, 3) > CALLER_BONUS for h in scored.values()) < limit:
+            # A caller scores CALLER_BONUS: below ``limit`` better hits it cannot show.
+            for ident in idents:
+                self._add_callers(ident, add, path_rx)
         if not scored:
             return []
-        names = {h.qualname.rsplit(".", 1)[-1] for h in scored.values() if h.qualname}
+        names = _tied_names(scored.values(), limit)
         uses = self.store.ref_counts(sorted(names)) if names else {}
         ranked = sorted(
             scored.values(),
@@ -579,6 +582,28 @@ class Searcher:
             f"{rep.symbols} symbols\nLanguages: {langs}\nSkipped: {skipped}\n"
             f"Layout:\n{self.layout(2)}"
         )
+
+
+def _tied_names(hits: Iterable[SearchHit], limit: int) -> set[str]:
+    """The names whose use counts can order the first ``limit`` hits.
+
+    Use counts only break ties of the rounded score, so only the names in a
+    score tied by several hits, at or above the ``limit``-th best, are counted:
+    counting every name costs a scan of the uses of each common one.
+    """
+    levels: dict[float, list[SearchHit]] = {}
+    for h in hits:
+        levels.setdefault(round(h.score, 3), []).append(h)
+    names: set[str] = set()
+    seen = 0
+    for level in sorted(levels, reverse=True):
+        group = levels[level]
+        if len(group) > 1:
+            names.update(h.qualname.rsplit(".", 1)[-1] for h in group if h.qualname)
+        seen += len(group)
+        if seen >= limit:
+            break
+    return names
 
 
 def _looks_like_identifier(token: str) -> bool:

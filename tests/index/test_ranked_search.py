@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from index_helpers import write
 
 from rlm_mcp.errors import SearchError
 from rlm_mcp.index import Repository
+from rlm_mcp.index import store as store_module
 from rlm_mcp.index.ranking import query_terms, words
 from rlm_mcp.index.search import SearchHit
 
@@ -253,3 +256,88 @@ def test_ranked_search_survives_a_reload_from_the_cache(
     assert again.report.parsed == 0 and again.report.reused == len(FILES)
     assert again.search("where do we move old logs when they get too big") == before
     assert again.search("parseHttpHeader")[0].qualname == "parse_http_header"
+
+
+def _one_query(db: Path, terms: list[str], limit: int, path_regex: str | None = None) -> list:
+    """What a single FTS5 query scoring every matching row ranks: the reference for pruning."""
+    conn = sqlite3.connect(db)
+    conn.create_function("rematch", 2, lambda p, v: re.match(p, v) is not None)
+    match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
+    where, args = "fts MATCH ?", [match]
+    if path_regex is not None:
+        where += " AND rematch(?, d.path)"
+        args.append(path_regex)
+    rows = conn.execute(
+        "SELECT d.path, d.start_line, d.qualname, -bm25(fts, 8.0, 2.0, 1.0) AS s "
+        f"FROM fts JOIN docs d ON d.id = fts.rowid WHERE {where} ORDER BY s DESC, d.id LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    conn.close()
+    return rows
+
+
+@pytest.fixture
+def skewed(tmp_path: Path, loader: Callable[..., Repository]) -> Repository:
+    """Many rows hold one common word, few hold several: the passes skip most of them."""
+    files: dict[str, str | bytes] = {}
+    for i in range(60):
+        words_ = ["buffer", "read", "write", "buffer read", "zip entry"][i % 5]
+        files[f"pkg/m{i}.py"] = (
+            f'def handle_{i}(x):\n    """Handle the {words_} case number {i}."""\n    return x\n\n\n'
+            f'def {words_.replace(" ", "_")}_{i}(y):\n    """Do {words_} with {i % 7} extra {words_}."""\n'
+            "    return y\n"
+        )
+    files["pkg/archive.py"] = (
+        'def read_zip_archive_entry(archive, name):\n    """Read one zip entry."""\n    return name\n'
+    )
+    write(tmp_path, files)
+    return loader(tmp_path)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 10, 200])
+def test_pruned_ranked_text_search_equals_scoring_every_row(skewed: Repository, limit: int) -> None:
+    store = skewed.store
+    db = Path(store.location)
+    for terms in (
+        ["read", "zip", "archive", "entry"],
+        ["buffer", "read", "write"],
+        ["write", "buffer"],
+        ["handle", "buffer", "case", "number", "extra", "zip"],
+        ["buffer"],
+        ["nothing", "zip"],
+        ["nothing", "nowhere"],
+    ):
+        got = [(h.path, h.start_line, h.qualname, h.score) for h in store.text_search(terms, limit)]
+        assert got == _one_query(db, terms, limit), terms
+        rx = r"pkg/m1.*\Z"
+        got = [
+            (h.path, h.start_line, h.qualname, h.score)
+            for h in store.text_search(terms, limit, path_regex=rx)
+        ]
+        assert got == _one_query(db, terms, limit, rx), terms
+
+
+def test_ranked_text_search_past_its_pass_budget_scores_every_row(
+    skewed: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "MAX_PASSES", 1)
+    terms = ["handle", "buffer", "case", "number", "extra", "zip"]
+    got = [(h.path, h.start_line, h.qualname, h.score) for h in skewed.store.text_search(terms, 7)]
+    assert got == _one_query(Path(skewed.store.location), terms, 7)
+
+
+def test_a_short_page_is_the_head_of_a_long_one(repo: Repository) -> None:
+    for q in (
+        "who calls parse_http_header",
+        "what does load_config do with the config file",
+        "config",
+        "parse the http header line",
+        "ConfigLoader.load",
+    ):
+        long = repo.search(q, 50)
+        for k in (1, 2, 3, 5):
+            assert repo.search(q, k) == long[:k], (q, k)
+
+
+def test_a_definition_that_uses_a_named_identifier_is_a_hit(repo: Repository) -> None:
+    assert ("app/cli.py", "main") in _where(repo.search("who calls parse_http_header"))
