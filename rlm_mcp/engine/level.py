@@ -231,9 +231,16 @@ class QueryLevel:
             layout = (
                 "\n".join(lines[:40]) + f"\n... ({len(lines) - 40} more lines: call repo.layout())"
             )
+        note_fn = getattr(repo, "partial_note", None)
+        note = note_fn() if callable(note_fn) else None
+        partial = (
+            f"Index: {note}; prefer repo.grep, which covers every file\n"
+            if isinstance(note, str)
+            else ""
+        )
         return (
             f"Name: {repo.root.name}\nFiles: {files}\nSize: ~{tokens} tokens\n"
-            f"Languages: {lang_text or 'unknown'}\nTop-level layout (file counts):\n"
+            f"Languages: {lang_text or 'unknown'}\n{partial}Top-level layout (file counts):\n"
             + prompts.untrusted(layout, "file names")
         )
 

@@ -40,6 +40,24 @@ async def test_root_prompt_describes_shape_not_contents(
     assert "[turn 1 of 16]" in last_user(script.root_bodies[0])
 
 
+async def test_root_prompt_says_when_the_index_is_still_partial(
+    llm: LoopbackLLMServer,
+    make_engine: EngineFactory,
+    small_repo: Repository,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = Script([code('FINAL("ok")'), code('FINAL("ok")')])
+    llm.responder = script
+    await make_engine().run("What is here?", small_repo)
+    assert "Index:" not in script.root_bodies[0]["messages"][0]["content"]
+    # A cold load still extracting symbols in the background (see Repository.complete).
+    monkeypatch.setattr(small_repo, "_pending_symbols", 2)
+    await make_engine().run("What is here?", small_repo)
+    system = script.root_bodies[1]["messages"][0]["content"]
+    assert "Index: index partial: symbols and references are extracted for 1 of 3 files" in system
+    assert "prefer repo.grep" in system
+
+
 async def test_multi_step_search_then_answer_with_evidence(
     llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
 ) -> None:
