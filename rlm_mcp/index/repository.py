@@ -577,12 +577,27 @@ class Repository:
 
     def _complete_symbols(self, progress: Progress | None) -> None:
         """Parse what is unparsed, in rounds: a round skips files written meanwhile, and
-        files stored text-first meanwhile (a big watcher batch) are left for the next."""
-        for _ in range(MAX_SYMBOL_ROUNDS):
-            with self._bg_lock:
-                self._bg_dirty.clear()
-            if not self._symbols_round(progress) or self._bg_stop.is_set():
-                break
+        files stored text-first meanwhile (a big watcher batch) are left for the next.
+
+        When most files are unparsed (the pass after a cold load) the store may
+        drop its name indexes and build them once at the end, as a cold load does:
+        keeping B-trees over millions of names current row by row costs more than
+        the rows. Name look-ups are slower meanwhile; their results are partial anyway.
+        """
+        unparsed = len(self.store.unparsed_paths())
+        bulk = unparsed >= max(BULK_THRESHOLD, len(self.table.entries) // 2)
+        try:
+            with self.store.bulk_load() if bulk else contextlib.nullcontext():
+                for _ in range(MAX_SYMBOL_ROUNDS):
+                    with self._bg_lock:
+                        self._bg_dirty.clear()
+                    if not self._symbols_round(progress):
+                        break
+                    if self._bg_stop.is_set():
+                        # Leave the name indexes to the next open rather than sort now.
+                        raise LoadInterrupted(f"indexing {self.root} was stopped")
+        except LoadInterrupted:
+            return
         self.report = self._make_report(
             self.report.parsed, self.report.reused, self.report.removed, self.report.seconds
         )

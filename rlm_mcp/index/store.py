@@ -611,7 +611,8 @@ class SQLiteStore:
         Keeping a B-tree index current row by row costs more than the rows
         themselves for the hundreds of thousands of references a cold load
         writes; building it afterwards is one sort. If the process dies in
-        between, the next open builds them.
+        between, or the load is interrupted (an exception), the next open
+        builds them: an interrupted load does not wait for minutes of sorting.
         """
         with self._transaction() as conn:
             for name in _NAME_INDEXES:
@@ -620,12 +621,10 @@ class SQLiteStore:
                 # Into an empty store: the trigram index is built afterwards (index_texts).
                 conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tri_done', '0')")
                 conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('tri_upto', '0')")
-        try:
-            yield
-        finally:
-            with self._transaction() as conn:
-                for name, target in _NAME_INDEXES.items():
-                    conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
+        yield
+        with self._transaction() as conn:
+            for name, target in _NAME_INDEXES.items():
+                conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {target}")
 
     def index_texts(self, max_files: int) -> bool:
         with self._transaction() as conn:
