@@ -256,6 +256,7 @@ def main() -> None:
     ap.add_argument("--index-cache", type=Path, default=None, help="reuse this index cache")
     ap.add_argument("--skip-cold", action="store_true", help="reuse --index-cache as built")
     ap.add_argument("--skip-switch", action="store_true")
+    ap.add_argument("--skip-warm", action="store_true", help="no warm reload, queries or rg")
     args = ap.parse_args()
     tree = build(args.cache)
     subprocess.run(["git", "-C", str(tree), "checkout", "-q", "main"], check=True)
@@ -284,6 +285,9 @@ def main() -> None:
         res["ctags_s"] = t_ctags
         res["ctags_rc"] = proc.returncode
         res["ratio_complete_vs_ctags"] = res["cold"]["complete_s"] / t_ctags
+    if args.skip_warm:
+        print(json.dumps(res, indent=1))
+        return
     print("warm load and queries ...", file=sys.stderr)
     res["warm"] = child(
         WARM,
