@@ -175,9 +175,12 @@ class IndexStore(Protocol):
         """One atomic write; other writers (threads or processes) wait for it."""
 
     def bulk_load(self) -> AbstractContextManager[None]:
-        """Around many batches into an empty store: the store may defer its search indexes.
+        """Around many batches (a cold load, or the symbols pass after one): the store
+        may defer its search indexes, and build them when the block ends normally.
 
-        A deferred text index is built afterwards by :meth:`index_texts`.
+        An empty store may also defer its text index, built afterwards by
+        :meth:`index_texts`. When the block raises, deferred indexes may be left to
+        the next open.
         """
 
     def index_texts(self, max_files: int) -> bool:
