@@ -11,7 +11,7 @@ signature, docstring and the comments inside them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "STOPWORDS",
@@ -96,17 +96,17 @@ def _comment_texts(lines: Sequence[str]) -> list[str]:
 ABOVE_LINES = 40
 
 
-def _comments_above(lines: Sequence[str], comments: Sequence[str], index: int) -> list[str]:
+def _comments_above(lines: Sequence[str], comments: Sequence[str], index: int) -> list[int]:
     """The comment block right above line ``index`` (JSDoc, ``//`` runs, C block comments).
 
     Decorators and attributes between the comment and the definition are skipped.
     """
-    out: list[str] = []
+    out: list[int] = []
     i = index - 1
     while i >= 0 and index - i <= ABOVE_LINES:
         raw = lines[i].strip()
         if comments[i] or (raw.startswith(("*", "/*", "//", "#")) and not raw.startswith("#[")):
-            out.append(comments[i])
+            out.append(i)
         elif raw.startswith(("@", "#[")) and not out:
             pass
         else:
@@ -119,6 +119,36 @@ def _comments_above(lines: Sequence[str], comments: Sequence[str], index: int) -
 def _body(comments: Sequence[str]) -> str:
     text = " ".join(c for c in comments if c)
     return _joined_words(text[:BODY_CHARS])
+
+
+def _body_of_lines(comments: Sequence[str], cache: list[str | None], lines: Iterable[int]) -> str:
+    """:func:`_body` of the comments on ``lines``, reusing each line's words.
+
+    A definition's body overlaps its parent's and its neighbours' (the comment
+    above one method is inside its class), so splitting words per line once per
+    file instead of per definition halves the cost of the ranked-search rows.
+    Same result as ``_body([comments[i] for i in lines])``: no word spans the
+    space that joins two lines, and the line cut by :data:`BODY_CHARS` is split
+    from its cut text.
+    """
+    parts: list[str] = []
+    total = 0
+    for i in lines:
+        c = comments[i]
+        if not c:
+            continue
+        sep = 1 if total else 0
+        if total + sep + len(c) > BODY_CHARS:
+            room = BODY_CHARS - total - sep
+            if room > 0:
+                parts.append(_joined_words(c[:room]))
+            break
+        w = cache[i]
+        if w is None:
+            w = cache[i] = _joined_words(c)
+        parts.append(w)
+        total += sep + len(c)
+    return " ".join(p for p in parts if p)
 
 
 DocRow = tuple[str, int, int, str, str, str, str, str, str, str]
@@ -169,13 +199,15 @@ def def_doc_rows(
         return []
     lines = text.split("\n")
     comments = _comment_texts(lines)
+    cache: list[str | None] = [None] * len(comments)
     path_words = _joined_words(defs[0][3])
     rows: list[DocRow] = []
     for _name, qualname, kind, path, start, end, signature, doc in defs:
         above = _comments_above(lines, comments, start - 1)
-        inner = above + comments[max(0, start - 1) : min(end, start - 1 + HEAD_LINES)]
+        first = max(0, start - 1)
+        inner = [*above, *range(first, min(end, start - 1 + HEAD_LINES, len(comments)))]
         names = _joined_words(qualname)
-        body = _joined_words(f"{signature} {doc}") + " " + _body(inner)
+        body = _joined_words(f"{signature} {doc}") + " " + _body_of_lines(comments, cache, inner)
         rows.append((path, start, end, qualname, kind, signature, doc, names, path_words, body))
     return rows
 
