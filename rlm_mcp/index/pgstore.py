@@ -32,6 +32,7 @@ import logging
 import re
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,7 +62,7 @@ from rlm_mcp.index.pgschema import (
 )
 from rlm_mcp.index.pgwords import TOKENS, bm25_query
 from rlm_mcp.index.pgwrite import Batch
-from rlm_mcp.index.storage import DefQuery, FileRow, SkipRow, TextHit
+from rlm_mcp.index.storage import DefQuery, FileGraph, FileRow, SkipRow, TextHit
 
 __all__ = ["SCHEMA_VERSION", "PgTextReader", "PostgresStore", "open_text_reader", "safe_location"]
 
@@ -639,6 +640,45 @@ class PostgresStore:
             self._p(m=max_defining_files),
         )
         return [(str(a), str(b), int(w)) for a, b, w in rows]
+
+    def file_graph(self, max_defining_files: int = 8, max_out: int = 64) -> FileGraph:
+        sql = (
+            f"WITH f AS MATERIALIZED (SELECT path, row_number() OVER (ORDER BY path) - 1 AS id "
+            f"FROM rlm_files vf WHERE {self._v('vf')}), "
+            f"vd AS (SELECT name, path FROM rlm_defs dd WHERE {self._v('dd')}), "
+            "n AS (SELECT name FROM vd GROUP BY name HAVING count(DISTINCT path) <= %(m)s), "
+            "d AS (SELECT DISTINCT vd.name, f.id FROM vd JOIN n ON n.name = vd.name "
+            "JOIN f ON f.path = vd.path), "
+            "e AS (SELECT f.id AS src, d.id AS dst, count(*) AS w FROM rlm_refs r "
+            f"JOIN f ON f.path = r.path JOIN d ON d.name = r.name WHERE {self._v('r')} "
+            "AND f.id != d.id GROUP BY f.id, d.id), "
+            "k AS (SELECT src, dst, w, "
+            "row_number() OVER (PARTITION BY src ORDER BY w DESC, dst) AS rk FROM e) "
+            "SELECT src, dst, w FROM k WHERE rk <= %(k)s ORDER BY src, dst"
+        )
+        params = self._p(m=max_defining_files, k=max_out)
+
+        def read(conn: psycopg.Connection[Any]) -> FileGraph:
+            src, dst, weight = array("i"), array("i"), array("q")
+            with conn.transaction():  # one snapshot: the ids index the paths read first
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                paths = [
+                    str(p)
+                    for (p,) in conn.execute(
+                        f"SELECT path FROM rlm_files vf WHERE {self._v('vf')} ORDER BY path",
+                        self._p(),
+                    )
+                ]
+                with conn.cursor(name="rlm_file_graph") as cur:
+                    cur.itersize = 10_000
+                    cur.execute(sql, params)  # type: ignore[arg-type]
+                    for a, b, w in cur:  # streamed into arrays, never a list
+                        src.append(a)
+                        dst.append(b)
+                        weight.append(w)
+            return FileGraph(paths, src, dst, weight)
+
+        return self._read(read)
 
     def ref_counts(self, names: Sequence[str] | None = None) -> dict[str, int]:
         if names is None:

@@ -5,20 +5,41 @@ A→B weighted by the number of uses. PageRank over that graph (personalised
 toward the focus paths or names, when given) says which files the rest of the
 code leans on; their most referenced definitions are rendered first, until
 the token budget is spent. This is the map a model reads before it greps.
+
+Memory is bounded by the number of files, never by the number of references:
+the store aggregates the graph (:meth:`~rlm_mcp.index.storage.IndexStore.file_graph`,
+at most ``MAX_OUT_EDGES`` edges per file) into flat integer arrays, PageRank
+runs over those arrays, and only the definitions of the files a map shows are
+read. The order PageRank gives (without focus) is kept per repository and
+index version, and in the store's metadata under a fingerprint of the indexed
+files, so a later call, or another process over the same index, renders at once.
+When files change only in content and the order was slow to compute (a big
+repository), the old order is shown while the new one is computed in the
+background; :func:`prepare_repo_map` computes it ahead of the first call.
 """
 
 from __future__ import annotations
 
+import base64
+import logging
 import math
+import sys
 import threading
+import time
 import weakref
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate, compress, pairwise
+from operator import mul, sub
 from typing import Protocol
 
 from rlm_mcp.index.model import Definition
-from rlm_mcp.index.storage import DefQuery, IndexStore
+from rlm_mcp.index.storage import DefQuery, FileGraph, IndexStore
 
-__all__ = ["MapSource", "pagerank", "render_repo_map"]
+__all__ = ["MapSource", "pagerank", "prepare_repo_map", "render_repo_map"]
+
+log = logging.getLogger(__name__)
 
 
 class MapSource(Protocol):
@@ -37,6 +58,22 @@ class MapSource(Protocol):
 DAMPING = 0.85
 MAX_ITER = 50
 TOLERANCE = 1e-8
+MAX_DEFINING_FILES = 8
+"""Names defined in more files than this say little about which file a use points at."""
+MAX_OUT_EDGES = 64
+"""Edges kept per referencing file (its heaviest): the graph is at most this times the files."""
+FOCUS_WORK = 20_000_000
+"""Edge visits a focused map may spend on PageRank (a step visits every edge once): a
+graph of more than FOCUS_WORK / MAX_ITER edges gets fewer steps, never below FOCUS_MIN_ITER.
+The unfocused order is computed once per index version with every step."""
+FOCUS_MIN_ITER = 10
+REFRESH_AFTER_S = 1.0
+"""An order that took longer than this to compute is shown stale while its successor (same
+files, changed contents) is computed in the background, rather than holding the caller."""
+DEFS_BATCH = 32
+"""Files whose definitions are read (and their names counted) at once while rendering."""
+META_KEY = "repo_map_order"
+ORDER_FORMAT = f"1:{MAX_DEFINING_FILES}:{MAX_OUT_EDGES}:{DAMPING}:{MAX_ITER}:{TOLERANCE}"
 MAP_KINDS = frozenset(
     {
         "function",
@@ -54,48 +91,94 @@ MAP_KINDS = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class _Graph:
+    """Edges by destination: node j's in-edges are ``in_src[in_start[j]:in_start[j + 1]]``."""
+
+    size: int
+    out_weight: array[float]
+    in_start: array[int]
+    in_src: array[int]
+    in_weight: array[float]
+
+
+def _graph(size: int, src: Sequence[int], dst: Sequence[int], weight: Sequence[float]) -> _Graph:
+    """Compact adjacency over node ids ``0..size-1``; self-loops and ids < 0 are dropped."""
+    out_weight = array("d", bytes(8 * size))
+    counts = array("q", bytes(8 * (size + 1)))
+    kept = 0
+    for a, b, w in zip(src, dst, weight, strict=True):
+        if a < 0 or b < 0 or a == b:
+            continue
+        out_weight[a] += float(w)
+        counts[b + 1] += 1
+        kept += 1
+    in_start = array("q", accumulate(counts))
+    fill = array("q", in_start)
+    in_src = array("i", bytes(4 * kept))
+    in_weight = array("d", bytes(8 * kept))
+    for a, b, w in zip(src, dst, weight, strict=True):
+        if a < 0 or b < 0 or a == b:
+            continue
+        k = fill[b]
+        fill[b] = k + 1
+        in_src[k] = a
+        in_weight[k] = float(w)
+    return _Graph(size, out_weight, in_start, in_src, in_weight)
+
+
+def _iterate(g: _Graph, pers: Sequence[float], max_iter: int = MAX_ITER) -> list[float]:
+    """Power-iteration PageRank; dangling mass goes to the personalisation vector.
+
+    Each step is a handful of passes in C over flat arrays (``map``, ``accumulate``):
+    a node's incoming share is a difference of prefix sums over its in-edges.
+    """
+    share_of = [DAMPING / w if w else 0.0 for w in g.out_weight]
+    dangling_mask = [w == 0 for w in g.out_weight]
+    base = [(1.0 - DAMPING) * p for p in pers]
+    starts = g.in_start[:-1]
+    ends = g.in_start[1:]
+    rank = list(pers)
+    for _ in range(max_iter):
+        share = list(map(mul, rank, share_of))
+        flow = array(
+            "d",
+            accumulate(map(mul, map(share.__getitem__, g.in_src), g.in_weight), initial=0.0),
+        )
+        spread = DAMPING * sum(compress(rank, dangling_mask))
+        new = [
+            b + spread * p + (flow[e] - flow[s])
+            for b, p, s, e in zip(base, pers, starts, ends, strict=True)
+        ]
+        delta = sum(map(abs, map(sub, new, rank)))
+        rank = new
+        if delta < TOLERANCE:
+            break
+    return rank
+
+
+def _personalization(size: int, weights: Sequence[float] | None) -> list[float]:
+    total = sum(weights) if weights else 0.0
+    if weights and total > 0:
+        return [w / total for w in weights]
+    return [1.0 / size] * size
+
+
 def pagerank(
     nodes: Sequence[str],
     edges: Sequence[tuple[str, str, int]],
     personalization: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """Power-iteration PageRank; dangling mass goes to the personalisation vector."""
+    """PageRank over named nodes (what the map computes over integer ids)."""
     if not nodes:
         return {}
     index = {n: i for i, n in enumerate(nodes)}
-    size = len(nodes)
-    out_weight = [0.0] * size
-    adj: list[list[tuple[int, float]]] = [[] for _ in range(size)]
-    for a, b, w in edges:
-        ia, ib = index.get(a), index.get(b)
-        if ia is None or ib is None or ia == ib:
-            continue
-        adj[ia].append((ib, float(w)))
-        out_weight[ia] += float(w)
-    total = sum(personalization.get(n, 0.0) for n in nodes) if personalization else 0.0
-    if total > 0 and personalization:
-        pers = [personalization.get(n, 0.0) / total for n in nodes]
-    else:
-        pers = [1.0 / size] * size
-    rank = list(pers)
-    for _ in range(MAX_ITER):
-        new = [(1.0 - DAMPING) * p for p in pers]
-        dangling = 0.0
-        for i, r in enumerate(rank):
-            if out_weight[i] == 0:
-                dangling += r
-                continue
-            share = DAMPING * r / out_weight[i]
-            for j, wt in adj[i]:
-                new[j] += share * wt
-        if dangling:
-            for i in range(size):
-                new[i] += DAMPING * dangling * pers[i]
-        delta = sum(abs(x - y) for x, y in zip(new, rank, strict=True))
-        rank = new
-        if delta < TOLERANCE:
-            break
-    return dict(zip(nodes, rank, strict=True))
+    src = array("i", (index.get(a, -1) for a, _b, _w in edges))
+    dst = array("i", (index.get(b, -1) for _a, b, _w in edges))
+    weight = array("d", (float(w) for _a, _b, w in edges))
+    pers = [personalization.get(n, 0.0) for n in nodes] if personalization else None
+    ranks = _iterate(_graph(len(nodes), src, dst, weight), _personalization(len(nodes), pers))
+    return dict(zip(nodes, ranks, strict=True))
 
 
 def _focus_weights(repo: MapSource, files: Sequence[str], focus: Sequence[str]) -> dict[str, float]:
@@ -121,23 +204,196 @@ def _focus_weights(repo: MapSource, files: Sequence[str], focus: Sequence[str]) 
     return weights
 
 
-_Inputs = tuple[list[tuple[str, str, int]], dict[str, int], list[Definition]]
-_cache: weakref.WeakKeyDictionary[MapSource, tuple[int, _Inputs]] = weakref.WeakKeyDictionary()
-_cache_lock = threading.Lock()
+# -- what is kept between calls ------------------------------------------------------
 
 
-def _inputs(repo: MapSource, store: IndexStore) -> _Inputs:
-    """The reference graph, reference counts and mappable definitions, cached per index version."""
+class _State:
+    """One repository's map inputs at one index version: O(files), never O(references)."""
+
+    def __init__(self, version: int, files: list[str]) -> None:
+        self.version = version
+        self.files = files
+        self.order: array[int] | None = None
+        self.graph: _Graph | None = None
+        self.stale: array[int] | None = None
+        """The order of the version before, over the same files, while this one's is computed."""
+        self.seconds = 0.0
+        """How long computing the order took (a slow one is refreshed in the background)."""
+        self.refreshing = False
+        self.lock = threading.Lock()
+
+
+_states: weakref.WeakKeyDictionary[MapSource, _State] = weakref.WeakKeyDictionary()
+_states_lock = threading.Lock()
+
+
+def _state(repo: MapSource, files: list[str]) -> _State:
     version = repo.version
-    with _cache_lock:
-        hit = _cache.get(repo)
-    if hit is not None and hit[0] == version:
-        return hit[1]
-    defs = store.find_defs(DefQuery("all", kinds=MAP_KINDS, limit=10_000_000))
-    inputs = (store.edges(), store.ref_counts(), defs)
-    with _cache_lock:
-        _cache[repo] = (version, inputs)
-    return inputs
+    with _states_lock:
+        st = _states.get(repo)
+        if st is None or st.version != version or st.files != files:
+            new = _State(version, files)
+            if st is not None and st.seconds > REFRESH_AFTER_S and st.files == files:
+                new.stale, new.seconds = st.order or st.stale, st.seconds
+            st = _states[repo] = new
+        return st
+
+
+def _load_graph(store: IndexStore, files: list[str]) -> _Graph:
+    fg: FileGraph = store.file_graph(MAX_DEFINING_FILES, MAX_OUT_EDGES)
+    if fg.paths == files:
+        src: Sequence[int] = fg.src
+        dst: Sequence[int] = fg.dst
+    else:  # the store and the file table disagree (a change in between): map by path
+        index = {p: i for i, p in enumerate(files)}
+        remap = array("i", (index.get(p, -1) for p in fg.paths))
+        src = array("i", (remap[i] for i in fg.src))
+        dst = array("i", (remap[i] for i in fg.dst))
+    return _graph(len(files), src, dst, array("d", fg.weight))
+
+
+def _graph_of(st: _State, store: IndexStore) -> _Graph:
+    if st.graph is None:
+        st.graph = _load_graph(store, st.files)
+    return st.graph
+
+
+def _sorted_order(ranks: Sequence[float]) -> array[int]:
+    """Node ids by rank, best first; ties in id order (the files are sorted: by path)."""
+    return array("i", sorted(range(len(ranks)), key=ranks.__getitem__, reverse=True))
+
+
+Fingerprint = tuple[str, str]
+"""(the indexed paths, their contents): what a kept order was computed from."""
+
+
+def _encode(key: Fingerprint, seconds: float, order: array[int]) -> str:
+    data = array("i", order)
+    if sys.byteorder == "big":
+        data.byteswap()
+    payload = base64.b64encode(data.tobytes()).decode("ascii")
+    return f"{ORDER_FORMAT}|{key[0]}|{key[1]}|{seconds:.3f}|{payload}"
+
+
+def _decode(value: str | None, key: Fingerprint, size: int) -> tuple[array[int], bool] | None:
+    """A kept order over the same paths, and whether it is of the same contents.
+
+    An order of other contents is returned only when it was slow to compute:
+    it is shown while the current one is computed in the background.
+    """
+    parts = (value or "").split("|")
+    if len(parts) != 5 or parts[0] != ORDER_FORMAT or parts[1] != key[0]:
+        return None
+    exact = parts[2] == key[1]
+    try:
+        if not exact and float(parts[3]) <= REFRESH_AFTER_S:
+            return None
+        order = array("i", base64.b64decode(parts[4], validate=True))
+    except ValueError:
+        return None
+    if sys.byteorder == "big":
+        order.byteswap()
+    if len(order) != size or (size and (min(order) < 0 or max(order) >= size)):
+        return None
+    return order, exact
+
+
+def _keep(store: IndexStore, value: str) -> None:
+    try:
+        with store.batch() as b:
+            b.set_meta(META_KEY, value)
+    except Exception as exc:  # a read-only or closed store: the map still works
+        log.debug("repo map order not kept in %s: %s", store.location, exc)
+
+
+def _compute(st: _State, store: IndexStore, key: Fingerprint | None) -> array[int]:
+    """The unfocused order of ``st`` (kept in the store under ``key``); with ``st.lock`` held."""
+    t0 = time.perf_counter()
+    g = _graph_of(st, store)
+    order = _sorted_order(_iterate(g, _personalization(g.size, None)))
+    st.order, st.stale = order, None
+    st.seconds = time.perf_counter() - t0
+    if key is not None:  # for later processes, off the caller's thread (a writer may hold
+        # the store); not a daemon: the interpreter must not stop it inside the database.
+        value = _encode(key, st.seconds, order)
+        threading.Thread(target=_keep, args=(store, value), name="rlm-repo-map-keep").start()
+    return order
+
+
+def _refresh(st: _State, store: IndexStore, key: Fingerprint | None) -> None:
+    """Compute the current order while callers are shown the stale one."""
+
+    def run() -> None:
+        try:
+            with st.lock:
+                _compute(st, store, key)
+        except Exception as exc:
+            log.warning("repo map: computing the order failed: %s", exc)
+        finally:
+            st.refreshing = False
+
+    st.refreshing = True
+    # Not a daemon: the interpreter must not stop it inside the database.
+    threading.Thread(target=run, name="rlm-repo-map-refresh").start()
+
+
+def _global_order(
+    st: _State, store: IndexStore, fingerprint: Callable[[], Fingerprint] | None
+) -> array[int]:
+    """The unfocused order: computed here, kept from before, or stale while it is refreshed."""
+    if st.order is not None:
+        return st.order
+    if st.refreshing and st.stale is not None:
+        return st.stale
+    with st.lock:
+        if st.order is not None:
+            return st.order
+        key = fingerprint() if fingerprint is not None else None
+        kept = _decode(store.meta(META_KEY), key, len(st.files)) if key is not None else None
+        if kept is not None and kept[1]:
+            st.order = kept[0]
+            return st.order
+        stale = st.stale if st.stale is not None else (kept[0] if kept else None)
+        if stale is None:
+            return _compute(st, store, key)
+        st.stale = stale
+    _refresh(st, store, key)
+    return stale
+
+
+def prepare_repo_map(
+    repo: MapSource, store: IndexStore, fingerprint: Callable[[], Fingerprint] | None = None
+) -> None:
+    """Compute (or find kept) the unfocused order now, e.g. when the symbols pass ends."""
+    files = repo.files()
+    if files:
+        _global_order(_state(repo, sorted(files)), store, fingerprint)
+
+
+# -- rendering ----------------------------------------------------------------------
+
+
+def _ranked_defs(
+    store: IndexStore, paths: Sequence[str], focus_names: set[str]
+) -> dict[str, list[Definition]]:
+    """The mappable definitions of ``paths``, each file's best first."""
+    per_file = {
+        p: store.find_defs(DefQuery("path", text=p, kinds=MAP_KINDS, limit=1_000_000))
+        for p in paths
+    }
+    names = sorted({d.name for defs in per_file.values() for d in defs})
+    counts = store.ref_counts(names) if names else {}
+    out: dict[str, list[Definition]] = {}
+    for p, defs in per_file.items():
+        scored: list[tuple[float, Definition]] = []
+        for d in defs:
+            score = math.log1p(counts.get(d.name, 0)) + (5.0 if d.name in focus_names else 0.0)
+            if d.qualname == d.name:
+                score += 0.5
+            scored.append((score, d))
+        scored.sort(key=lambda sd: (-sd[0], sd[1].start_line))
+        out[p] = [d for _s, d in scored]
+    return out
 
 
 def render_repo_map(
@@ -145,44 +401,55 @@ def render_repo_map(
     store: IndexStore,
     max_tokens: int = 1024,
     focus: str | Sequence[str] | None = None,
+    fingerprint: Callable[[], Fingerprint] | None = None,
 ) -> str:
-    """Render ``path:`` headers with ``kind qualname (line)`` lines, best first."""
+    """Render ``path:`` headers with ``kind qualname (line)`` lines, best first.
+
+    ``fingerprint`` names the indexed content (files and their states); with
+    it, the unfocused order is kept in the store and reused by later processes.
+    """
     files = repo.files()
     if not files or max_tokens <= 0:
         return ""
+    if any(a > b for a, b in pairwise(files)):
+        files = sorted(files)
     focus_list = [focus] if isinstance(focus, str) else list(focus or [])
-    edges, ref_counts, all_defs = _inputs(repo, store)
+    st = _state(repo, files)
     pers = _focus_weights(repo, files, focus_list) if focus_list else None
-    ranks = pagerank(files, edges, pers)
+    if pers and sum(pers.values()) > 0:
+        with st.lock:
+            g = _graph_of(st, store)
+        weights = [pers.get(p, 0.0) for p in files]
+        steps = max(FOCUS_MIN_ITER, min(MAX_ITER, FOCUS_WORK // max(1, len(g.in_src))))
+        order = _sorted_order(_iterate(g, _personalization(g.size, weights), steps))
+    else:
+        order = _global_order(st, store, fingerprint)
     focus_names = {f.rsplit(".", 1)[-1] for f in focus_list}
-    defs_by_file: dict[str, list[tuple[float, Definition]]] = {}
-    for d in all_defs:
-        score = math.log1p(ref_counts.get(d.name, 0)) + (5.0 if d.name in focus_names else 0.0)
-        if d.qualname == d.name:
-            score += 0.5
-        defs_by_file.setdefault(d.path, []).append((score, d))
-    order = sorted(files, key=lambda p: (-ranks.get(p, 0.0), p))
     budget = max_tokens * 4
     used = 0
     out: list[str] = []
-    for path in order:
-        header = f"{path}:"
-        if used + len(header) + 1 > budget:
-            break
-        out.append(header)
-        used += len(header) + 1
-        defs = sorted(defs_by_file.get(path, []), key=lambda sd: (-sd[0], sd[1].start_line))
-        shown: list[Definition] = []
-        for _score, d in defs:
-            line = f"  {d.kind} {d.qualname} ({d.start_line})"
-            if used + len(line) + 1 > budget:
-                break
-            shown.append(d)
-            used += len(line) + 1
-        out.extend(
-            f"  {d.kind} {d.qualname} ({d.start_line})"
-            for d in sorted(shown, key=lambda x: x.start_line)
-        )
-        if used >= budget:
-            break
+    pos = 0
+    while pos < len(order) and used < budget:
+        chunk = [files[i] for i in order[pos : pos + DEFS_BATCH]]
+        pos += DEFS_BATCH
+        ranked = _ranked_defs(store, chunk, focus_names)
+        for path in chunk:
+            header = f"{path}:"
+            if used + len(header) + 1 > budget:
+                return "\n".join(out)
+            out.append(header)
+            used += len(header) + 1
+            shown: list[Definition] = []
+            for d in ranked[path]:
+                line = f"  {d.kind} {d.qualname} ({d.start_line})"
+                if used + len(line) + 1 > budget:
+                    break
+                shown.append(d)
+                used += len(line) + 1
+            out.extend(
+                f"  {d.kind} {d.qualname} ({d.start_line})"
+                for d in sorted(shown, key=lambda x: x.start_line)
+            )
+            if used >= budget:
+                return "\n".join(out)
     return "\n".join(out)

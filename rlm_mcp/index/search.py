@@ -554,7 +554,19 @@ class Searcher:
 
     def repo_map(self, max_tokens: int = 1024, focus: str | Sequence[str] | None = None) -> str:
         """Ranked overview of files and symbols within ``max_tokens`` (see repomap)."""
-        return render_repo_map(self, self.store, max_tokens, focus)
+        import hashlib
+
+        def fingerprint() -> tuple[str, str]:
+            """Names what the map is computed from: the paths; their sizes, mtimes, parse states."""
+            paths, contents = hashlib.blake2b(digest_size=16), hashlib.blake2b(digest_size=16)
+            for p, e in self.table.entries.items():
+                paths.update(f"{p}\n".encode("utf-8", "surrogatepass"))
+                contents.update(f"{e.size}\0{e.mtime_ns}\n".encode())
+            unparsed = "\n".join(self.store.unparsed_paths())
+            contents.update(unparsed.encode("utf-8", "surrogatepass"))
+            return paths.hexdigest(), contents.hexdigest()
+
+        return render_repo_map(self, self.store, max_tokens, focus, fingerprint)
 
     def layout(self, depth: int = 2) -> str:
         """Directory tree down to ``depth`` levels with recursive file counts."""

@@ -12,6 +12,7 @@ so a reader never sees half a file and a crash never leaves one.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from rlm_mcp.index.ranking import DocRow
 __all__ = [
     "DefQuery",
     "DefRow",
+    "FileGraph",
     "FileRow",
     "IndexStore",
     "RefRow",
@@ -242,3 +244,25 @@ class IndexStore(Protocol):
 
         ``path_regex`` (matched at the path's start) narrows before the limit applies.
         """
+
+    def file_graph(self, max_defining_files: int = 8, max_out: int = 64) -> FileGraph:
+        """:meth:`edges` aggregated in the store, as integer ids in flat arrays.
+
+        Each referencing file keeps its ``max_out`` heaviest edges (ties: the
+        defining file first in path order), so what the caller holds is bounded
+        by the number of files, never by the number of references.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class FileGraph:
+    """The cross-file reference graph: ``paths`` sorted, edges as ids into ``paths``.
+
+    ``src``, ``dst`` and ``weight`` are parallel arrays (``array('i')``,
+    ``array('i')``, ``array('q')``), sorted by ``(src, dst)``.
+    """
+
+    paths: list[str]
+    src: array[int]
+    dst: array[int]
+    weight: array[int]

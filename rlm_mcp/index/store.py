@@ -44,6 +44,7 @@ import re
 import sqlite3
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +56,7 @@ from rlm_mcp.index.ranking import DocRow, doc_rows
 from rlm_mcp.index.storage import (
     DefQuery,
     DefRow,
+    FileGraph,
     FileRow,
     RefRow,
     SkipRow,
@@ -754,6 +756,38 @@ class SQLiteStore:
             (max_defining_files,),
         ).fetchall()
         return [(str(a), str(b), int(w)) for a, b, w in rows]
+
+    def file_graph(self, max_defining_files: int = 8, max_out: int = 64) -> FileGraph:
+        conn = self._conn
+        src, dst, weight = array("i"), array("i"), array("q")
+        # The aggregate sorts every cross-file use: on disk, so memory stays bounded.
+        conn.execute("PRAGMA temp_store=FILE")
+        conn.execute("BEGIN")  # one snapshot: the ids index the paths read first
+        try:
+            paths = [str(p) for (p,) in conn.execute("SELECT path FROM files ORDER BY path")]
+            cur = conn.execute(
+                "WITH f AS MATERIALIZED (SELECT path, row_number() OVER (ORDER BY path) - 1 "
+                "AS id FROM files), "
+                "n AS (SELECT name FROM defs GROUP BY name HAVING count(DISTINCT path) <= ?), "
+                "d AS (SELECT DISTINCT defs.name AS name, f.id AS id FROM defs "
+                "JOIN n ON n.name = defs.name JOIN f ON f.path = defs.path), "
+                "e AS (SELECT f.id AS src, d.id AS dst, count(*) AS w FROM refs r "
+                "JOIN f ON f.path = r.path JOIN d ON d.name = r.name WHERE f.id != d.id "
+                "GROUP BY f.id, d.id), "
+                "k AS (SELECT src, dst, w, "
+                "row_number() OVER (PARTITION BY src ORDER BY w DESC, dst) AS rk FROM e) "
+                "SELECT src, dst, w FROM k WHERE rk <= ? ORDER BY src, dst",
+                (max_defining_files, max_out),
+            )
+            while rows := cur.fetchmany(10_000):  # streamed into arrays, never a list
+                for a, b, w in rows:
+                    src.append(a)
+                    dst.append(b)
+                    weight.append(w)
+        finally:
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA temp_store=MEMORY")
+        return FileGraph(paths, src, dst, weight)
 
     def ref_counts(self, names: Sequence[str] | None = None) -> dict[str, int]:
         if names is None:

@@ -251,3 +251,46 @@ def test_texts_first_then_symbols_and_the_trigram_index_in_steps(store: IndexSto
     assert store.grep_candidates([["renamed_7"]]) == {"m07.py"}
     assert store.grep_candidates([["handler_8("]]) == set()
     assert store.text_index_progress() == (len(texts) - 1, len(texts) - 1)
+
+
+def test_file_graph_is_edges_as_ids_with_a_bounded_fan_out(store: IndexStore) -> None:
+    # c.py uses f0 (defined in d0.py) 1 time, f1 2 times, ... f4 5 times; "common" is
+    # defined in 10 files (too many to say which one a use means); e.py uses only it.
+    with store.batch() as w:
+        for i in range(5):
+            p = f"d{i}.py"
+            w.put_file(
+                _row(p, f"def f{i}(): pass\n"),
+                f"def f{i}(): pass\n",
+                [(f"f{i}", f"f{i}", "function", p, 1, 1, "", "")],
+                [],
+            )
+        for i in range(10):
+            p = f"m{i}.py"
+            w.put_file(
+                _row(p, "def common(): pass\n"),
+                "def common(): pass\n",
+                [("common", "common", "function", p, 1, 1, "", "")],
+                [],
+            )
+        refs = [(f"f{i}", "c.py", 10 * i + k, "call") for i in range(5) for k in range(i + 1)]
+        w.put_file(_row("c.py", "x\n"), "x\n", [], refs)
+        w.put_file(_row("e.py", "y\n"), "y\n", [], [("common", "e.py", 1, "call")])
+    graph = store.file_graph()
+    assert graph.paths == sorted(store.file_rows())
+    named = [
+        (graph.paths[a], graph.paths[b], w)
+        for a, b, w in zip(graph.src, graph.dst, graph.weight, strict=True)
+    ]
+    assert sorted(named) == sorted(store.edges()) == [("c.py", f"d{i}.py", i + 1) for i in range(5)]
+    pairs = list(zip(graph.src, graph.dst, strict=True))
+    assert pairs == sorted(pairs)
+    # At most max_out edges per referencing file: its heaviest.
+    top = store.file_graph(max_out=2)
+    assert [(top.paths[b], w) for b, w in zip(top.dst, top.weight, strict=True)] == [
+        ("d3.py", 4),
+        ("d4.py", 5),
+    ]
+    # A name defined in more files than max_defining_files is left out, unless allowed.
+    wide = store.file_graph(max_defining_files=10)
+    assert sum(1 for a in wide.src if wide.paths[a] == "e.py") == 10
