@@ -221,6 +221,8 @@ class _State:
         """How long computing the order took (a slow one is refreshed in the background)."""
         self.refreshing = False
         self.lock = threading.Lock()
+        self.refresh_slot = threading.Lock()
+        """Shared by a repository's states: one background computation at a time."""
 
 
 _states: weakref.WeakKeyDictionary[MapSource, _State] = weakref.WeakKeyDictionary()
@@ -233,8 +235,10 @@ def _state(repo: MapSource, files: list[str]) -> _State:
         st = _states.get(repo)
         if st is None or st.version != version or st.files != files:
             new = _State(version, files)
-            if st is not None and st.seconds > REFRESH_AFTER_S and st.files == files:
-                new.stale, new.seconds = st.order or st.stale, st.seconds
+            if st is not None:
+                new.refresh_slot = st.refresh_slot
+                if st.seconds > REFRESH_AFTER_S and st.files == files:
+                    new.stale, new.seconds = st.order or st.stale, st.seconds
             st = _states[repo] = new
         return st
 
@@ -320,17 +324,24 @@ def _compute(st: _State, store: IndexStore, key: Fingerprint | None) -> array[in
     return order
 
 
-def _refresh(st: _State, store: IndexStore, key: Fingerprint | None) -> None:
-    """Compute the current order while callers are shown the stale one."""
+def _refresh(st: _State, store: IndexStore, fingerprint: Callable[[], Fingerprint] | None) -> None:
+    """Compute the current order while callers are shown the stale one.
+
+    One computation at a time per repository: while one for an older version
+    runs, callers keep the stale order and the next call after it starts this one.
+    """
+    if st.refreshing or not st.refresh_slot.acquire(blocking=False):
+        return
 
     def run() -> None:
         try:
             with st.lock:
-                _compute(st, store, key)
+                _compute(st, store, fingerprint() if fingerprint is not None else None)
         except Exception as exc:
             log.warning("repo map: computing the order failed: %s", exc)
         finally:
             st.refreshing = False
+            st.refresh_slot.release()
 
     st.refreshing = True
     # Not a daemon: the interpreter must not stop it inside the database.
@@ -343,7 +354,8 @@ def _global_order(
     """The unfocused order: computed here, kept from before, or stale while it is refreshed."""
     if st.order is not None:
         return st.order
-    if st.refreshing and st.stale is not None:
+    if st.stale is not None and (st.refreshing or st.refresh_slot.locked()):
+        _refresh(st, store, fingerprint)
         return st.stale
     with st.lock:
         if st.order is not None:
@@ -357,7 +369,7 @@ def _global_order(
         if stale is None:
             return _compute(st, store, key)
         st.stale = stale
-    _refresh(st, store, key)
+    _refresh(st, store, fingerprint)
     return stale
 
 

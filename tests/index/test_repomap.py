@@ -159,7 +159,10 @@ def test_a_slow_order_is_shown_stale_while_the_new_one_is_computed(
     store = repo.searcher.store
     file_graph = store.file_graph
 
+    calls: list[float] = []
+
     def slow_graph(*args: Any) -> Any:
+        calls.append(time.monotonic())
         release.wait(10)
         return file_graph(*args)
 
@@ -177,8 +180,16 @@ def test_a_slow_order_is_shown_stale_while_the_new_one_is_computed(
         )
     repo.apply_changes({"core/util.py", *(f"app/m{i:02}.py" for i in range(12))}, set())
     assert repo.repo_map(300).splitlines()[0] == "core/base.py:"  # at once: the stale order
+    # Another change while that runs: still the stale order, and no second computation yet.
+    (tmp_path / "core" / "base.py").write_text(
+        "class Base:\n    x = 1\n\n\ndef shared():\n    pass\n"
+    )
+    repo.apply_changes({"core/base.py"}, set())
+    assert repo.repo_map(300).splitlines()[0] == "core/base.py:"
+    assert len(calls) == 1
     release.set()
     deadline = time.monotonic() + 10
     while repo.repo_map(300).splitlines()[0] != "core/util.py:" and time.monotonic() < deadline:
         time.sleep(0.02)
     assert repo.repo_map(300).splitlines()[0] == "core/util.py:"
+    assert len(calls) == 2  # the newer version's, once the first had ended
