@@ -27,12 +27,13 @@ import sys
 import threading
 import time
 import weakref
+import zlib
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, pairwise
 from operator import mul, sub
-from typing import Protocol
+from typing import Any, Protocol
 
 from rlm_mcp.index.model import Definition
 from rlm_mcp.index.storage import DefQuery, FileGraph, IndexStore
@@ -73,6 +74,8 @@ files, changed contents) is computed in the background, rather than holding the 
 DEFS_BATCH = 32
 """Files whose definitions are read (and their names counted) at once while rendering."""
 META_KEY = "repo_map_order"
+GRAPH_KEY = "repo_map_graph"
+"""Where a graph that was slow to aggregate is kept (compressed) for later processes' focused maps."""
 ORDER_FORMAT = f"1:{MAX_DEFINING_FILES}:{MAX_OUT_EDGES}:{DAMPING}:{MAX_ITER}:{TOLERANCE}"
 MAP_KINDS = frozenset(
     {
@@ -256,10 +259,63 @@ def _load_graph(store: IndexStore, files: list[str]) -> _Graph:
     return _graph(len(files), src, dst, array("d", fg.weight))
 
 
-def _graph_of(st: _State, store: IndexStore) -> _Graph:
+def _graph_of(st: _State, store: IndexStore, key: Fingerprint | None = None) -> _Graph:
+    """The state's graph: in memory, kept in the store under ``key``, or aggregated now."""
+    if st.graph is None and key is not None:
+        st.graph = _decode_graph(store.meta(GRAPH_KEY), key, len(st.files))
     if st.graph is None:
+        t0 = time.perf_counter()
         st.graph = _load_graph(store, st.files)
+        if key is not None and time.perf_counter() - t0 > REFRESH_AFTER_S:
+            _keep_later(store, {GRAPH_KEY: _encode_graph(key, st.graph)})
     return st.graph
+
+
+def _le(a: array[int] | array[float]) -> bytes:
+    if sys.byteorder == "big":
+        a = array(a.typecode, a)
+        a.byteswap()
+    return a.tobytes()
+
+
+def _from_le(typecode: str, data: bytes) -> array[Any]:
+    a: array[Any] = array(typecode, data)
+    if sys.byteorder == "big":
+        a.byteswap()
+    return a
+
+
+def _encode_graph(key: Fingerprint, g: _Graph) -> str:
+    blob = b"".join(
+        (_le(array("q", g.in_start)), _le(g.in_src), _le(g.in_weight), _le(g.out_weight))
+    )
+    payload = base64.b64encode(zlib.compress(blob, 1)).decode("ascii")
+    return f"{ORDER_FORMAT}|{key[0]}|{key[1]}|{g.size}|{len(g.in_src)}|{payload}"
+
+
+def _decode_graph(value: str | None, key: Fingerprint, size: int) -> _Graph | None:
+    """A kept graph of exactly these paths and contents, else ``None``."""
+    parts = (value or "").split("|")
+    if len(parts) != 6 or parts[0] != ORDER_FORMAT or (parts[1], parts[2]) != key:
+        return None
+    try:
+        if int(parts[3]) != size:
+            return None
+        edges = int(parts[4])
+        blob = zlib.decompress(base64.b64decode(parts[5], validate=True))
+    except (ValueError, zlib.error):
+        return None
+    cuts = [0, 8 * (size + 1), 4 * edges, 8 * edges, 8 * size]
+    ends = list(accumulate(cuts))
+    if len(blob) != ends[-1]:
+        return None
+    in_start = _from_le("q", blob[ends[0] : ends[1]])
+    in_src = _from_le("i", blob[ends[1] : ends[2]])
+    if in_start[-1] != edges or (edges and (min(in_src) < 0 or max(in_src) >= size)):
+        return None
+    in_weight = _from_le("d", blob[ends[2] : ends[3]])
+    out_weight = _from_le("d", blob[ends[3] : ends[4]])
+    return _Graph(size, out_weight, in_start, in_src, in_weight)
 
 
 def _sorted_order(ranks: Sequence[float]) -> array[int]:
@@ -302,25 +358,30 @@ def _decode(value: str | None, key: Fingerprint, size: int) -> tuple[array[int],
     return order, exact
 
 
-def _keep(store: IndexStore, value: str) -> None:
+def _keep(store: IndexStore, values: dict[str, str]) -> None:
     try:
         with store.batch() as b:
-            b.set_meta(META_KEY, value)
+            for k, v in values.items():
+                b.set_meta(k, v)
     except Exception as exc:  # a read-only or closed store: the map still works
         log.debug("repo map order not kept in %s: %s", store.location, exc)
+
+
+def _keep_later(store: IndexStore, values: dict[str, str]) -> None:
+    """Keep ``values`` for later processes, off the caller's thread (a writer may hold the
+    store); not a daemon thread: the interpreter must not stop it inside the database."""
+    threading.Thread(target=_keep, args=(store, values), name="rlm-repo-map-keep").start()
 
 
 def _compute(st: _State, store: IndexStore, key: Fingerprint | None) -> array[int]:
     """The unfocused order of ``st`` (kept in the store under ``key``); with ``st.lock`` held."""
     t0 = time.perf_counter()
-    g = _graph_of(st, store)
+    g = _graph_of(st, store, key)
     order = _sorted_order(_iterate(g, _personalization(g.size, None)))
     st.order, st.stale = order, None
     st.seconds = time.perf_counter() - t0
-    if key is not None:  # for later processes, off the caller's thread (a writer may hold
-        # the store); not a daemon: the interpreter must not stop it inside the database.
-        value = _encode(key, st.seconds, order)
-        threading.Thread(target=_keep, args=(store, value), name="rlm-repo-map-keep").start()
+    if key is not None:
+        _keep_later(store, {META_KEY: _encode(key, st.seconds, order)})
     return order
 
 
@@ -430,7 +491,7 @@ def render_repo_map(
     pers = _focus_weights(repo, files, focus_list) if focus_list else None
     if pers and sum(pers.values()) > 0:
         with st.lock:
-            g = _graph_of(st, store)
+            g = _graph_of(st, store, fingerprint() if fingerprint and st.graph is None else None)
         weights = [pers.get(p, 0.0) for p in files]
         steps = max(FOCUS_MIN_ITER, min(MAX_ITER, FOCUS_WORK // max(1, len(g.in_src))))
         order = _sorted_order(_iterate(g, _personalization(g.size, weights), steps))

@@ -193,3 +193,26 @@ def test_a_slow_order_is_shown_stale_while_the_new_one_is_computed(
         time.sleep(0.02)
     assert repo.repo_map(300).splitlines()[0] == "core/util.py:"
     assert len(calls) == 2  # the newer version's, once the first had ended
+
+
+def test_a_slow_graph_is_kept_for_focused_maps_of_later_processes(
+    tmp_path: Path, loader: Callable[..., Repository], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project(tmp_path)
+    repo = loader(tmp_path)
+    monkeypatch.setattr(repomap, "REFRESH_AFTER_S", -1.0)  # every graph counts as slow
+    focused = repo.repo_map(300, focus="app/m05.py")
+    plain = repo.repo_map(300)
+    store = repo.searcher.store
+    deadline = time.monotonic() + 10
+    while store.meta(repomap.GRAPH_KEY) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert store.meta(repomap.GRAPH_KEY) is not None
+    monkeypatch.setattr(repomap, "_states", type(repomap._states)())
+
+    def no_graph(*_a: object, **_k: object) -> None:
+        raise AssertionError("the kept graph should have been used")
+
+    monkeypatch.setattr(store, "file_graph", no_graph)
+    assert repo.repo_map(300, focus="app/m05.py") == focused
+    assert repo.repo_map(300) == plain
