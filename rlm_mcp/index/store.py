@@ -769,11 +769,13 @@ class SQLiteStore:
                 "WITH f AS MATERIALIZED (SELECT path, row_number() OVER (ORDER BY path) - 1 "
                 "AS id FROM files), "
                 "n AS (SELECT name FROM defs GROUP BY name HAVING count(DISTINCT path) <= ?), "
-                "d AS (SELECT DISTINCT defs.name AS name, f.id AS id FROM defs "
+                "d AS MATERIALIZED (SELECT DISTINCT defs.name AS name, f.id AS id FROM defs "
                 "JOIN n ON n.name = defs.name JOIN f ON f.path = defs.path), "
+                # refs in table order (CROSS JOIN keeps it outermost), not by name: one
+                # sequential scan instead of a random row read per use (54 s -> 45 s at 10M).
                 "e AS (SELECT f.id AS src, d.id AS dst, count(*) AS w FROM refs r "
-                "JOIN f ON f.path = r.path JOIN d ON d.name = r.name WHERE f.id != d.id "
-                "GROUP BY f.id, d.id), "
+                "CROSS JOIN f CROSS JOIN d WHERE f.path = r.path AND d.name = r.name "
+                "AND f.id != d.id GROUP BY f.id, d.id), "
                 "k AS (SELECT src, dst, w, "
                 "row_number() OVER (PARTITION BY src ORDER BY w DESC, dst) AS rk FROM e) "
                 "SELECT src, dst, w FROM k WHERE rk <= ? ORDER BY src, dst",
