@@ -667,6 +667,10 @@ class Repository:
                     continue
                 try:
                     self.complete()
+                    if not self._bg_stop.is_set():
+                        # The first map of a monorepo takes a minute (the whole reference
+                        # graph): compute and save it here rather than on a request.
+                        self.searcher.repo_map(64)
                 except Exception as exc:  # a store error must not kill the server; say so
                     if self._bg_stop.is_set():
                         continue
