@@ -58,18 +58,8 @@ def git_remote(root: Path) -> str | None:
     """``remote.origin.url`` of the repository at ``root`` without credentials, or ``None``."""
     if not root.is_dir():
         return None
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "config", "--get", "remote.origin.url"],
-            capture_output=True,
-            text=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    url = out.stdout.strip()
-    if out.returncode != 0 or not url:
+    url = _git(root, "config", "--get", "remote.origin.url")
+    if not url:
         return None
     if "://" in url:
         parts = urlsplit(url)
@@ -98,19 +88,10 @@ def repo_identity(path: str | os.PathLike[str], commit: str | None = None) -> st
 
 
 def _toplevel(path: Path) -> Path | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--show-toplevel"],
-            capture_output=True,
-            text=True,
-            timeout=_GIT_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+    shown = _git(path, "rev-parse", "--show-toplevel")
+    if not shown:
         return None
-    if out.returncode != 0 or not out.stdout.strip():
-        return None
-    top = Path(out.stdout.strip()).resolve()
+    top = Path(shown).resolve()
     return top if path == top or path.is_relative_to(top) else None
 
 
@@ -143,6 +124,7 @@ def open_store(
 
 
 def _git(root: Path, *args: str) -> str | None:
+    """``git -C root args``'s output, stripped; ``None`` when git fails or is missing."""
     try:
         out = subprocess.run(
             ["git", "-C", str(root), *args],
