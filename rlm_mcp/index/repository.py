@@ -385,7 +385,10 @@ class Repository:
         )
         if texts_first:
             self._pending_symbols = len(self.store.unparsed_paths())
-        return len(todo), reused, len(gone)
+        # "Parsed" counts files whose text went in anew; a skipped file looked at again
+        # (a fresh checkout gives every binary a new mtime) and skipped again is not.
+        reskipped = sum(1 for r in results if r.path in known_skips)
+        return len(todo) - reskipped, reused + reskipped, len(gone)
 
     def _store_result(
         self, w: StoreBatch, res: Parsed | SkippedFile, *, text_only: bool = False

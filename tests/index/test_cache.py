@@ -20,6 +20,23 @@ def _tree(n: int) -> dict[str, str | bytes]:
     return {f"pkg/m{i}.py": f"def f{i}():\n    return g{i}()\n" for i in range(n)}
 
 
+def test_a_fresh_checkout_parses_only_the_files_whose_content_changed(
+    tmp_path: Path, loader: Callable[..., Repository]
+) -> None:
+    """CI checks a pull request out: every mtime is new, two files differ."""
+    write(tmp_path, {**_tree(20), "blob.bin": b"\0" * 10, "app.min.js": "x=1;" * 3000})
+    first = loader(tmp_path).report
+    assert first.skipped_by_reason() == {"binary": 1, "generated": 1}
+    write(tmp_path, {"pkg/m3.py": "def changed():\n    pass\n", "pkg/m7.py": "X = 1\n"})
+    later = 2_000_000_000
+    for p in tmp_path.rglob("*"):
+        if p.is_file() and ".git" not in p.parts:
+            os.utime(p, (later, later))
+    again = loader(tmp_path).report
+    assert (again.parsed, again.reused, again.removed) == (2, 20, 0)
+    assert again.skipped_by_reason() == {"binary": 1, "generated": 1}
+
+
 def test_reloading_an_unchanged_repository_parses_no_files(
     tmp_path: Path, loader: Callable[..., Repository]
 ) -> None:
