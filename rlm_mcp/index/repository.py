@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -363,8 +363,14 @@ class Repository:
         if texts_first:
             # Texts first: the file list and grep work before any symbol is extracted.
             self.progress_state = IndexProgress("texts", done, total, started)
-        with store.bulk_load() if cold else contextlib.nullcontext():
-            for batch in self._parse(todo, tags=not texts_first):
+        # closing(): a stop or an error shuts the parser pool down here, in this thread,
+        # not whenever the suspended generator is collected (at interpreter exit, after
+        # Ctrl-C, that left the pool's manager thread waiting forever).
+        with (
+            store.bulk_load() if cold else contextlib.nullcontext(),
+            contextlib.closing(self._parse(todo, tags=not texts_first)) as batches,
+        ):
+            for batch in batches:
                 if self._bg_stop.is_set():
                     raise LoadInterrupted(f"the load of {self.root} was interrupted")
                 with store.batch() as w:
@@ -426,12 +432,12 @@ class Repository:
 
     def _parse(
         self, todo: list[Candidate], *, tags: bool = True
-    ) -> Iterator[list[Parsed | SkippedFile]]:
+    ) -> Generator[list[Parsed | SkippedFile], None, None]:
         return self._parse_items([(c.path, c.abspath, c.size, c.mtime_ns) for c in todo], tags)
 
     def _parse_items(
         self, items: list[tuple[str, str, int, int]], tags: bool
-    ) -> Iterator[list[Parsed | SkippedFile]]:
+    ) -> Generator[list[Parsed | SkippedFile], None, None]:
         """Yield parse results in batches; a process pool only when it pays off."""
         limit = self.settings.max_file_bytes
         ranked = self.settings.ranked_search
@@ -622,22 +628,28 @@ class Repository:
         started = time.monotonic()
         done, total = 0, len(items)
         self.progress_state = IndexProgress("symbols", done, total, started)
-        for batch in self._parse_items(items, tags=True):
-            with store.writer():
-                with self._bg_lock:
-                    dirty = set(self._bg_dirty)
-                with store.batch() as w:
-                    for res in batch:
-                        if res.path not in dirty:
-                            self._store_result(w, res)
-            done += len(batch)
-            self._pending_symbols = max(0, total - done)
-            self.progress_state = IndexProgress("symbols", done, total, started)
-            if progress is not None:
-                progress(done, total)
-            if self._bg_stop.is_set():
-                break
+        with contextlib.closing(self._parse_items(items, tags=True)) as batches:
+            for batch in batches:
+                self._store_symbols(batch)
+                done += len(batch)
+                self._pending_symbols = max(0, total - done)
+                self.progress_state = IndexProgress("symbols", done, total, started)
+                if progress is not None:
+                    progress(done, total)
+                if self._bg_stop.is_set():
+                    break
         return True
+
+    def _store_symbols(self, batch: list[Parsed | SkippedFile]) -> None:
+        """Store one batch of the symbols pass, skipping files written since it was read."""
+        store = self.store
+        with store.writer():
+            with self._bg_lock:
+                dirty = set(self._bg_dirty)
+            with store.batch() as w:
+                for res in batch:
+                    if res.path not in dirty:
+                        self._store_result(w, res)
 
     def start_completion(self) -> None:
         """Run :meth:`complete` in a daemon thread (a cold load in the server returns at once).
