@@ -32,7 +32,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,8 @@ import httpx2  # noqa: E402
 from mcp import Client  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
+from benchmarks.soak_bench import free_port, wait_for_port  # noqa: E402
+
 PACKAGES = ("email", "json", "http", "asyncio", "xml", "concurrent", "importlib", "logging")
 TOKEN = "replica-bench-token"
 CALL_TIMEOUT_S = 60.0
@@ -60,25 +61,6 @@ SEARCH = (r"def \w+_header", r"class \w+Error", "TODO", r"raise ValueError\(", "
 FIND = ("parse an email header", "event loop shutdown", "json decode error position")
 SYMBOLS = (("parse", "prefix"), ("Error", "substring"), ("get_event_loop", "exact"))
 EXEC = "print(len(repo.files('**/*.py')), repo.symbols('loads', limit=3))"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"a server exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on port {port} within {deadline_s}s")
 
 
 class Server:

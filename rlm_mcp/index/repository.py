@@ -541,10 +541,6 @@ class Repository:
         self.report = self._make_report(parsed, reused, removed, time.perf_counter() - t0)
         return self.report
 
-    def _text_index_behind(self) -> bool:
-        done, total = self.store.text_index_progress()
-        return done < total
-
     def needs_completion(self) -> bool:
         """Whether the text index or some files' symbols are still to be built."""
         done, total = self.store.text_index_progress()
@@ -784,9 +780,9 @@ class Repository:
                 skips.append(res)
         parsed, reused, removed = self._sync(candidates, skips, gone, None)
         self.report = self._make_report(parsed, reused, removed, time.perf_counter() - t0)
-        if self._pending_symbols or self._text_index_behind():
-            # A big change set (a branch switch) went in text-first: symbols follow
-            # (and the trigram index, when the store started it over).
+        if self._pending_symbols:
+            # A big change set (a branch switch) went in text-first: symbols follow, after
+            # the trigram index when the store started it over (complete() does both).
             self.start_completion()
         return self.report
 

@@ -323,12 +323,20 @@ class _Batch:
             c.execute("INSERT INTO tri(rowid, text) VALUES (?,?)", (cur.lastrowid, text))
 
     def put_text(self, row: FileRow, text: str) -> None:
-        if self._same_text(row):
-            parsed = self.conn.execute(
-                "SELECT parsed FROM files WHERE path=?", (row.path,)
-            ).fetchone()[0]
-            self.conn.execute("DELETE FROM files WHERE path=?", (row.path,))
-            self._insert(row, None, bool(parsed))
+        if self._same_text(row):  # only the row changes; text, symbols and parsed stay
+            self.conn.execute(
+                "UPDATE files SET size=?, mtime_ns=?, language=?, lines=?, tokens=?, "
+                "invalid_utf8=? WHERE path=?",
+                (
+                    row.size,
+                    row.mtime_ns,
+                    row.language,
+                    row.lines,
+                    row.tokens,
+                    int(row.invalid_utf8),
+                    row.path,
+                ),
+            )
             return
         # The old symbols stay (stale, the file listed as unparsed) until put_file
         # replaces them, and the old text's trigram entries stay as garbage (their
