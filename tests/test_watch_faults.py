@@ -330,7 +330,8 @@ def test_a_batch_that_fails_a_few_times_lands_without_any_further_change(
         eventually(indexed(repo, "rewritten"))
         eventually(lambda: "d1/m1.py" not in repo.files())
         assert disk.failures == 2
-        assert w.last_error is None
+        # The index changes inside apply_changes; the watcher clears its error just after.
+        eventually(lambda: w.last_error is None)
 
 
 def test_a_rescan_that_fails_after_the_root_comes_back_is_retried(
