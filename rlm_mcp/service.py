@@ -7,6 +7,9 @@ so that the event loop keeps serving other requests.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -45,6 +48,8 @@ __all__ = ["LoadSummary", "LoadedRepo", "RepoStatus", "RlmService", "Unloaded"]
 log = logging.getLogger(__name__)
 
 LoadProgress = Callable[[int, int], Coroutine[Any, Any, None]]
+FINAL_PROGRESS_WAIT = 5.0
+"""Seconds the load thread waits for its last progress report to be sent."""
 
 
 @dataclass(slots=True)
@@ -285,19 +290,48 @@ class RlmService:
         return loaded, self._summary(loaded, repo.report, reloaded=False)
 
     def _thread_progress(self, progress: LoadProgress | None) -> Callable[[int, int], None] | None:
+        """``progress`` as a callback for the load thread, which it never blocks.
+
+        The load thread must not wait on the event loop: after Ctrl-C (or any
+        end of the loop) a blocking hand-off waited forever for a coroutine
+        that no loop would run, and the process hung at exit. So a report is
+        handed over without waiting; while one is still being sent, later ones
+        are dropped, except the last (``done == total``), which waits a little.
+        """
         if progress is None:
             return None
+        loop = asyncio.get_running_loop()
         last = [0.0]
+        sending: list[concurrent.futures.Future[None]] = []
+
+        def send(done: int, total: int) -> concurrent.futures.Future[None] | None:
+            try:
+                return asyncio.run_coroutine_threadsafe(progress(done, total), loop)
+            except RuntimeError:  # the loop is closed
+                return None
 
         def report(done: int, total: int) -> None:
             now = time.monotonic()
-            if done < total and now - last[0] < 0.1:
+            final = done >= total
+            if not final and now - last[0] < 0.1:
+                return
+            busy = bool(sending) and not sending[0].done()
+            if busy and final:
+                with contextlib.suppress(concurrent.futures.TimeoutError):
+                    sending[0].result(timeout=FINAL_PROGRESS_WAIT)
+                busy = not sending[0].done()
+            if busy or loop.is_closed():
                 return
             last[0] = now
-            try:
-                anyio.from_thread.run(progress, done, total)
-            except Exception:
-                log.debug("load progress failed", exc_info=True)
+            fut = send(done, total)
+            sending[:] = [] if fut is None else [fut]
+            if fut is not None and final:
+                try:
+                    fut.result(timeout=FINAL_PROGRESS_WAIT)
+                except concurrent.futures.TimeoutError:
+                    pass
+                except Exception:
+                    log.debug("load progress failed", exc_info=True)
 
         return report
 

@@ -11,12 +11,9 @@ few paths for the watcher.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -71,18 +68,34 @@ def _mp_context() -> multiprocessing.context.BaseContext:
     Under ``fork`` a threaded server could deadlock; under ``forkserver`` the
     helpers are the fork server's children and outlive a killed parent (they
     hold their own queue's write end, so they never see EOF). Spawned helpers
-    ask the kernel to kill them when their parent dies (:func:`_die_with_parent`).
+    exit when their parent process is gone (:func:`_die_with_parent`).
     """
     return multiprocessing.get_context("spawn")
 
 
-def _die_with_parent() -> None:
-    """Pool initializer: the kernel kills this helper when its parent dies (Linux)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        if os.getppid() == 1:
-            os._exit(1)
+PARENT_CHECK_SECONDS = 0.2
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: this helper exits soon after its parent process ``parent`` dies.
+
+    Not ``PR_SET_PDEATHSIG``: that fires when the *thread* that forked the helper
+    exits, and a load's thread ends while the helpers of an interrupted pool may
+    still be writing a result; a helper killed half-way through that write left
+    the pool's result pipe with half a message, and the pool's manager thread
+    blocked on it forever, so the process hung at exit after Ctrl-C. A helper is
+    reparented when its parent process dies, so a daemon thread watching
+    ``getppid`` sees it within :data:`PARENT_CHECK_SECONDS`.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 class Repository:
@@ -457,7 +470,10 @@ class Repository:
         batches = [items[i : i + BATCH_FILES] for i in range(0, len(items), BATCH_FILES)]
         max_inflight = workers * 3
         with ProcessPoolExecutor(
-            max_workers=workers, mp_context=_mp_context(), initializer=_die_with_parent
+            max_workers=workers,
+            mp_context=_mp_context(),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
         ) as pool:
             pending: set[Future[list[Parsed | SkippedFile]]] = set()
             it = iter(batches)

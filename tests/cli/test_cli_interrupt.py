@@ -57,24 +57,30 @@ def test_ctrl_c_during_index_exits_130_and_leaves_no_processes(
         text=True,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-                    if conn.execute("SELECT count(*) FROM files").fetchone()[0] > 0:
-                        break
-            except sqlite3.Error:
-                pass
-        time.sleep(0.02)
-    assert proc.poll() is None, "the index finished before it could be interrupted"
-    for _ in range(presses):
-        os.kill(proc.pid, signal.SIGINT)
-        time.sleep(0.05)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err
-    deadline = time.monotonic() + 15
-    while _group(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _group(proc.pid) == []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+                        if conn.execute("SELECT count(*) FROM files").fetchone()[0] > 0:
+                            break
+                except sqlite3.Error:
+                    pass
+            time.sleep(0.02)
+        assert proc.poll() is None, "the index finished before it could be interrupted"
+        for _ in range(presses):
+            os.kill(proc.pid, signal.SIGINT)
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        deadline = time.monotonic() + 15
+        while _group(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _group(proc.pid) == []
+    finally:
+        # A hung run must not outlive the test (its pipes would be collected in another test).
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
