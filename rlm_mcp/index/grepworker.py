@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import os
 import re
 import signal
@@ -28,7 +29,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -64,6 +65,8 @@ class GrepRequest:
     context: int = 0
     count: bool = False
     count_limit: int = 100_000
+    lines: Mapping[str, tuple[int, ...]] | None = None
+    """Per path, the only line numbers that can match (ripgrep's); other paths are scanned."""
 
 
 def matching_lines(rx: re.Pattern[str], lit: str, text: str) -> Iterator[tuple[int, int, int]]:
@@ -100,6 +103,50 @@ def matching_lines(rx: re.Pattern[str], lit: str, text: str) -> Iterator[tuple[i
         line_pos = ls
         yield line_no, ls, le
         pos = le + 1
+
+
+def hinted_lines(
+    rx: re.Pattern[str], lit: str, text: str, numbers: Sequence[int]
+) -> Iterator[tuple[int, int, int]]:
+    """:func:`matching_lines` when only the lines ``numbers`` can be hits.
+
+    ``numbers`` (ascending, 1-based) must include every line holding a match that
+    ends within it, as ripgrep's lines for a relaxed regex do; any other line is
+    skipped by :func:`matching_lines` too. Each hinted line gets the very test
+    :func:`matching_lines` gives it: the leftmost match from the line's start
+    (which does not depend on where the scan started) must start in the line,
+    and end in it, or the line alone must match; with a literal, the line must
+    hold it and match alone. Only a lookahead can see past the line, so only
+    then does the leftmost search from the line's start (which may run to the
+    end of the text) need to run.
+    """
+    n = len(text)
+    ahead = "(?=" in rx.pattern or "(?!" in rx.pattern
+    # Line k starts after the k-1 lines before it and their newlines (split and
+    # accumulate run in C; finding each line's start with str.find did not).
+    lengths = list(map(len, text.split("\n")))
+    ends = list(itertools.accumulate(lengths))
+    for line_no in numbers:
+        if line_no > len(lengths):
+            return
+        le = ends[line_no - 1] + line_no - 1
+        ls = le - lengths[line_no - 1]
+        if ls >= n:
+            return
+        if lit:
+            if text.find(lit, ls, le) >= 0 and rx.search(text, ls, le) is not None:
+                yield line_no, ls, le
+            continue
+        if rx.search(text, ls, le) is not None:
+            yield line_no, ls, le
+            continue
+        if not ahead:
+            continue  # without a lookahead, a match that ends in the line also matches alone
+        m = rx.search(text, ls)
+        if m is None:
+            return
+        if m.start() <= le and m.end() <= le:
+            yield line_no, ls, le
 
 
 def _clip(line: str) -> str:
@@ -177,7 +224,13 @@ class _Child:
                     text = loaded.get(path)
                 if text is None or (req.literal and req.literal not in text):
                     continue
-                for line_no, ls, le in matching_lines(rx, req.literal, text):
+                hint = req.lines.get(path) if req.lines is not None else None
+                found = (
+                    matching_lines(rx, req.literal, text)
+                    if hint is None
+                    else hinted_lines(rx, req.literal, text, hint)
+                )
+                for line_no, ls, le in found:
                     seen += 1
                     if seen > req.offset and len(hits) < req.max_results:
                         before, after = (

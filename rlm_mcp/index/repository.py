@@ -114,7 +114,11 @@ class Repository:
         self.report = LoadReport(root=str(root))
         self.table = FileTable(root)
         self.searcher = Searcher(
-            self.table, store, lambda: self.report, grep_timeout=settings.grep_timeout_seconds
+            self.table,
+            store,
+            lambda: self.report,
+            grep_timeout=settings.grep_timeout_seconds,
+            max_file_bytes=settings.max_file_bytes,
         )
         self._git = False
         self._single: str | None = None

@@ -17,13 +17,16 @@ lines and the regex only checks those.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from rlm_mcp.errors import SearchError
+from rlm_mcp.index import ripgrep
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.grepworker import GrepRequest, GrepTimeout, GrepWorker
 from rlm_mcp.index.ignore import translate_glob
@@ -205,6 +208,15 @@ KIND_WEIGHTS = {"field": 0.6, "variable": 0.6, "constant": 0.8, "file": 0.9}
 """Questions ask where behaviour lives: functions and classes rank above fields."""
 
 
+def _same_on_disk(path: Path, size: int, mtime_ns: int) -> bool:
+    """Whether the file still has the size and mtime the index read it with."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return st.st_size == size and st.st_mtime_ns == mtime_ns
+
+
 class Searcher:
     """Read-side operations over one repository's store and file table; thread-safe."""
 
@@ -216,6 +228,7 @@ class Searcher:
         *,
         grep_timeout: float = GREP_TIMEOUT,
         text_cache_bytes: int = TEXT_CACHE_BYTES,
+        max_file_bytes: int = 1 << 30,
     ) -> None:
         self.table = table
         self.store = store
@@ -225,6 +238,7 @@ class Searcher:
         self._grep = GrepWorker()
         self.grep_timeout = grep_timeout
         self.text_cache_bytes = text_cache_bytes
+        self.max_file_bytes = max_file_bytes
 
     @property
     def version(self) -> int:
@@ -342,10 +356,13 @@ class Searcher:
         lit = "" if rx.flags & re.IGNORECASE else (pattern if fixed else required_literal(pattern))
         paths = self.files(glob) if glob else list(self.table.entries)
         alternatives = literal_query(source, flags)
+        hints: dict[str, tuple[int, ...]] | None = None
         if alternatives is not None and paths:
             candidates = self.store.grep_candidates(alternatives)
             if candidates is not None:
                 paths = [p for p in paths if p in candidates]
+        elif alternatives is None and paths:
+            paths, hints = self._ripgrep_candidates(source, flags, paths)
         cap = max(0, min(int(max_results), MAX_GREP_RESULTS))
         if (cap <= 0 and not count) or not paths:
             return GrepPage([], 0, False)
@@ -365,6 +382,7 @@ class Searcher:
             context=max(0, min(int(context), MAX_CONTEXT_LINES)),
             count=count,
             count_limit=MAX_GREP_COUNT,
+            lines=hints,
         )
         try:
             rows, seen, stopped = self._grep.run(request, self.grep_timeout)
@@ -382,6 +400,40 @@ class Searcher:
             raise SearchError(f"grep failed: {exc}") from None
         hits = [GrepHit(p, n, t, tuple(b), tuple(a)) for p, n, t, b, a in rows]
         return GrepPage(hits, seen, stopped)
+
+    def _ripgrep_candidates(
+        self, source: str, flags: int, paths: list[str]
+    ) -> tuple[list[str], dict[str, tuple[int, ...]] | None]:
+        """``paths`` narrowed by ripgrep for a pattern with no literal (see :mod:`.ripgrep`),
+        with the only lines that can match per file where ripgrep read what the index holds."""
+        entries = self.table.entries
+        if sum(e.size for p in paths if (e := entries.get(p)) is not None) < ripgrep.MIN_BYTES:
+            return paths, None
+        relaxed = ripgrep.relax(source, flags)
+        if relaxed is None:
+            return paths, None
+        found = ripgrep.candidates(
+            self.table.root,
+            frozenset(paths),
+            relaxed,
+            self.grep_timeout,
+            version=self.table.version,
+            max_bytes=self.max_file_bytes,
+        )
+        if found is None:
+            return paths, None
+        hints: dict[str, tuple[int, ...]] = {}
+        kept: list[str] = []
+        for p in paths:
+            e = entries.get(p)
+            if e is None or e.invalid_utf8:
+                kept.append(p)  # the store's text is not the file's bytes: scan it whole
+            elif p in found:
+                kept.append(p)
+                lines = found[p]
+                if lines is not None and _same_on_disk(self.table.root / p, e.size, e.mtime_ns):
+                    hints[p] = lines
+        return kept, hints
 
     # -- symbols -------------------------------------------------------------
 

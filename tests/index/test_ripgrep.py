@@ -1,0 +1,235 @@
+"""Grep without a literal: ripgrep picks candidate files, and grep still finds exactly what a scan finds."""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_trigram import WORDS, _scan
+
+from rlm_mcp.config import IndexSettings
+from rlm_mcp.index import load, ripgrep
+from rlm_mcp.index.ripgrep import relax
+
+pytestmark = pytest.mark.skipif(ripgrep.ripgrep() is None, reason="ripgrep is not installed")
+
+# Planes 0 and 1: every cased letter, digit and space outside them is a CJK or private-use letter.
+CODE_POINTS = [c for c in range(0x20000) if c != 10 and not 0xD800 <= c < 0xE000]
+
+# Single characters, classes and categories, with and without IGNORECASE.
+UNITS = [
+    r"\w", r"\W", r"\d", r"\D", r"\s", r"\S", ".", "[^a]", "[^\\n]", r"[\w.-]", r"[^\s]",
+    "k", "s", "i", "ß", "σ", "\u0130", "\u212a", "ǅ", "[a-z]", "[K-S]", "[^k]", "[ſ-ʒ]",
+    r"[\d_]", "\U00010400", "[\U00010400-\U0001044f]", "[^\U00010428]",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def code_point_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cp") / "points.txt"
+    path.write_text("\n".join(chr(c) for c in CODE_POINTS) + "\n", encoding="utf-8")
+    return path
+
+
+def _rg_lines(path: Path, regex: str) -> set[int]:
+    rg = ripgrep.ripgrep()
+    assert rg is not None
+    out = subprocess.run(
+        [
+            rg,
+            "--no-config",
+            "--text",
+            "--encoding",
+            "none",
+            "-n",
+            "--no-filename",
+            "-e",
+            regex,
+            str(path),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert out.returncode in (0, 1), out.stderr
+    return {int(line.split(b":", 1)[0]) for line in out.stdout.splitlines()}
+
+
+@pytest.mark.parametrize("flags", [0, re.IGNORECASE], ids=["case", "icase"])
+def test_each_translated_character_class_matches_every_code_point_python_does(
+    code_point_file: Path, flags: int
+) -> None:
+    text = code_point_file.read_text(encoding="utf-8")
+    for unit in UNITS:
+        relaxed = relax(unit, re.MULTILINE | flags)
+        assert relaxed is not None, unit
+        rx = re.compile(f"^(?:{unit})$", re.MULTILINE | flags)
+        python = {ord(m.group()) for m in rx.finditer(text)}
+        rg = {CODE_POINTS[n - 1] for n in _rg_lines(code_point_file, relaxed)}
+        missed = sorted(python - rg)
+        assert not missed, (unit, flags, [hex(c) for c in missed[:10]])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (r"\b\d{4}-\d\d-\d\d\b", r"(?:[\d]){4}\x{2d}[\d][\d]\x{2d}[\d][\d]"),
+        ('[^"]*x', "x"),  # only the part between optional ends decides a file
+        (r"x*", None),  # matches in every file
+        (r"^$", None),
+        (r"(a)\1", None),  # backreferences are left to re
+        (r"(?s)a.b", "a.b"),  # a hit is a match within one line
+        ("a\nb", None),  # never within one line: re decides
+        ("[\n-]x", r"[\x{2d}]x"),
+        (r"[^\s]\W", r"[\S]."),
+    ],
+)
+def test_relax_examples(pattern: str, expected: str | None) -> None:
+    assert relax(pattern, re.MULTILINE) == expected
+
+
+TRICKY = [
+    "\u212aelvin", "ſtrange", "ı", "İ", "ß", "ẞ", "σ", "ς", "Σ", "٣٤", "Ⅻ", "\x1c", "\x85",
+    "\xa0", "e\u0301", "\ufeff", "a\r", "\t", "日本語", "2024-01-31", "ABCDEF_GHIJKL", "a\x00b",
+]  # fmt: skip
+
+
+ATOMS = [
+    r"\w", r"\W", r"\d", r"\D", r"\s", r"\S", ".", "[^a]", "[a-z]", "[A-Z]", r"[\s\S]",
+    "[^\n]", "k", "s", "ß", "σ", "ı", "-", "_", "=", r"\.", "20", "(?:ab|c)",
+]  # fmt: skip
+
+
+def _pattern(rng: random.Random, depth: int = 0) -> str:
+    """A random regex without a literal of three characters: the ripgrep path.
+
+    Only single atoms are repeated, so no pattern backtracks exponentially.
+    """
+    parts = []
+    for _ in range(rng.randint(1, 4)):
+        kind = rng.random()
+        if kind < 0.35 or depth > 2:
+            parts.append(rng.choice(ATOMS))
+        elif kind < 0.5:
+            alts = [_pattern(rng, depth + 1) for _ in range(rng.randint(2, 3))]
+            parts.append("(?:" + "|".join(alts) + ")")
+        elif kind < 0.7:
+            parts.append(rng.choice(ATOMS) + rng.choice(["?", "*", "+", "{2}", "+?", "{1,3}"]))
+        elif kind < 0.8:
+            parts.append(
+                rng.choice(
+                    ["^", "$", r"\b", r"\B", r"(?=\w)", r"(?<!\d)", r"\A", r"(?!\n)", r"(?=\s)"]
+                )
+            )
+        elif kind < 0.9:
+            parts.append(rng.choice(["(?i:", "(?s:", "(?-i:"]) + _pattern(rng, depth + 1) + ")")
+        else:
+            parts.append(rng.choice(WORDS + TRICKY)[:2])
+    return "".join(parts)
+
+
+def _text(rng: random.Random) -> str:
+    lines = []
+    for _ in range(rng.randint(0, 10)):
+        lines.append(" ".join(rng.choice(WORDS + TRICKY) for _ in range(rng.randint(0, 5))))
+    return rng.choice(["", "\ufeff"]) + rng.choice(["\n", "\r\n"]).join(lines)
+
+
+def test_grep_through_ripgrep_returns_exactly_what_a_scan_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(7)
+    root = tmp_path / "repo"
+    root.mkdir()
+    texts: dict[str, str] = {}
+    for i in range(120):
+        t = _text(rng)
+        p = f"d{i % 5}/m{i:03}.py"
+        (root / p).parent.mkdir(exist_ok=True)
+        (root / p).write_bytes(t.encode("utf-8"))
+        texts[p] = t
+    (root / "bad.py").write_bytes(b"caf\xe9 2024-01-31\n")  # invalid UTF-8: always a candidate
+    monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
+    calls: list[int] = []
+    real = ripgrep.candidates
+
+    def counted(*args: object, **kwargs: object) -> dict[str, tuple[int, ...] | None] | None:
+        got = real(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(got is not None and any(v is not None for v in got.values()))
+        return got
+
+    monkeypatch.setattr(ripgrep, "candidates", counted)
+    with load(root, IndexSettings(cache_dir=tmp_path / "cache")) as repo:
+        texts = {p: repo.text(p) for p in repo.entries()}
+        assert "bad.py" in texts
+        checked = 0
+        for _ in range(300):
+            pattern = _pattern(rng)
+            ignore_case = rng.random() < 0.3
+            try:
+                rx = re.compile(pattern, re.MULTILINE | (re.IGNORECASE if ignore_case else 0))
+            except re.error:
+                continue
+            got = [
+                (h.path, h.line)
+                for h in repo.grep(pattern, max_results=10_000, ignore_case=ignore_case)
+            ]
+            assert got == _scan(texts, rx), (pattern, ignore_case)
+            checked += 1
+        assert checked > 200
+        assert sum(calls) > 150, "ripgrep should have picked files and lines for most patterns"
+
+
+def test_without_ripgrep_grep_scans_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "a.py").write_text("when = '2024-01-31'\n")
+    (root / "b.py").write_text("x = 1\n")
+    monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
+    monkeypatch.setattr(ripgrep, "ripgrep", lambda: None)
+    with load(root, IndexSettings(cache_dir=tmp_path / "cache")) as repo:
+        hits = repo.grep(r"\d{4}-\d\d-\d\d")
+        assert [(h.path, h.line) for h in hits] == [("a.py", 1)]
+
+
+def test_a_file_edited_on_disk_but_not_yet_reindexed_is_searched_as_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The documented limit: ripgrep reads the working tree, the hits come from the index.
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "a.py").write_text("when = '2024-01-31'\n")
+    monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
+    with load(root, IndexSettings(cache_dir=tmp_path / "cache")) as repo:
+        assert [h.line for h in repo.grep(r"\d{4}-\d\d-\d\d")] == [1]
+        (root / "a.py").write_text("no date here\n")
+        assert repo.grep(r"\d{4}-\d\d-\d\d") == []
+        (root / "a.py").write_text("when = '2024-01-31'\n")
+        assert [h.line for h in repo.grep(r"\d{4}-\d\d-\d\d")] == [1]
+        (root / "a.py").unlink()  # gone from disk, not yet from the index: nothing to pick
+        assert repo.grep(r"\d{4}-\d\d-\d\d") == []
+
+
+def test_ripgrep_line_numbers_are_used_only_while_the_file_is_as_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "a.py").write_text("x\n2024-01-31\n")
+    monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
+    with load(root, IndexSettings(cache_dir=tmp_path / "cache")) as repo:
+        paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, ["a.py"])
+        assert paths == ["a.py"] and hints == {"a.py": (2,)}
+        assert [h.line for h in repo.grep(r"\d{4}-\d\d")] == [2]
+        # Same size, lines swapped, not re-indexed: ripgrep's line 1 is not the index's.
+        (root / "a.py").write_text("2024-01-31\nx\n")
+        paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, ["a.py"])
+        assert paths == ["a.py"] and hints == {}
+        assert [h.line for h in repo.grep(r"\d{4}-\d\d")] == [2]
