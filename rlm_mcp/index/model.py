@@ -13,6 +13,7 @@ __all__ = [
     "Reference",
     "SkippedFile",
     "TagsResult",
+    "file_entries",
 ]
 
 DEFINITION_KINDS = frozenset(
@@ -80,6 +81,40 @@ class FileEntry:
     lines: int
     tokens: int
     invalid_utf8: bool = False
+
+
+FileEntryRow = tuple[str, int, int, str | None, int, int, object]
+"""path, size, mtime_ns, language, lines, tokens, invalid_utf8 (any truth value)."""
+
+_ENTRY_SLOTS = tuple(
+    FileEntry.__dict__[name].__set__
+    for name in ("path", "size", "mtime_ns", "language", "lines", "tokens", "invalid_utf8")
+)
+
+
+def file_entries(rows: list[FileEntryRow]) -> dict[str, FileEntry]:
+    """A :class:`FileEntry` per row, keyed by path in path order; sorts ``rows`` in place.
+
+    Equal to ``{r[0]: FileEntry(*r[:6], bool(r[6])) for r in sorted(rows)}`` at
+    half the cost: a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``, and a warm load of a monorepo builds 170,000 entries.
+    This sets the slots directly, which is what that call ends up doing.
+    """
+    rows.sort()
+    new = object.__new__
+    set_path, set_size, set_mtime, set_language, set_lines, set_tokens, set_invalid = _ENTRY_SLOTS
+    out: dict[str, FileEntry] = {}
+    for path, size, mtime_ns, language, lines, tokens, invalid in rows:
+        e = new(FileEntry)
+        set_path(e, path)
+        set_size(e, size)
+        set_mtime(e, mtime_ns)
+        set_language(e, language)
+        set_lines(e, lines)
+        set_tokens(e, tokens)
+        set_invalid(e, bool(invalid))
+        out[path] = e
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rlm_mcp.errors import IndexUnavailable
-from rlm_mcp.index.model import Definition, Reference, SkippedFile
+from rlm_mcp.index.model import Definition, FileEntry, Reference, SkippedFile, file_entries
 from rlm_mcp.index.pgschema import (
     ALL_TABLES,
     DEF_COLUMNS,
@@ -526,12 +526,27 @@ class PostgresStore:
         )
         return None if not rows else str(rows[0][0])
 
-    def file_rows(self) -> dict[str, FileRow]:
-        rows = self._all(
-            f"SELECT {FILE_COLUMNS} FROM rlm_files f WHERE {self._v('f')} ORDER BY path",
-            self._p(),
-        )
+    def file_rows(self, paths: Sequence[str] | None = None) -> dict[str, FileRow]:
+        rows = self._file_select(FILE_COLUMNS, paths)
         return {r[0]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows}
+
+    def file_entries(self, paths: Sequence[str] | None = None) -> dict[str, FileEntry]:
+        return file_entries(
+            self._file_select("path, size, mtime_ns, language, lines, tokens, invalid_utf8", paths)
+        )
+
+    def _file_select(self, columns: str, paths: Sequence[str] | None) -> list[Any]:
+        """``columns`` of every visible file row, or of the rows of ``paths``, by path."""
+        sql = f"SELECT {columns} FROM rlm_files f WHERE {self._v('f')}"
+        if paths is None:
+            return self._all(f"{sql} ORDER BY path", self._p())
+        rows: list[Any] = []
+        for i in range(0, len(paths), TEXT_BATCH):
+            rows += self._all(
+                f"{sql} AND path = ANY(%(paths)s) ORDER BY path",
+                self._p(paths=list(paths[i : i + TEXT_BATCH])),
+            )
+        return rows
 
     def unparsed_paths(self) -> list[str]:
         """Paths stored by ``put_text`` and not since by ``put_file``."""

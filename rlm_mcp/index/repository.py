@@ -11,12 +11,14 @@ few paths for the watcher.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
@@ -33,10 +35,11 @@ from rlm_mcp.index.model import (
     SkippedFile,
 )
 from rlm_mcp.index.search import GrepHit, Searcher, SearchHit
-from rlm_mcp.index.storage import FileRow, IndexStore, StoreBatch
+from rlm_mcp.index.storage import FileRow, IndexStore, SkipRow, StoreBatch
 from rlm_mcp.index.store import SQLiteStore, db_path_for
 from rlm_mcp.index.walker import (
     Candidate,
+    GitListing,
     Parsed,
     content_hash,
     discover,
@@ -59,6 +62,8 @@ TEXTS_FIRST_FILES = 2_000
 """A change set this large (a branch switch) stores texts first, symbols in a second pass."""
 TEXT_INDEX_STEP = 2_000
 """Files added to the trigram index per write transaction while it is built."""
+REREAD_ALL = 5_000
+"""A sync that wrote more rows than this reads the whole file table back, not just those rows."""
 CONTENT_SKIPS = frozenset({"binary", "too_large", "generated", "minified"})
 
 
@@ -263,7 +268,9 @@ class Repository:
 
     # -- discovery -----------------------------------------------------------
 
-    def _discover(self) -> tuple[list[Candidate], list[SkippedFile]]:
+    def _discover(
+        self, listing: GitListing | None = None
+    ) -> tuple[list[Candidate], list[SkippedFile]]:
         if self._single is not None:
             res = stat_candidate(
                 str(self.root), self._single, follow_symlinks=self.settings.follow_symlinks
@@ -271,11 +278,12 @@ class Repository:
             if isinstance(res, Candidate):
                 return [res], []
             return [], [res] if res is not None else []
-        found = discover(self.root, follow_symlinks=self.settings.follow_symlinks)
+        found = discover(self.root, follow_symlinks=self.settings.follow_symlinks, listing=listing)
         self._git = found.git
         self._matcher = None
         own = self.store.own_path
-        if own is None:
+        # Every candidate's path starts with the root's: only a store inside it can match.
+        if own is None or not str(own).startswith(os.path.join(str(self.root), "")):
             return found.candidates, found.skipped
         prefix = str(own)
         return [c for c in found.candidates if not c.abspath.startswith(prefix)], found.skipped
@@ -321,46 +329,22 @@ class Repository:
         walk_skips: list[SkippedFile],
         remove: set[str] | None,
         progress: Progress | None,
+        stored_rows: tuple[dict[str, FileEntry], dict[str, SkipRow]] | None = None,
     ) -> tuple[int, int, int]:
+        """:meth:`_sync` under the writer lock; ``stored_rows`` are the store's file
+        entries and skipped rows when the caller read them under this same lock."""
         store = self.store
-        known = store.file_rows()
-        known_skips = store.skipped_rows()
-        todo: list[Candidate] = []
-        touch: list[tuple[str, int]] = []
-        reused = 0
+        if stored_rows is None:
+            with _gc_paused():
+                stored_rows = store.file_entries(), store.skipped_rows()
+        known, known_skips = stored_rows
+        todo, touch, reused = self._changes(candidates, known, known_skips)
         cand_paths = {c.path for c in candidates}
-        limit = self.settings.max_file_bytes
-        for c in candidates:
-            row = known.get(c.path)
-            if row is not None and row.size == c.size and c.size <= limit:
-                if row.mtime_ns == c.mtime_ns:
-                    reused += 1
-                    continue
-                try:
-                    with open(c.abspath, "rb") as fh:
-                        same = content_hash(fh.read()) == row.hash
-                except OSError:
-                    same = False
-                if same:
-                    touch.append((c.path, c.mtime_ns))
-                    reused += 1
-                    continue
-            sk = known_skips.get(c.path)
-            if (
-                sk is not None
-                and sk.size == c.size
-                and sk.mtime_ns == c.mtime_ns
-                and (sk.skip.reason == "too_large") == (c.size > limit)
-            ):
-                reused += 1
-                continue
-            todo.append(c)
-        stored = set(known) | set(known_skips)
         if remove is None:
-            gone = stored - cand_paths
+            gone = (known.keys() - cand_paths) | (known_skips.keys() - cand_paths)
         else:
-            gone = {p for p in remove if p in stored} - cand_paths
-        gone |= stored & {s.path for s in walk_skips}
+            gone = {p for p in remove if p in known or p in known_skips} - cand_paths
+        gone.update(s.path for s in walk_skips if s.path in known or s.path in known_skips)
         if self._completing:
             with self._bg_lock:
                 self._bg_dirty.update(c.path for c in todo)
@@ -402,9 +386,10 @@ class Repository:
                     self.progress_state = IndexProgress("texts", done, total, started)
                 if progress is not None:
                     progress(done, total)
-        unchanged = not todo and not gone and not touch
+        written = [c.path for c in todo]
+        written += (path for path, _ in touch)
         self._refresh_state(
-            walk_skips, results, gone, full=remove is None, rows=known if unchanged else None
+            walk_skips, results, gone, full=remove is None, stored=stored_rows, written=written
         )
         if texts_first:
             self._pending_symbols = len(self.store.unparsed_paths())
@@ -412,6 +397,49 @@ class Repository:
         # (a fresh checkout gives every binary a new mtime) and skipped again is not.
         reskipped = sum(1 for r in results if r.path in known_skips)
         return len(todo) - reskipped, reused + reskipped, len(gone)
+
+    def _changes(
+        self,
+        candidates: list[Candidate],
+        known: Mapping[str, FileEntry],
+        known_skips: Mapping[str, SkipRow],
+    ) -> tuple[list[Candidate], list[tuple[str, int]], int]:
+        """What to parse (in candidate order), which rows only need their new mtime
+        (same content), and how many candidates the store already holds as they are.
+
+        A file whose size is unchanged but whose mtime is not is read and hashed; the
+        hashes of those files are fetched together, once all candidates are compared.
+        """
+        limit = self.settings.max_file_bytes
+        todo: list[Candidate] = []
+        touch: list[tuple[str, int]] = []
+        recheck: list[int] = []  # indexes into todo: same size, new mtime
+        reused = 0
+        for c in candidates:
+            e = known.get(c.path)
+            if e is not None and e.size == c.size and c.size <= limit:
+                if e.mtime_ns == c.mtime_ns:
+                    reused += 1
+                    continue
+                recheck.append(len(todo))
+            elif _skip_holds(known_skips.get(c.path), c, limit):
+                reused += 1
+                continue
+            todo.append(c)
+        if not recheck:
+            return todo, touch, reused
+        rows = self.store.file_rows([todo[i].path for i in recheck])
+        settled: set[int] = set()
+        for i in recheck:
+            c = todo[i]
+            row = rows.get(c.path)
+            if row is not None and _same_content(c.abspath, row.hash):
+                touch.append((c.path, c.mtime_ns))
+            elif not _skip_holds(known_skips.get(c.path), c, limit):
+                continue
+            reused += 1
+            settled.add(i)
+        return [c for i, c in enumerate(todo) if i not in settled], touch, reused
 
     def _store_result(
         self, w: StoreBatch, res: Parsed | SkippedFile, *, text_only: bool = False
@@ -504,22 +532,48 @@ class Repository:
         gone: set[str],
         *,
         full: bool,
-        rows: dict[str, FileRow] | None = None,
+        stored: tuple[dict[str, FileEntry], dict[str, SkipRow]],
+        written: list[str],
     ) -> None:
-        """Swap in the file table; ``rows`` are the store's file rows when the caller
-        already read them and wrote nothing since (a warm load of an unchanged tree)."""
-        if rows is None:
-            rows = self.store.file_rows()
-        entries = {
-            p: FileEntry(p, r.size, r.mtime_ns, r.language, r.lines, r.tokens, r.invalid_utf8)
-            for p, r in sorted(rows.items())
-        }
+        """Swap in the file table.
+
+        ``stored`` is what the store held when the sync began (read under the writer
+        lock; the file entries are the caller's to give away). Since then the sync
+        deleted ``gone`` and wrote only the rows of ``written``, so only those are
+        read again: a warm load of an unchanged tree reads nothing more.
+        """
+        with _gc_paused():
+            self._swap_table(walk_skips, results, gone, full, stored, written)
+
+    def _swap_table(
+        self,
+        walk_skips: list[SkippedFile],
+        results: list[SkippedFile],
+        gone: set[str],
+        full: bool,
+        stored: tuple[dict[str, FileEntry], dict[str, SkipRow]],
+        written: list[str],
+    ) -> None:
+        entries, stored_skips = stored
+        if len(written) > REREAD_ALL:
+            entries = self.store.file_entries()
+        elif gone or written:
+            for p in gone:
+                entries.pop(p, None)
+            for p in written:
+                entries.pop(p, None)
+            fresh = self.store.file_entries(written) if written else {}
+            if fresh:
+                entries.update(fresh)
+                entries = dict(sorted(entries.items()))
+        if gone or written:
+            stored_skips = self.store.skipped_rows()
         skips: dict[str, SkippedFile] = {} if full else dict(self.table.skips)
         for p in gone:
             skips.pop(p, None)
-        for p in entries:
-            skips.pop(p, None)
-        for row in self.store.skipped_rows().values():
+        for p in [p for p in skips if p in entries]:
+            del skips[p]
+        for row in stored_skips.values():
             skips[row.skip.path] = row.skip
         for r in results:
             skips[r.path] = r
@@ -532,16 +586,13 @@ class Repository:
         entries = list(self.table.entries.values())
         skips = list(self.table.skips.values())
         rep = LoadReport(root=str(self.root), git=self._git)
-        for e in entries:
-            rep.files += 1
-            rep.bytes += e.size
-            rep.tokens += e.tokens
-            rep.lines += e.lines
-            if e.language:
-                rep.languages[e.language] = rep.languages.get(e.language, 0) + 1
-            if e.invalid_utf8:
-                rep.invalid_utf8.append(e.path)
-        rep.languages = dict(sorted(rep.languages.items(), key=lambda kv: (-kv[1], kv[0])))
+        rep.files = len(entries)
+        rep.bytes = sum(e.size for e in entries)
+        rep.tokens = sum(e.tokens for e in entries)
+        rep.lines = sum(e.lines for e in entries)
+        languages = Counter(e.language for e in entries if e.language)
+        rep.languages = dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0])))
+        rep.invalid_utf8 = [e.path for e in entries if e.invalid_utf8]
         rep.skipped = skips
         rep.symbols = self.store.symbol_count()
         rep.parsed, rep.reused, rep.removed = parsed, reused, removed
@@ -556,8 +607,20 @@ class Repository:
         if not self.root.exists():
             log.warning("repository root %s is missing; keeping the last index", self.root)
             return self.report
-        candidates, skips = self._discover()
-        parsed, reused, removed = self._sync(candidates, skips, None, progress)
+        # Git lists the files in a process of its own while this one reads the store.
+        listing = GitListing(self.root) if self._single is None else None
+        try:
+            with self.store.writer():
+                with _gc_paused():
+                    known = self.store.file_entries()
+                    known_skips = self.store.skipped_rows()
+                    candidates, skips = self._discover(listing)
+                parsed, reused, removed = self._sync_locked(
+                    candidates, skips, None, progress, (known, known_skips)
+                )
+        finally:
+            if listing is not None:
+                listing.close()
         self.report = self._make_report(parsed, reused, removed, time.perf_counter() - t0)
         return self.report
 
@@ -805,6 +868,43 @@ class Repository:
             # the trigram index when the store started it over (complete() does both).
             self.start_completion()
         return self.report
+
+
+def _skip_holds(sk: SkipRow | None, c: Candidate, limit: int) -> bool:
+    """Whether the stored skip ``sk`` still stands for ``c`` (same size and mtime, and
+    ``too_large`` exactly when it still is)."""
+    return (
+        sk is not None
+        and sk.size == c.size
+        and sk.mtime_ns == c.mtime_ns
+        and (sk.skip.reason == "too_large") == (c.size > limit)
+    )
+
+
+def _same_content(abspath: str, stored_hash: str) -> bool:
+    try:
+        with open(abspath, "rb") as fh:
+            return content_hash(fh.read()) == stored_hash
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while building tables of long-lived objects.
+
+    Each collection that the allocations trigger scans every object built so far
+    (none of which is garbage): on a 170,000-file warm load that was a fifth of
+    the time. Collections resume afterwards unless something else had them off;
+    a thread that allocates meanwhile only collects later.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _in_git_dir(path: str) -> bool:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from rlm_mcp.index.model import Definition, Reference, SkippedFile
+from rlm_mcp.index.model import Definition, FileEntry, Reference, SkippedFile
 from rlm_mcp.index.ranking import DocRow
 
 __all__ = [
@@ -196,7 +196,15 @@ class IndexStore(Protocol):
 
     def meta(self, key: str) -> str | None: ...
 
-    def file_rows(self) -> dict[str, FileRow]: ...
+    def file_rows(self, paths: Sequence[str] | None = None) -> dict[str, FileRow]:
+        """The row of every indexed file, or of those of ``paths`` that are indexed."""
+
+    def file_entries(self, paths: Sequence[str] | None = None) -> dict[str, FileEntry]:
+        """:meth:`file_rows` as the file table holds them (no hash), in path order.
+
+        A warm load of a monorepo reads all 170,000: build them with
+        :func:`~rlm_mcp.index.model.file_entries`, not one ``FileRow`` at a time.
+        """
 
     def skipped_rows(self) -> dict[str, SkipRow]: ...
 

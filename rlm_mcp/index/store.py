@@ -48,10 +48,10 @@ from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rlm_mcp.errors import IndexCorrupted
-from rlm_mcp.index.model import Definition, Reference, SkippedFile
+from rlm_mcp.index.model import Definition, FileEntry, Reference, SkippedFile, file_entries
 from rlm_mcp.index.ranking import DocRow, doc_rows
 from rlm_mcp.index.storage import (
     DefQuery,
@@ -659,11 +659,30 @@ class SQLiteStore:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def file_rows(self) -> dict[str, FileRow]:
-        rows = self._conn.execute(
-            "SELECT path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8 FROM files"
-        ).fetchall()
+    def file_rows(self, paths: Sequence[str] | None = None) -> dict[str, FileRow]:
+        rows = self._file_select(
+            "path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8", paths
+        )
         return {r[0]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7])) for r in rows}
+
+    def file_entries(self, paths: Sequence[str] | None = None) -> dict[str, FileEntry]:
+        return file_entries(
+            self._file_select("path, size, mtime_ns, language, lines, tokens, invalid_utf8", paths)
+        )
+
+    def _file_select(self, columns: str, paths: Sequence[str] | None) -> list[Any]:
+        """``columns`` of every row of ``files``, or of the rows of ``paths``."""
+        conn = self._conn
+        if paths is None:
+            return conn.execute(f"SELECT {columns} FROM files").fetchall()
+        rows: list[Any] = []
+        for i in range(0, len(paths), TEXT_BATCH):
+            chunk = list(paths[i : i + TEXT_BATCH])
+            marks = ",".join("?" * len(chunk))
+            rows += conn.execute(
+                f"SELECT {columns} FROM files WHERE path IN ({marks})", chunk
+            ).fetchall()
+        return rows
 
     def skipped_rows(self) -> dict[str, SkipRow]:
         rows = self._conn.execute("SELECT path, size, mtime_ns, reason, detail FROM skipped")

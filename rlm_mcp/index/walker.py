@@ -34,9 +34,13 @@ import re
 import shutil
 import stat
 import subprocess
-from collections.abc import Sequence
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, NamedTuple
 
 from rlm_mcp.errors import RepositoryNotFound
 from rlm_mcp.index.ignore import IgnoreMatcher
@@ -47,6 +51,7 @@ __all__ = [
     "Candidate",
     "Classified",
     "Discovery",
+    "GitListing",
     "Parsed",
     "classify",
     "content_hash",
@@ -55,6 +60,7 @@ __all__ = [
     "process",
     "process_batch",
     "stat_candidate",
+    "stat_candidates",
 ]
 
 log = logging.getLogger(__name__)
@@ -100,9 +106,12 @@ _TOOL_BANNER = re.compile(
 _DO_NOT_EDIT = re.compile(r"^do\s+not\s+(?:edit|modify)\b.*\bgenerated\b", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A regular file, stat'ed; never a symlink (see :func:`stat_candidate`)."""
+class Candidate(NamedTuple):
+    """A regular file, stat'ed; never a symlink (see :func:`stat_candidate`).
+
+    A named tuple, not a dataclass: discovery makes one per file, 170,000 on a
+    monorepo, and a tuple costs a third less to build than a frozen dataclass.
+    """
 
     path: str
     abspath: str
@@ -183,9 +192,10 @@ def stat_candidate(
         return SkippedFile(rel, "unreadable", exc.strerror or str(exc))
     if stat.S_ISLNK(st.st_mode):
         return _symlink_skip(root_real, rel, abspath, follow_symlinks)
-    parent = os.path.dirname(abspath)
-    if check_parents and parent != root_real and os.path.realpath(parent) != parent:
-        return _symlink_skip(root_real, rel, abspath, follow_symlinks)
+    if check_parents:
+        parent = os.path.dirname(abspath)
+        if parent != root_real and os.path.realpath(parent) != parent:
+            return _symlink_skip(root_real, rel, abspath, follow_symlinks)
     if stat.S_ISDIR(st.st_mode):
         return SkippedFile(rel, "not_regular", "directory (submodule?)")
     if not stat.S_ISREG(st.st_mode):
@@ -193,7 +203,132 @@ def stat_candidate(
     return Candidate(rel, abspath, st.st_size, st.st_mtime_ns)
 
 
+def stat_candidates(
+    root_real: str, rels: Iterable[str], found: Discovery, *, follow_symlinks: bool = True
+) -> None:
+    """:func:`stat_candidate` for each of ``rels`` (in order), into ``found``.
+
+    The same outcome as calling it per path, at a fraction of the cost on a
+    huge tree: a regular file (nearly every path) costs one ``lstat`` and a
+    string concatenation; anything else (a symlink, a directory, a path that
+    vanished or cannot be read) is judged again by :func:`stat_candidate` itself.
+    ``rels`` are relative (as git and the walk list them), never absolute.
+    """
+    prefix = root_real if root_real.endswith(os.sep) else root_real + os.sep
+    lstat = os.lstat
+    isreg = stat.S_ISREG
+    candidates = found.candidates
+    add = candidates.append
+    for rel in rels:
+        abspath = prefix + rel
+        try:
+            st = lstat(abspath)
+        except OSError:
+            st = None
+        if st is not None and isreg(st.st_mode):
+            add(Candidate(rel, abspath, st.st_size, st.st_mtime_ns))
+            continue
+        res = stat_candidate(root_real, rel, follow_symlinks=follow_symlinks)
+        if isinstance(res, Candidate):
+            add(res)
+        elif res is not None:
+            found.skipped.append(res)
+
+
 _X = ("--exclude-standard",)
+
+
+GIT_TIMEOUT = 120.0
+
+
+class GitListing:
+    """``git ls-files`` of a work tree, started now; :meth:`result` waits for the names.
+
+    Git reads its index and walks the tree for untracked files in a process of
+    its own (a quarter of a second on a monorepo), so a warm load reads the store
+    meanwhile. Git writes to an unlinked temporary file rather than a pipe, so it
+    never waits for this process to drain it; where no temporary file can be
+    made, git runs through a pipe when :meth:`result` is called.
+    """
+
+    def __init__(self, root: Path, pathspecs: Sequence[str] = ()) -> None:
+        self._root = root
+        self._cmd: list[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._out: IO[bytes] | None = None
+        self._deadline = 0.0
+        git = shutil.which("git")
+        if git is None:
+            return
+        self._cmd = [git, "-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others", *_X]
+        if pathspecs:
+            self._cmd += ["--", *(f":(literal){p}" for p in pathspecs)]
+        try:
+            self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        except OSError:
+            return
+        self._start(self._cmd, self._out)
+
+    def _start(self, cmd: list[str], stdout: IO[bytes] | int) -> None:
+        self._deadline = time.monotonic() + GIT_TIMEOUT
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                cwd=self._root,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.info("git ls-files failed in %s: %s", self._root, exc)
+            self.close()
+
+    def result(self) -> list[str] | None:
+        """Tracked plus untracked-not-ignored files, or ``None`` outside a work tree
+        (or when git is missing, fails, or runs past :data:`GIT_TIMEOUT`)."""
+        if self._cmd is None:
+            return None
+        if self._out is None and self._proc is None:
+            self._start(self._cmd, subprocess.PIPE)
+        proc, out = self._proc, self._out
+        if proc is None:
+            return None
+        try:
+            timeout = max(0.0, self._deadline - time.monotonic())
+            if out is None:
+                data = proc.communicate(timeout=timeout)[0]
+            else:
+                proc.wait(timeout=timeout)
+                out.seek(0)
+                data = out.read()
+        except (OSError, subprocess.SubprocessError) as exc:  # TimeoutExpired included
+            log.info("git ls-files failed in %s: %s", self._root, exc)
+            self.close()
+            return None
+        rc = proc.returncode
+        self.close()
+        if rc != 0:
+            return None
+        # One decode of the whole listing, as os.fsdecode would decode each name: NUL never
+        # occurs inside a UTF-8 sequence, so the names and their escapes come out the same.
+        names = data.decode(sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
+        listed = dict.fromkeys(names.split("\0"))  # in order, each once (a conflict lists a path
+        listed.pop("", None)  # once per stage); "" is what follows the last NUL
+        return list(listed)
+
+    def close(self) -> None:
+        """Stop git if it still runs and drop its output; :meth:`result` is ``None`` after."""
+        self._cmd = None
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        out, self._out = self._out, None
+        if out is not None:
+            out.close()
 
 
 def git_list(root: Path, pathspecs: Sequence[str] = ()) -> list[str] | None:
@@ -201,32 +336,7 @@ def git_list(root: Path, pathspecs: Sequence[str] = ()) -> list[str] | None:
 
     ``pathspecs`` (root-relative, taken literally) limits the listing.
     """
-    git = shutil.which("git")
-    if git is None:
-        return None
-    try:
-        proc = subprocess.run(
-            [git, "-c", "core.quotepath=off", "ls-files", "-z", "--cached", "--others", *_X]
-            + (["--", *(f":(literal){p}" for p in pathspecs)] if pathspecs else []),
-            cwd=root,
-            capture_output=True,
-            check=False,
-            timeout=120,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.info("git ls-files failed in %s: %s", root, exc)
-        return None
-    if proc.returncode != 0:
-        return None
-    seen: set[str] = set()
-    out: list[str] = []
-    for raw in proc.stdout.split(b"\0"):
-        if raw:
-            rel = os.fsdecode(raw)
-            if rel not in seen:
-                seen.add(rel)
-                out.append(rel)
-    return out
+    return GitListing(root, pathspecs).result()
 
 
 def _unlistable(root_real: str, exc: OSError) -> RepositoryNotFound:
@@ -254,6 +364,7 @@ def _walk(root_real: str, matcher: IgnoreMatcher, follow: bool, found: Discovery
             found.skipped.append(SkippedFile(rel_dir, "unreadable", str(exc.strerror)))
             continue
         subdirs: list[str] = []
+        files: list[str] = []
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             try:
@@ -262,14 +373,8 @@ def _walk(root_real: str, matcher: IgnoreMatcher, follow: bool, found: Discovery
                 continue
             if matcher.is_ignored_entry(rel, is_dir):
                 continue
-            if is_dir:
-                subdirs.append(rel)
-                continue
-            res = stat_candidate(root_real, rel, follow_symlinks=follow)
-            if isinstance(res, Candidate):
-                found.candidates.append(res)
-            elif res is not None:
-                found.skipped.append(res)
+            (subdirs if is_dir else files).append(rel)
+        stat_candidates(root_real, files, found, follow_symlinks=follow)
         stack.extend(reversed(subdirs))
 
 
@@ -281,8 +386,17 @@ def _has_entries(directory: str) -> bool:
         return False
 
 
-def discover(root: Path, *, follow_symlinks: bool = True, use_git: bool = True) -> Discovery:
+def discover(
+    root: Path,
+    *,
+    follow_symlinks: bool = True,
+    use_git: bool = True,
+    listing: GitListing | None = None,
+) -> Discovery:
     """List the files of ``root`` (a resolved directory) that the index should consider.
+
+    ``listing`` is git's listing of ``root``, already under way (``use_git`` is
+    then implied).
 
     Raises:
         RepositoryNotFound: ``root`` cannot be listed (no permission, an I/O
@@ -296,7 +410,7 @@ def discover(root: Path, *, follow_symlinks: bool = True, use_git: bool = True) 
     except OSError as exc:
         raise _unlistable(root_real, exc) from None
     found = Discovery()
-    listed = git_list(root) if use_git else None
+    listed = listing.result() if listing is not None else git_list(root) if use_git else None
     if listed == [] and _has_entries(root_real):
         # The root sits inside a work tree that ignores it (a vendored or build
         # directory, a virtualenv): the user asked for it, so walk it instead.
@@ -310,19 +424,23 @@ def discover(root: Path, *, follow_symlinks: bool = True, use_git: bool = True) 
         # Only files below a directory holding an .rlmignore can be ignored by one: on
         # a 170,000-file tree without any, matching every path cost seconds per load.
         scopes = sorted(
-            {rel.rpartition("/")[0] for rel in listed if rel.rpartition("/")[2] == ".rlmignore"}
+            {
+                rel.rpartition("/")[0]
+                for rel in listed
+                if rel.endswith(".rlmignore") and rel.rpartition("/")[2] == ".rlmignore"
+            }
         )
         if os.path.isfile(os.path.join(root_real, ".rlmignore")):
             scopes = [""]
         prefixes = tuple(d + "/" for d in scopes if d)
-        for rel in sorted(listed):
-            if scopes and ("" in scopes or rel.startswith(prefixes)) and matcher.is_ignored(rel):
-                continue
-            res = stat_candidate(root_real, rel, follow_symlinks=follow_symlinks)
-            if isinstance(res, Candidate):
-                found.candidates.append(res)
-            elif res is not None:
-                found.skipped.append(res)
+        listed.sort()
+        if scopes:
+            listed = [
+                rel
+                for rel in listed
+                if not (("" in scopes or rel.startswith(prefixes)) and matcher.is_ignored(rel))
+            ]
+        stat_candidates(root_real, listed, found, follow_symlinks=follow_symlinks)
         return found
     _walk(root_real, IgnoreMatcher(root), follow_symlinks, found)
     return found

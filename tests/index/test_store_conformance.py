@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from rlm_mcp.index.model import Definition, Reference, SkippedFile
+from rlm_mcp.index.model import Definition, FileEntry, Reference, SkippedFile
 from rlm_mcp.index.storage import DefQuery, FileRow, IndexStore
 from rlm_mcp.index.store import SQLiteStore
 from tests.pg_cluster import postgres_store
@@ -107,6 +108,27 @@ def test_a_stored_file_reads_back_with_its_text_definitions_and_references(
     assert (skip.size, skip.mtime_ns, skip.skip.reason) == (100, 7, "binary")
     assert store.meta("commit") == "abc"
     assert store.meta("nope") is None
+
+
+def test_file_rows_and_entries_read_every_file_or_the_named_ones(store: IndexStore) -> None:
+    _fill(store)
+    many = [f"pkg/m{i:04}.py" for i in range(1_100)]  # more than one statement's worth
+    with store.batch() as w:
+        w.put_text(replace(_row("bad.py", "x\n"), invalid_utf8=True), "x\n")
+        for p in many:
+            w.put_text(_row(p, "y = 1\n"), "y = 1\n")
+    a, bad = _row("a.py", TEXT_A), replace(_row("bad.py", "x\n"), invalid_utf8=True)
+    assert store.file_rows(["bad.py", "big.bin", "nope.py", "a.py"]) == {"a.py": a, "bad.py": bad}
+    assert store.file_rows([]) == {} and store.file_entries([]) == {}
+    assert store.file_rows(many).keys() == set(many)
+    entries = store.file_entries()
+    assert list(entries) == sorted(["a.py", "b.py", "bad.py", *many])
+    assert entries["a.py"] == FileEntry("a.py", a.size, 1, "python", a.lines, 10, False)
+    assert entries["bad.py"].invalid_utf8 is True and entries["a.py"].invalid_utf8 is False
+    assert store.file_entries([*reversed(many), "big.bin", "b.py"]) == {
+        p: entries[p] for p in sorted([*many, "b.py"])
+    }
+    assert list(store.file_entries(many[::-1])) == many
 
 
 def test_definition_queries_in_every_mode(store: IndexStore) -> None:
