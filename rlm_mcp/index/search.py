@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import rlm_mcp.index.ripgrep as ripgrep
 from rlm_mcp.errors import SearchError
-from rlm_mcp.index import ripgrep
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.grepworker import GrepRequest, GrepTimeout, GrepWorker
 from rlm_mcp.index.ignore import translate_glob
