@@ -54,6 +54,10 @@ MIN_BYTES = 32 << 20
 """Below this many bytes of text Python's scan is as fast as starting ripgrep."""
 ARGV_CHARS = 500_000
 """Top-level paths passed to ripgrep, in characters (well under the kernel's argument limit)."""
+TIMEOUT = 60.0
+"""Seconds ripgrep may take: it runs in linear time (no regex of its can stall it), and
+what it saves is a scan in Python that would take longer still; a cold page cache on a
+monorepo costs it seconds to tens of seconds."""
 MAX_CLASS = 4_096
 """A case-folded class larger than this becomes "any character"."""
 

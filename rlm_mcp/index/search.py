@@ -416,7 +416,7 @@ class Searcher:
             self.table.root,
             frozenset(paths),
             relaxed,
-            self.grep_timeout,
+            max(self.grep_timeout, ripgrep.TIMEOUT),
             version=self.table.version,
             max_bytes=self.max_file_bytes,
         )
