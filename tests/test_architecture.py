@@ -182,3 +182,23 @@ def test_the_cli_help_imports_no_model_index_or_sandbox_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_search_from_the_cli_does_not_import_the_model_client(tmp_path: Path) -> None:
+    # openai takes half a second to import; `rlm-mcp search` and the index commands never call
+    # a model (1.0 s -> 0.3 s per command).
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("def f():\n    return 1\n")
+    code = (
+        "import sys\n"
+        "from rlm_mcp.cli import main\n"
+        "code = main(['search', sys.argv[1], 'return'], env={'RLM_CACHE_DIR': sys.argv[2]})\n"
+        "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'openai', 'httpx'}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "src"), str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "0 []", out.stdout + out.stderr

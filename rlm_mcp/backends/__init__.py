@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rlm_mcp.backends.base import (
     Attempt,
@@ -22,7 +22,6 @@ from rlm_mcp.backends.base import (
     TokenUsage,
     estimate_tokens,
 )
-from rlm_mcp.backends.openai_compat import OpenAICompatibleBackend
 from rlm_mcp.backends.pricing import (
     DEFAULT_PRICES_USD_PER_MTOK,
     PRICES_TAKEN_ON,
@@ -32,6 +31,9 @@ from rlm_mcp.backends.pricing import (
 from rlm_mcp.backends.scripted import ScriptedBackend, ScriptedReply
 from rlm_mcp.config import ModelEndpoint
 from rlm_mcp.errors import BackendNotConfigured
+
+if TYPE_CHECKING:
+    from rlm_mcp.backends.openai_compat import OpenAICompatibleBackend
 
 __all__ = [
     "DEFAULT_PRICES_USD_PER_MTOK",
@@ -52,6 +54,17 @@ __all__ = [
     "estimate_tokens",
     "make_backend",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The openai package takes half a second to import: only a model call needs it, so
+    # `rlm-mcp search` and friends never load it.
+    if name == "OpenAICompatibleBackend":
+        from rlm_mcp.backends.openai_compat import OpenAICompatibleBackend
+
+        return OpenAICompatibleBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _SETTINGS = {
     "root": ("RLM_MODEL", "RLM_BASE_URL", "RLM_API_KEY"),
@@ -80,4 +93,6 @@ def make_backend(
         raise BackendNotConfigured(
             f"the endpoint has an empty model name: set {_SETTINGS[role][0]}"
         )
+    from rlm_mcp.backends.openai_compat import OpenAICompatibleBackend
+
     return OpenAICompatibleBackend(endpoint)

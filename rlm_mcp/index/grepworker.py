@@ -65,7 +65,7 @@ class GrepRequest:
     context: int = 0
     count: bool = False
     count_limit: int = 100_000
-    lines: Mapping[str, tuple[int, ...]] | None = None
+    lines: Mapping[str, Sequence[int]] | None = None
     """Per path, the only line numbers that can match (ripgrep's); other paths are scanned."""
 
 

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,7 +265,7 @@ def candidates(
     *,
     version: int,
     max_bytes: int,
-) -> dict[str, tuple[int, ...] | None] | None:
+) -> dict[str, array[int] | None] | None:
     """The files among ``paths`` (relative to ``root``) ripgrep finds ``regex`` in, with the
     numbers of the lines it finds it on (``None``: a file it did not reach, to scan whole).
 
@@ -312,14 +313,14 @@ def candidates(
     )  # fmt: skip
     if found is None:
         return None
-    out: dict[str, tuple[int, ...] | None] = {}
+    out: dict[str, array[int] | None] = {}
     # One record per file, blank lines between: "NAME\0" then "N:" lines (and "--"
     # between runs), or "NAME: binary file matches (...)" for a file with a NUL byte.
     for record in found[1].split(b"\n\n"):
         name, sep, body = record.partition(b"\0")
         if sep:
-            numbers: tuple[int, ...] | None = tuple(
-                sorted({int(n[:-1]) for n in body.split() if n[:-1].isdigit()})
+            numbers: array[int] | None = array(
+                "L", sorted({int(n[:-1]) for n in body.split() if n[:-1].isdigit()})
             )
         else:
             name = record.rpartition(_BINARY)[0]

@@ -20,6 +20,7 @@ import functools
 import os
 import re
 import threading
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,7 +357,7 @@ class Searcher:
         lit = "" if rx.flags & re.IGNORECASE else (pattern if fixed else required_literal(pattern))
         paths = self.files(glob) if glob else list(self.table.entries)
         alternatives = literal_query(source, flags)
-        hints: dict[str, tuple[int, ...]] | None = None
+        hints: dict[str, array[int]] | None = None
         if alternatives is not None and paths:
             candidates = self.store.grep_candidates(alternatives)
             if candidates is not None:
@@ -403,7 +404,7 @@ class Searcher:
 
     def _ripgrep_candidates(
         self, source: str, flags: int, paths: list[str]
-    ) -> tuple[list[str], dict[str, tuple[int, ...]] | None]:
+    ) -> tuple[list[str], dict[str, array[int]] | None]:
         """``paths`` narrowed by ripgrep for a pattern with no literal (see :mod:`.ripgrep`),
         with the only lines that can match per file where ripgrep read what the index holds."""
         entries = self.table.entries
@@ -422,7 +423,7 @@ class Searcher:
         )
         if found is None:
             return paths, None
-        hints: dict[str, tuple[int, ...]] = {}
+        hints: dict[str, array[int]] = {}
         kept: list[str] = []
         for p in paths:
             e = entries.get(p)

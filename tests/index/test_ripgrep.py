@@ -6,6 +6,7 @@ import random
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -158,7 +159,7 @@ def test_grep_through_ripgrep_returns_exactly_what_a_scan_returns(
     calls: list[int] = []
     real = ripgrep.candidates
 
-    def counted(*args: object, **kwargs: object) -> dict[str, tuple[int, ...] | None] | None:
+    def counted(*args: object, **kwargs: object) -> dict[str, Sequence[int] | None] | None:
         got = real(*args, **kwargs)  # type: ignore[arg-type]
         calls.append(got is not None and any(v is not None for v in got.values()))
         return got
@@ -168,7 +169,7 @@ def test_grep_through_ripgrep_returns_exactly_what_a_scan_returns(
         texts = {p: repo.text(p) for p in repo.entries()}
         assert "bad.py" in texts
         checked = 0
-        for _ in range(300):
+        for _ in range(200):
             pattern = _pattern(rng)
             ignore_case = rng.random() < 0.3
             try:
@@ -181,8 +182,8 @@ def test_grep_through_ripgrep_returns_exactly_what_a_scan_returns(
             ]
             assert got == _scan(texts, rx), (pattern, ignore_case)
             checked += 1
-        assert checked > 200
-        assert sum(calls) > 150, "ripgrep should have picked files and lines for most patterns"
+        assert checked > 150
+        assert sum(calls) > 100, "ripgrep should have picked files and lines for most patterns"
 
 
 def test_without_ripgrep_grep_scans_every_file(
@@ -226,7 +227,7 @@ def test_ripgrep_line_numbers_are_used_only_while_the_file_is_as_indexed(
     monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
     with load(root, IndexSettings(cache_dir=tmp_path / "cache")) as repo:
         paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, ["a.py"])
-        assert paths == ["a.py"] and hints == {"a.py": (2,)}
+        assert paths == ["a.py"] and hints is not None and list(hints["a.py"]) == [2]
         assert [h.line for h in repo.grep(r"\d{4}-\d\d")] == [2]
         # Same size, lines swapped, not re-indexed: ripgrep's line 1 is not the index's.
         (root / "a.py").write_text("2024-01-31\nx\n")
