@@ -22,7 +22,7 @@ from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as P  # type: ignore[attr-defined]
 from typing import Any
 
-__all__ = ["FOLD_UNSAFE", "MIN_LITERAL", "literal_query"]
+__all__ = ["FOLD_UNSAFE", "MIN_LITERAL", "literal_query", "parse_pattern"]
 
 MIN_LITERAL = 3
 """A trigram index can only use literals of at least three characters."""
@@ -37,6 +37,15 @@ _ALL: Query = [frozenset()]
 _REPEATS = {C.MAX_REPEAT, C.MIN_REPEAT, getattr(C, "POSSESSIVE_REPEAT", C.MAX_REPEAT)}
 
 
+def parse_pattern(pattern: str, flags: int = 0) -> tuple[list[tuple[Any, Any]], bool] | None:
+    """``re``'s own parse of ``pattern`` and whether it ignores case; ``None`` if invalid."""
+    try:
+        parsed = P.parse(pattern, flags)
+    except (re.error, TypeError, ValueError, OverflowError, RecursionError):
+        return None
+    return list(parsed), bool(parsed.state.flags & re.IGNORECASE)
+
+
 def literal_query(pattern: str, flags: int = 0) -> list[list[str]] | None:
     """Alternatives of required literals for ``pattern`` (compiled with ``flags``).
 
@@ -44,13 +53,12 @@ def literal_query(pattern: str, flags: int = 0) -> list[list[str]] | None:
     every file. Literals keep their case; the store matches them
     case-insensitively.
     """
-    try:
-        parsed = P.parse(pattern, flags)
-    except (re.error, TypeError, ValueError, OverflowError, RecursionError):
+    got = parse_pattern(pattern, flags)
+    if got is None:
         return None
-    icase = bool(parsed.state.flags & re.IGNORECASE)
+    parsed, icase = got
     try:
-        query = _seq(list(parsed), icase)
+        query = _seq(parsed, icase)
     except RecursionError:
         return None
     if not query or any(not alt for alt in query):

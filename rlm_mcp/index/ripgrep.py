@@ -45,9 +45,10 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from re import _constants as C  # type: ignore[attr-defined]
-from re import _parser as P  # type: ignore[attr-defined]
 from re._casefix import _EXTRA_CASES  # type: ignore[import-not-found]
 from typing import Any
+
+from rlm_mcp.index.literals import parse_pattern
 
 __all__ = ["MIN_BYTES", "candidates", "relax", "ripgrep"]
 
@@ -98,11 +99,10 @@ class _Out:
 
 def relax(pattern: str, flags: int = 0) -> str | None:
     """The ripgrep regex for ``pattern``; ``None`` when it would pick every file."""
-    try:
-        parsed = P.parse(pattern, flags)
-    except (re.error, TypeError, ValueError, OverflowError, RecursionError):
+    got = parse_pattern(pattern, flags)
+    if got is None:
         return None
-    icase = bool(parsed.state.flags & re.IGNORECASE)
+    parsed, icase = got
     try:
         items = [o for op, av in parsed if (o := _node(op, av, icase)) is not None]
     except (_Untranslatable, RecursionError):
