@@ -20,6 +20,8 @@ its own and works with any store.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import importlib
 import itertools
 import os
@@ -269,6 +271,27 @@ def _child_main(conn: Connection) -> None:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
         finally:
             signal.alarm(0)
+        del req
+        _give_back_memory()
+
+
+def _give_back_memory() -> None:
+    """Return the heap a grep freed to the system (glibc keeps it otherwise).
+
+    A grep over tens of thousands of texts frees as much as it read, but glibc
+    keeps the freed pages: the helper stayed at 293 MB after one such grep.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
 
 
 def serve_fd(fd: int) -> None:

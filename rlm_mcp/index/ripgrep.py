@@ -253,8 +253,8 @@ def ripgrep() -> str | None:
 
 
 _BINARY = b": binary file matches"
-_visible: dict[tuple[str, int], frozenset[str]] = {}
-_visible_lock = threading.Lock()
+_unreached: dict[tuple[str, int], frozenset[str]] = {}
+_unreached_lock = threading.Lock()
 
 
 def candidates(
@@ -263,6 +263,7 @@ def candidates(
     regex: str,
     timeout: float,
     *,
+    universe: Collection[str],
     version: int,
     max_bytes: int,
 ) -> dict[str, array[int] | None] | None:
@@ -272,9 +273,10 @@ def candidates(
     ripgrep walks the tree itself (given explicit files it runs two to three
     times slower), ignoring no ignore file, so any indexed file it reaches is
     searched; the few it does not reach (behind a symbolic link, say) are
-    candidates anyway. Which files it reaches is listed once per index
-    ``version``. ``None`` when ripgrep is missing, refuses the regex, fails or
-    runs past ``timeout``: then every file is a candidate.
+    candidates anyway. Which of the indexed files (``universe``) it does not
+    reach is found once per index ``version`` (and only those are kept). ``None``
+    when ripgrep is missing, refuses the regex, fails or runs past ``timeout``:
+    then every file is a candidate.
     """
     rg = ripgrep()
     if rg is None or not paths or not root.is_dir():
@@ -292,17 +294,22 @@ def candidates(
     if check is None or check[0] != 1:
         return None
     key = (str(root), version)
-    with _visible_lock:
-        visible = _visible.get(key)
-    if visible is None:
-        listed = _run([rg, "--files", *walk, "--", *tops], root, deadline)
+    with _unreached_lock:
+        unreached = _unreached.get(key)
+    if unreached is None:
+        every = sorted({p.split("/", 1)[0] for p in universe})
+        if sum(len(t) + 1 for t in every) > ARGV_CHARS:
+            return None
+        listed = _run([rg, "--files", *walk, "--", *every], root, deadline)
         if listed is None:
             return None
-        visible = frozenset(_paths(listed[1]))
-        with _visible_lock:
-            for old in [k for k in _visible if k[0] == key[0]]:
-                del _visible[old]
-            _visible[key] = visible
+        reached = set(_paths(listed[1]))
+        unreached = frozenset(p for p in universe if p not in reached or "\n" in p)
+        del reached
+        with _unreached_lock:
+            for old in [k for k in _unreached if k[0] == key[0]]:
+                del _unreached[old]
+            _unreached[key] = unreached
     # --binary: a NUL byte does not end the search of a file (the store kept its text);
     # --heading --only-matching --replace "": each file's name once, then "N:" per match.
     found = _run(
@@ -328,8 +335,8 @@ def candidates(
         path = os.fsdecode(name)
         if path in paths:
             out[path] = numbers
-    # Files ripgrep did not reach, and names this output cannot carry: scanned whole.
-    out.update((p, None) for p in paths if p not in visible or "\n" in p)
+    # Files ripgrep did not reach, and names its output cannot carry: scanned whole.
+    out.update((p, None) for p in unreached if p in paths)
     return out
 
 

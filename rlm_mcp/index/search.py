@@ -418,6 +418,7 @@ class Searcher:
             frozenset(paths),
             relaxed,
             max(self.grep_timeout, ripgrep.TIMEOUT),
+            universe=entries.keys(),
             version=self.table.version,
             max_bytes=self.max_file_bytes,
         )

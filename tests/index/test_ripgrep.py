@@ -234,3 +234,22 @@ def test_ripgrep_line_numbers_are_used_only_while_the_file_is_as_indexed(
         paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, ["a.py"])
         assert paths == ["a.py"] and hints == {}
         assert [h.line for h in repo.grep(r"\d{4}-\d\d")] == [2]
+
+
+def test_a_file_whose_name_ripgrep_output_cannot_carry_is_scanned_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ripgrep's line output is split on newlines: a newline in a file name breaks it.
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "a.py").write_text("when = '2024-02-29'\nx = 1\n")
+    (root / "odd\nname.py").write_text("x = 1\nwhen = '2024-01-31'\n")
+    monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
+    with load(root, IndexSettings(cache_dir=tmp_path / "cache")) as repo:
+        files = sorted(repo.entries())
+        assert files == ["a.py", "odd\nname.py"]
+        paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, files)
+        assert paths == files
+        assert hints is not None and list(hints) == ["a.py"] and list(hints["a.py"]) == [1]
+        got = [(h.path, h.line) for h in repo.grep(r"\d{4}-\d\d")]
+        assert got == [("a.py", 1), ("odd\nname.py", 2)]
