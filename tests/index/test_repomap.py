@@ -179,15 +179,22 @@ def test_a_slow_order_is_shown_stale_while_the_new_one_is_computed(
             + "".join(f"u{k}()\n" for k in range(12)) * 3
         )
     repo.apply_changes({"core/util.py", *(f"app/m{i:02}.py" for i in range(12))}, set())
-    assert repo.repo_map(300).splitlines()[0] == "core/base.py:"  # at once: the stale order
-    # Another change while that runs: still the stale order, and no second computation yet.
-    (tmp_path / "core" / "base.py").write_text(
-        "class Base:\n    x = 1\n\n\ndef shared():\n    pass\n"
-    )
-    repo.apply_changes({"core/base.py"}, set())
-    assert repo.repo_map(300).splitlines()[0] == "core/base.py:"
-    assert len(calls) == 1
-    release.set()
+    try:
+        assert repo.repo_map(300).splitlines()[0] == "core/base.py:"  # at once: the stale order
+        # The computation runs on its own thread: wait until it is inside the slow graph.
+        deadline = time.monotonic() + 10
+        while not calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(calls) == 1
+        # Another change while that runs: still the stale order, and no second computation yet.
+        (tmp_path / "core" / "base.py").write_text(
+            "class Base:\n    x = 1\n\n\ndef shared():\n    pass\n"
+        )
+        repo.apply_changes({"core/base.py"}, set())
+        assert repo.repo_map(300).splitlines()[0] == "core/base.py:"
+        assert len(calls) == 1
+    finally:
+        release.set()
     deadline = time.monotonic() + 10
     while repo.repo_map(300).splitlines()[0] != "core/util.py:" and time.monotonic() < deadline:
         time.sleep(0.02)
