@@ -23,10 +23,11 @@ grep is line-oriented (a hit is a match within one line), so ripgrep searches
 line by line too, and ``.`` (with or without ``DOTALL``) is any character of
 the line. Files are searched as raw bytes (``--encoding none``, ``--text``),
 which is what the store decoded; files that had invalid UTF-8 are always
-candidates, and so is everything when ripgrep is missing, fails (a file gone)
-or runs out of time. ripgrep reads the working tree, so a file edited since
-the index last saw it is picked by what it holds on disk (the hits still come
-from the index).
+candidates, and so is everything when ripgrep is missing, fails or runs out
+of time. ripgrep reads the working tree, which may differ from the index
+(an edit the watcher has not applied yet, a replica's other checkout): the
+caller checks whole every file whose size or mtime differs from what the
+index read, so the hits are always the index's.
 """
 
 from __future__ import annotations

@@ -406,34 +406,57 @@ class Searcher:
         self, source: str, flags: int, paths: list[str]
     ) -> tuple[list[str], dict[str, array[int]] | None]:
         """``paths`` narrowed by ripgrep for a pattern with no literal (see :mod:`.ripgrep`),
-        with the only lines that can match per file where ripgrep read what the index holds."""
+        with the only lines that can match per file.
+
+        ripgrep reads the working tree; a file whose size or mtime differs from what
+        the index read (or with invalid UTF-8, or gone) is kept and checked whole, so
+        the hits are always those of the index's texts.
+        """
         entries = self.table.entries
         if sum(e.size for p in paths if (e := entries.get(p)) is not None) < ripgrep.MIN_BYTES:
             return paths, None
         relaxed = ripgrep.relax(source, flags)
         if relaxed is None:
             return paths, None
-        found = ripgrep.candidates(
-            self.table.root,
-            frozenset(paths),
-            relaxed,
-            max(self.grep_timeout, ripgrep.TIMEOUT),
-            universe=entries.keys(),
-            version=self.table.version,
-            max_bytes=self.max_file_bytes,
-        )
+        # While ripgrep reads the tree, find the files that differ from what the index
+        # read (edited or deleted since, or another checkout's): they are checked whole.
+        stale: set[str] = set()
+        root = self.table.root
+
+        def find_stale() -> None:
+            stale.update(
+                p
+                for p in paths
+                if (e := entries.get(p)) is None
+                or e.invalid_utf8
+                or not _same_on_disk(root / p, e.size, e.mtime_ns)
+            )
+
+        checker = threading.Thread(target=find_stale, name="rlm-grep-stat", daemon=True)
+        checker.start()
+        try:
+            found = ripgrep.candidates(
+                root,
+                frozenset(paths),
+                relaxed,
+                max(self.grep_timeout, ripgrep.TIMEOUT),
+                universe=entries.keys(),
+                version=self.table.version,
+                max_bytes=self.max_file_bytes,
+            )
+        finally:
+            checker.join()
         if found is None:
             return paths, None
         hints: dict[str, array[int]] = {}
         kept: list[str] = []
         for p in paths:
-            e = entries.get(p)
-            if e is None or e.invalid_utf8:
-                kept.append(p)  # the store's text is not the file's bytes: scan it whole
+            if p in stale:
+                kept.append(p)  # the file is not what the index holds: check the index's text
             elif p in found:
                 kept.append(p)
                 lines = found[p]
-                if lines is not None and _same_on_disk(self.table.root / p, e.size, e.mtime_ns):
+                if lines is not None:
                     hints[p] = lines
         return kept, hints
 
