@@ -543,44 +543,33 @@ class Repository:
         read again: a warm load of an unchanged tree reads nothing more.
         """
         with _gc_paused():
-            self._swap_table(walk_skips, results, gone, full, stored, written)
-
-    def _swap_table(
-        self,
-        walk_skips: list[SkippedFile],
-        results: list[SkippedFile],
-        gone: set[str],
-        full: bool,
-        stored: tuple[dict[str, FileEntry], dict[str, SkipRow]],
-        written: list[str],
-    ) -> None:
-        entries, stored_skips = stored
-        if len(written) > REREAD_ALL:
-            entries = self.store.file_entries()
-        elif gone or written:
+            entries, stored_skips = stored
+            if len(written) > REREAD_ALL:
+                entries = self.store.file_entries()
+            elif gone or written:
+                for p in gone:
+                    entries.pop(p, None)
+                for p in written:
+                    entries.pop(p, None)
+                fresh = self.store.file_entries(written) if written else {}
+                if fresh:
+                    entries.update(fresh)
+                    entries = dict(sorted(entries.items()))
+            if gone or written:
+                stored_skips = self.store.skipped_rows()
+            skips: dict[str, SkippedFile] = {} if full else dict(self.table.skips)
             for p in gone:
-                entries.pop(p, None)
-            for p in written:
-                entries.pop(p, None)
-            fresh = self.store.file_entries(written) if written else {}
-            if fresh:
-                entries.update(fresh)
-                entries = dict(sorted(entries.items()))
-        if gone or written:
-            stored_skips = self.store.skipped_rows()
-        skips: dict[str, SkippedFile] = {} if full else dict(self.table.skips)
-        for p in gone:
-            skips.pop(p, None)
-        for p in [p for p in skips if p in entries]:
-            del skips[p]
-        for row in stored_skips.values():
-            skips[row.skip.path] = row.skip
-        for r in results:
-            skips[r.path] = r
-        for sk in walk_skips:
-            skips[sk.path] = sk
-        self.searcher.texts_changed((), gone)
-        self.table.replace(entries, dict(sorted(skips.items())))
+                skips.pop(p, None)
+            for p in [p for p in skips if p in entries]:
+                del skips[p]
+            for row in stored_skips.values():
+                skips[row.skip.path] = row.skip
+            for r in results:
+                skips[r.path] = r
+            for sk in walk_skips:
+                skips[sk.path] = sk
+            self.searcher.texts_changed((), gone)
+            self.table.replace(entries, dict(sorted(skips.items())))
 
     def _make_report(self, parsed: int, reused: int, removed: int, seconds: float) -> LoadReport:
         entries = list(self.table.entries.values())

@@ -69,13 +69,12 @@ NEWLINE = 10
 _REPEATS = {C.MAX_REPEAT, C.MIN_REPEAT, getattr(C, "POSSESSIVE_REPEAT", C.MAX_REPEAT)}
 _ATOMIC = getattr(C, "ATOMIC_GROUP", None)
 # Python's categories as ripgrep classes that contain them (a test checks every code point).
-_CATEGORY: dict[Any, str | None] = {
+# \D and \W are missing: they become "any character".
+_CATEGORY: dict[Any, str] = {
     C.CATEGORY_DIGIT: "\\d",
     C.CATEGORY_WORD: "\\w\\p{L}\\p{N}",
     C.CATEGORY_SPACE: "\\s\\x{1c}-\\x{1f}",
     C.CATEGORY_NOT_SPACE: "\\S",
-    C.CATEGORY_NOT_DIGIT: None,
-    C.CATEGORY_NOT_WORD: None,
 }
 
 _NEGATED = {
@@ -190,8 +189,8 @@ def _class(items: list[tuple[Any, Any]], icase: bool) -> _Out:
             if hi - lo > MAX_CLASS:
                 return _Out(_ANY, False)
             codes.update(range(lo, hi + 1))
-        elif op is C.CATEGORY and not negate and _CATEGORY.get(av) is not None:
-            cats.append(str(_CATEGORY[av]))
+        elif op is C.CATEGORY and not negate and av in _CATEGORY:
+            cats.append(_CATEGORY[av])
         else:
             return _Out(_ANY, False)  # \W, \D, or a category in a negated class
     if icase:
@@ -283,8 +282,8 @@ def candidates(
     if rg is None or not paths or not root.is_dir():
         return None
     deadline = time.monotonic() + timeout
-    tops = sorted({p.split("/", 1)[0] for p in paths})
-    if sum(len(t) + 1 for t in tops) > ARGV_CHARS:
+    tops = _tops(paths)
+    if tops is None:
         return None
     walk = [
         "--no-config", "--no-ignore", "--hidden", "--glob", "!.git", "--encoding", "none",
@@ -298,8 +297,8 @@ def candidates(
     with _unreached_lock:
         unreached = _unreached.get(key)
     if unreached is None:
-        every = sorted({p.split("/", 1)[0] for p in universe})
-        if sum(len(t) + 1 for t in every) > ARGV_CHARS:
+        every = _tops(universe)
+        if every is None:
             return None
         listed = _run([rg, "--files", *walk, "--", *every], root, deadline)
         if listed is None:
@@ -339,6 +338,12 @@ def candidates(
     # Files ripgrep did not reach, and names its output cannot carry: scanned whole.
     out.update((p, None) for p in unreached if p in paths)
     return out
+
+
+def _tops(paths: Iterable[str]) -> list[str] | None:
+    """The top-level entries holding ``paths``: ripgrep's arguments (``None``: too many)."""
+    tops = sorted({p.split("/", 1)[0] for p in paths})
+    return tops if sum(len(t) + 1 for t in tops) <= ARGV_CHARS else None
 
 
 def _run(args: list[str], root: Path, deadline: float) -> tuple[int, bytes] | None:

@@ -6,7 +6,6 @@ import random
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_trigram import WORDS, _scan
 
 from rlm_mcp.config import IndexSettings
-from rlm_mcp.index import load, ripgrep
+from rlm_mcp.index import Repository, load, ripgrep
 from rlm_mcp.index.ripgrep import relax
 
 pytestmark = pytest.mark.skipif(ripgrep.ripgrep() is None, reason="ripgrep is not installed")
@@ -159,7 +158,7 @@ def test_grep_through_ripgrep_returns_exactly_what_a_scan_returns(
     calls: list[int] = []
     real = ripgrep.candidates
 
-    def counted(*args: object, **kwargs: object) -> dict[str, Sequence[int] | None] | None:
+    def counted(*args: object, **kwargs: object) -> object:
         got = real(*args, **kwargs)  # type: ignore[arg-type]
         calls.append(got is not None and any(v is not None for v in got.values()))
         return got
@@ -186,18 +185,26 @@ def test_grep_through_ripgrep_returns_exactly_what_a_scan_returns(
         assert sum(calls) > 100, "ripgrep should have picked files and lines for most patterns"
 
 
+def _repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> Repository:
+    """A repository of ``files`` at ``tmp_path/repo``, loaded with ripgrep on at any size."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name, text in files.items():
+        (root / name).write_text(text)
+    monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
+    return load(root, IndexSettings(cache_dir=tmp_path / "cache"))
+
+
+def _hits(repo: Repository, pattern: str) -> list[tuple[str, int]]:
+    return [(h.path, h.line) for h in repo.grep(pattern)]
+
+
 def test_without_ripgrep_grep_scans_every_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / "a.py").write_text("when = '2024-01-31'\n")
-    (root / "b.py").write_text("x = 1\n")
-    monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
     monkeypatch.setattr(ripgrep, "ripgrep", lambda: None)
-    with load(root, IndexSettings(cache_dir=tmp_path / "cache")) as repo:
-        hits = repo.grep(r"\d{4}-\d\d-\d\d")
-        assert [(h.path, h.line) for h in hits] == [("a.py", 1)]
+    with _repo(tmp_path, monkeypatch, {"a.py": "when = '2024-01-31'\n", "b.py": "x = 1\n"}) as repo:
+        assert _hits(repo, r"\d{4}-\d\d-\d\d") == [("a.py", 1)]
 
 
 def test_hits_are_the_index_texts_even_when_the_tree_differs(
@@ -205,35 +212,28 @@ def test_hits_are_the_index_texts_even_when_the_tree_differs(
 ) -> None:
     # ripgrep reads the working tree, which may be ahead of the index (watcher lag) or another
     # checkout (a replica of a shared index): files that differ are checked whole.
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / "a.py").write_text("when = '2024-01-31'\n")
-    (root / "b.py").write_text("nothing = 1\n")
-    monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
-    with load(root, IndexSettings(cache_dir=tmp_path / "cache")) as repo:
-        assert [(h.path, h.line) for h in repo.grep(r"\d{4}-\d\d-\d\d")] == [("a.py", 1)]
+    files = {"a.py": "when = '2024-01-31'\n", "b.py": "nothing = 1\n"}
+    with _repo(tmp_path, monkeypatch, files) as repo:
+        root = repo.root
+        assert _hits(repo, r"\d{4}-\d\d-\d\d") == [("a.py", 1)]
         (root / "a.py").write_text("no date here\n")
         (root / "b.py").write_text("when = '2024-01-31'\n")
-        assert [(h.path, h.line) for h in repo.grep(r"\d{4}-\d\d-\d\d")] == [("a.py", 1)]
+        assert _hits(repo, r"\d{4}-\d\d-\d\d") == [("a.py", 1)]
         (root / "a.py").unlink()
-        assert [(h.path, h.line) for h in repo.grep(r"\d{4}-\d\d-\d\d")] == [("a.py", 1)]
+        assert _hits(repo, r"\d{4}-\d\d-\d\d") == [("a.py", 1)]
         repo.refresh()  # the index catches up
-        assert [(h.path, h.line) for h in repo.grep(r"\d{4}-\d\d-\d\d")] == [("b.py", 1)]
+        assert _hits(repo, r"\d{4}-\d\d-\d\d") == [("b.py", 1)]
 
 
 def test_ripgrep_line_numbers_are_used_only_while_the_file_is_as_indexed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / "a.py").write_text("x\n2024-01-31\n")
-    monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
-    with load(root, IndexSettings(cache_dir=tmp_path / "cache")) as repo:
+    with _repo(tmp_path, monkeypatch, {"a.py": "x\n2024-01-31\n"}) as repo:
         paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, ["a.py"])
         assert paths == ["a.py"] and hints is not None and list(hints["a.py"]) == [2]
         assert [h.line for h in repo.grep(r"\d{4}-\d\d")] == [2]
         # Same size, lines swapped, not re-indexed: ripgrep's line 1 is not the index's.
-        (root / "a.py").write_text("2024-01-31\nx\n")
+        (repo.root / "a.py").write_text("2024-01-31\nx\n")
         paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, ["a.py"])
         assert paths == ["a.py"] and hints == {}
         assert [h.line for h in repo.grep(r"\d{4}-\d\d")] == [2]
@@ -243,16 +243,11 @@ def test_a_file_whose_name_ripgrep_output_cannot_carry_is_scanned_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # ripgrep's line output is split on newlines: a newline in a file name breaks it.
-    root = tmp_path / "repo"
-    root.mkdir()
-    (root / "a.py").write_text("when = '2024-02-29'\nx = 1\n")
-    (root / "odd\nname.py").write_text("x = 1\nwhen = '2024-01-31'\n")
-    monkeypatch.setattr(ripgrep, "MIN_BYTES", 0)
-    with load(root, IndexSettings(cache_dir=tmp_path / "cache")) as repo:
-        files = sorted(repo.entries())
-        assert files == ["a.py", "odd\nname.py"]
-        paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, files)
-        assert paths == files
+    files = {"a.py": "when = '2024-02-29'\nx = 1\n", "odd\nname.py": "x = 1\nwhen = '2024-01-31'\n"}
+    with _repo(tmp_path, monkeypatch, files) as repo:
+        names = sorted(repo.entries())
+        assert names == ["a.py", "odd\nname.py"]
+        paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, names)
+        assert paths == names
         assert hints is not None and list(hints) == ["a.py"] and list(hints["a.py"]) == [1]
-        got = [(h.path, h.line) for h in repo.grep(r"\d{4}-\d\d")]
-        assert got == [("a.py", 1), ("odd\nname.py", 2)]
+        assert _hits(repo, r"\d{4}-\d\d") == [("a.py", 1), ("odd\nname.py", 2)]
