@@ -67,7 +67,7 @@ def digest(db: Path) -> dict[str, object]:
             n += 1
         out[name] = (n, h.hexdigest()[:16])
     conn.close()
-    from rlm_mcp.index.store import SQLiteStore
+    from rlm_mcp.index.store.sqlite import SQLiteStore
 
     store = SQLiteStore(db)
     try:

@@ -28,11 +28,11 @@ CHILD = """
 import sys, time, json
 from pathlib import Path
 from rlm_mcp.config import IndexSettings
-from rlm_mcp.index.stores import load_indexed
+from rlm_mcp.index.repository import load
 url = sys.argv[3] or None
 settings = IndexSettings(cache_dir=Path(sys.argv[2]), index_url=url, watch=False)
 t0 = time.perf_counter()
-repo = load_indexed(sys.argv[1], settings)
+repo = load(sys.argv[1], settings)
 print(json.dumps({"seconds": time.perf_counter() - t0, "files": repo.report.files,
                   "parsed": repo.report.parsed, "symbols": repo.store.symbol_count()}))
 repo.close()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rlm_mcp.index.tags import extract_tags
+from rlm_mcp.index.parse.tags import extract_tags
 
 Key = tuple[str, str, int]
 

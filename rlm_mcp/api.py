@@ -19,7 +19,7 @@ from rlm_mcp.engine.core import ProgressCallback, RLMEngine
 from rlm_mcp.engine.result import RLMResult
 from rlm_mcp.errors import BackendError, BudgetExceeded, RepositoryNotFound
 from rlm_mcp.index import Repository
-from rlm_mcp.index.stores import load_indexed
+from rlm_mcp.index.repository import load
 
 __all__ = ["RLM"]
 
@@ -119,7 +119,7 @@ class RLM:
                     tmp = tempfile.TemporaryDirectory(prefix="rlm-text-")
                     path = Path(tmp.name) / "context.txt"
                     path.write_text(str(context), encoding="utf-8")
-                repo = await anyio.to_thread.run_sync(lambda: load_indexed(path, self.index))
+                repo = await anyio.to_thread.run_sync(lambda: load(path, self.index))
                 target = repo
             tightened = self.limits.tighten(limits) if limits is not None else self.limits
             return await engine.run(prompt, target, limits=tightened, progress=progress)

@@ -39,7 +39,8 @@ from rlm_mcp.errors import (
     UnknownRepository,
 )
 from rlm_mcp.index import LoadReport, Repository, SkippedFile
-from rlm_mcp.index.stores import Follower, load_indexed
+from rlm_mcp.index.follow import Follower
+from rlm_mcp.index.repository import load
 from rlm_mcp.watch import Mode, RepositoryWatcher
 from sandbox import ExecResult, SandboxError, Session, detect_isolation
 
@@ -251,7 +252,7 @@ class RlmService:
         try:
             repo = await anyio.to_thread.run_sync(
                 partial(
-                    load_indexed,
+                    load,
                     resolved,
                     self.settings.index,
                     progress=report_cb,

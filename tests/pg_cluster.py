@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 import pytest
 
-from rlm_mcp.index.pgstore import PostgresStore
+from rlm_mcp.index.store.postgres.store import PostgresStore
 
 __all__ = ["Cluster", "pg_bin", "pg_cluster", "postgres_store", "private", "shared"]
 

@@ -13,11 +13,11 @@ from rlm_mcp.engine.replapi import LLM_FUNCTIONS, REPL_FUNCTIONS, RESERVED, prom
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "rlm_mcp"
 STORE_MODULES = {
-    "rlm_mcp.index.store",
-    "rlm_mcp.index.pgstore",
-    "rlm_mcp.index.pgschema",
-    "rlm_mcp.index.pgwrite",
-    "rlm_mcp.index.pgwords",
+    "rlm_mcp.index.store.sqlite",
+    "rlm_mcp.index.store.postgres.store",
+    "rlm_mcp.index.store.postgres.schema",
+    "rlm_mcp.index.store.postgres.write",
+    "rlm_mcp.index.store.postgres.words",
 }
 _SQL = re.compile(
     r"\b(SELECT\s+[\w*,().\s]+?\s+FROM\s|INSERT\s+(OR\s+\w+\s+)?INTO|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|VIRTUAL)|"

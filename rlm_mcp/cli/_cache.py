@@ -77,7 +77,7 @@ def _recorded_root(db: Path, stamps: dict[Path, tuple[int, int]]) -> str | None:
     Opening a store writes its schema row; a listing is not a use, so the
     files' times are put back afterwards.
     """
-    from rlm_mcp.index.store import SQLiteStore
+    from rlm_mcp.index.store.sqlite import SQLiteStore
 
     try:
         store = SQLiteStore(db)

@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 def pin_commit(config: Config, path: Path, rev: str | None) -> tuple[Config, str]:
     """``config`` with the shared index pinned to ``rev`` of the checkout at ``path``.
 
-    ``rev=None`` names the working tree's state (:func:`~rlm_mcp.index.stores.worktree_commit`).
+    ``rev=None`` names the working tree's state (:func:`~rlm_mcp.index.store.open.worktree_commit`).
     """
-    from rlm_mcp.index.stores import resolve_commit, worktree_commit
+    from rlm_mcp.index.store.open import resolve_commit, worktree_commit
 
     if not config.settings.index.index_url:
         raise UsageError("--commit pins a shared index: set --index-url or RLM_INDEX_URL")

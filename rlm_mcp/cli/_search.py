@@ -1,6 +1,6 @@
 """``rlm-mcp search``: regex or fixed-string search, paged, with context lines like ripgrep.
 
-The index's grep returns up to :data:`~rlm_mcp.index.search.MAX_GREP_RESULTS`
+The index's grep returns up to :data:`~rlm_mcp.index.search.searcher.MAX_GREP_RESULTS`
 hits; this command asks for all of them once, so it can report the total,
 page with ``--offset`` and still exit 1 only when nothing matched. Files the
 index skipped (too large, generated, minified, binary) are never searched;
@@ -27,7 +27,7 @@ from rlm_mcp.cli._common import (
 
 if TYPE_CHECKING:
     from rlm_mcp.index import Repository
-    from rlm_mcp.index.search import GrepHit
+    from rlm_mcp.index.search.searcher import GrepHit
     from rlm_mcp.service import LoadSummary
 
 _REMEDY = {
@@ -51,7 +51,7 @@ def _page_note(offset: int, shown: int, total: int, capped: bool) -> str:
 
 def skipped_note(summary: LoadSummary, glob: str | None, max_bytes: int) -> list[str]:
     """What the load skipped (files a search could not see), and how to include it."""
-    from rlm_mcp.index.search import glob_regex
+    from rlm_mcp.index.search.searcher import glob_regex
 
     files = summary.skipped_files
     if glob:
@@ -125,7 +125,7 @@ def _hit_json(hit: GrepHit, context: tuple[list[str], list[str]] | None) -> dict
 
 
 async def cmd_search(args: argparse.Namespace, ctx: Ctx) -> int:
-    from rlm_mcp.index.search import MAX_GREP_RESULTS
+    from rlm_mcp.index.search.searcher import MAX_GREP_RESULTS
 
     if args.max_results < 1:
         raise UsageError("--max-results must be at least 1")

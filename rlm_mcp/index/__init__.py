@@ -11,7 +11,7 @@ from rlm_mcp.index.model import (
     TagsResult,
 )
 from rlm_mcp.index.repository import Repository, load
-from rlm_mcp.index.search import GrepHit
+from rlm_mcp.index.search.searcher import GrepHit
 
 __all__ = [
     "Definition",

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = [
     "DEFINITION_KINDS",
+    "DefQuery",
+    "DefRow",
     "Definition",
     "FileEntry",
+    "FileGraph",
+    "FileRow",
     "IndexProgress",
     "LoadReport",
+    "RefRow",
     "Reference",
+    "SkipRow",
     "SkippedFile",
     "TagsResult",
+    "TextHit",
     "file_entries",
 ]
 
@@ -183,3 +192,81 @@ class IndexProgress:
         eta = self.eta_seconds(now)
         left = f", about {eta:.0f}s left" if eta is not None else ""
         return f"{self.phase}: {self.done:,} of {self.total:,} files{left}"
+
+
+# The store's rows and queries (the seam's value types, see rlm_mcp.index.store.base).
+
+DefRow = tuple[str, str, str, str, int, int, str, str]
+"""name, qualname, kind, path, start_line, end_line, signature, doc."""
+RefRow = tuple[str, str, int, str]
+"""name, path, line, kind."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileRow:
+    """What the store keeps about one indexed file besides its text."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    language: str | None
+    lines: int
+    tokens: int
+    invalid_utf8: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SkipRow:
+    """A file seen but not indexed, with the size and mtime it had then."""
+
+    size: int
+    mtime_ns: int
+    skip: SkippedFile
+
+
+@dataclass(frozen=True, slots=True)
+class DefQuery:
+    """A definition look-up.
+
+    ``mode``: ``exact`` matches ``name`` or ``qualname``; ``prefix`` and
+    ``substring`` match the lower-cased name against lower-cased ``text``;
+    ``regex`` searches name or qualname with a Python regex; ``path`` returns
+    the definitions of file ``text``; ``all`` returns every definition.
+    ``kinds`` and ``path_regex`` (a Python regex matched at the path's start)
+    narrow any mode. Results come in (path, start_line) order.
+    """
+
+    mode: Literal["exact", "prefix", "substring", "regex", "path", "all"]
+    text: str = ""
+    kinds: frozenset[str] | None = None
+    path_regex: str | None = None
+    limit: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TextHit:
+    """A ranked full-text hit: a definition (``qualname`` set) or a whole file."""
+
+    path: str
+    start_line: int
+    end_line: int
+    qualname: str
+    kind: str
+    signature: str
+    doc: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class FileGraph:
+    """The cross-file reference graph: ``paths`` sorted, edges as ids into ``paths``.
+
+    ``src``, ``dst`` and ``weight`` are parallel arrays (``array('i')``,
+    ``array('i')``, ``array('q')``), sorted by ``(src, dst)``.
+    """
+
+    paths: list[str]
+    src: array[int]
+    dst: array[int]
+    weight: array[int]

@@ -7,7 +7,7 @@ code leans on; their most referenced definitions are rendered first, until
 the token budget is spent. This is the map a model reads before it greps.
 
 Memory is bounded by the number of files, never by the number of references:
-the store aggregates the graph (:meth:`~rlm_mcp.index.storage.IndexStore.file_graph`,
+the store aggregates the graph (:meth:`~rlm_mcp.index.store.base.IndexStore.file_graph`,
 at most ``MAX_OUT_EDGES`` edges per file) into flat integer arrays, PageRank
 runs over those arrays, and only the definitions of the files a map shows are
 read. The order PageRank gives (without focus) is kept per repository and
@@ -35,8 +35,8 @@ from itertools import accumulate, compress, pairwise
 from operator import mul, sub
 from typing import Any, Protocol
 
-from rlm_mcp.index.model import Definition
-from rlm_mcp.index.storage import DefQuery, FileGraph, IndexStore
+from rlm_mcp.index.model import Definition, DefQuery, FileGraph
+from rlm_mcp.index.store.base import IndexStore
 
 __all__ = ["MapSource", "pagerank", "prepare_repo_map", "render_repo_map"]
 

@@ -22,22 +22,10 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from rlm_mcp.config import IndexSettings, default_cache_dir
+from rlm_mcp.config import IndexSettings
 from rlm_mcp.errors import LoadInterrupted, RepositoryNotFound
-from rlm_mcp.index.files import FileTable
-from rlm_mcp.index.ignore import IGNORE_FILES, IgnoreMatcher
-from rlm_mcp.index.model import (
-    Definition,
-    FileEntry,
-    IndexProgress,
-    LoadReport,
-    Reference,
-    SkippedFile,
-)
-from rlm_mcp.index.search import GrepHit, Searcher, SearchHit
-from rlm_mcp.index.storage import FileRow, IndexStore, SkipRow, StoreBatch
-from rlm_mcp.index.store import SQLiteStore, db_path_for
-from rlm_mcp.index.walker import (
+from rlm_mcp.index.discover.ignore import IGNORE_FILES, IgnoreMatcher
+from rlm_mcp.index.discover.walker import (
     Candidate,
     GitListing,
     Parsed,
@@ -48,6 +36,20 @@ from rlm_mcp.index.walker import (
     process_batch,
     stat_candidate,
 )
+from rlm_mcp.index.files import FileTable
+from rlm_mcp.index.model import (
+    Definition,
+    FileEntry,
+    FileRow,
+    IndexProgress,
+    LoadReport,
+    Reference,
+    SkippedFile,
+    SkipRow,
+)
+from rlm_mcp.index.search.searcher import GrepHit, Searcher, SearchHit
+from rlm_mcp.index.store.base import IndexStore, StoreBatch
+from rlm_mcp.index.store.open import open_store
 
 __all__ = ["Repository", "load"]
 
@@ -906,6 +908,7 @@ def load(
     *,
     progress: Progress | None = None,
     store: IndexStore | None = None,
+    commit: str | None = None,
     background: bool = False,
     stop: threading.Event | None = None,
 ) -> Repository:
@@ -913,8 +916,10 @@ def load(
 
     A directory (git work tree or not) or a single file both load. A missing
     path raises :class:`RepositoryNotFound` naming the path. ``store`` is
-    where the index lives (default: a SQLite file under the cache directory);
-    the repository closes it.
+    where the index lives; by default :func:`~rlm_mcp.index.store.open.open_store`
+    chooses it from ``settings.index_url`` (a SQLite file under the cache
+    directory, or the shared PostgreSQL index, pinned to ``commit`` when given).
+    The repository closes it.
 
     A cold load stores texts first, then builds the trigram index and extracts
     symbols (:meth:`Repository.complete`). ``background=True`` returns after
@@ -936,9 +941,7 @@ def load(
             raise RepositoryNotFound(f"not a directory or regular file: {given}")
         root, single = resolved.parent, resolved.name
     if store is None:
-        cache_dir = settings.cache_dir if settings.cache_dir is not None else default_cache_dir()
-        key = resolved if single is not None else root
-        store = SQLiteStore(db_path_for(Path(cache_dir), key))
+        store = open_store(settings, resolved, commit=commit)
     repo = Repository(root, settings, store)
     repo._single = single
     if stop is not None:

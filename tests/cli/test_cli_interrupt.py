@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import isolated_env
 
-from rlm_mcp.index.store import db_path_for
+from rlm_mcp.index.store.sqlite import db_path_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ from index_helpers import write
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
-from rlm_mcp.index.store import db_path_for
+from rlm_mcp.index.store.sqlite import db_path_for
 
 
 def _tree(n: int) -> dict[str, str | bytes]:

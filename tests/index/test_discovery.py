@@ -17,11 +17,9 @@ import pytest
 from index_helpers import git, write
 
 from rlm_mcp.config import IndexSettings
-from rlm_mcp.index import Repository, load, repository, walker
-from rlm_mcp.index.model import FileEntry, file_entries
-from rlm_mcp.index.storage import IndexStore
-from rlm_mcp.index.store import SQLiteStore
-from rlm_mcp.index.walker import (
+from rlm_mcp.index import Repository, load, repository
+from rlm_mcp.index.discover import walker
+from rlm_mcp.index.discover.walker import (
     Candidate,
     Discovery,
     GitListing,
@@ -30,6 +28,9 @@ from rlm_mcp.index.walker import (
     stat_candidate,
     stat_candidates,
 )
+from rlm_mcp.index.model import FileEntry, file_entries
+from rlm_mcp.index.store.base import IndexStore
+from rlm_mcp.index.store.sqlite import SQLiteStore
 from tests.pg_cluster import postgres_store
 
 

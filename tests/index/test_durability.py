@@ -16,7 +16,7 @@ import pytest
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.errors import IndexCorrupted
 from rlm_mcp.index import load
-from rlm_mcp.index.store import db_path_for
+from rlm_mcp.index.store.sqlite import db_path_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LOADER = (

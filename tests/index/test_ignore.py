@@ -9,7 +9,7 @@ import pytest
 from index_helpers import git, write
 
 from rlm_mcp.index import Repository
-from rlm_mcp.index.ignore import IgnoreMatcher, compile_pattern
+from rlm_mcp.index.discover.ignore import IgnoreMatcher, compile_pattern
 
 
 def _matches(pattern: str, path: str, is_dir: bool = False) -> bool:

@@ -10,10 +10,10 @@ from pathlib import Path
 from index_helpers import GIT_ENV, git, write
 
 from rlm_mcp.config import IndexSettings
-from rlm_mcp.index.pgstore import PostgresStore
+from rlm_mcp.index.model import DefQuery
 from rlm_mcp.index.repository import load
-from rlm_mcp.index.storage import DefQuery
-from rlm_mcp.index.stores import load_indexed, nearest_commit, repo_identity, worktree_commit
+from rlm_mcp.index.store.open import nearest_commit, repo_identity, worktree_commit
+from rlm_mcp.index.store.postgres.store import PostgresStore
 from tests.cli.cli_helpers import isolated_env, run_cli
 from tests.pg_cluster import shared
 
@@ -63,7 +63,7 @@ def test_a_new_commit_starts_from_the_nearest_indexed_one(tmp_path: Path) -> Non
     # What the diff produced equals a cold index of the same tree.
     sha_b = git(root, "rev-parse", "HEAD").strip()
     settings = IndexSettings(index_url=shared().url, workers=1, watch=False, commit=sha_b)
-    warm = load_indexed(root, settings)
+    warm = load(root, settings)
     cold_root = tmp_path / "cold"
     shutil.copytree(root, cold_root, ignore=shutil.ignore_patterns(".git"))
     cold = load(cold_root, settings, store=PostgresStore(shared().url, f"cold:{tmp_path}"))
@@ -87,14 +87,12 @@ def test_a_dirty_working_tree_gets_its_own_index_seeded_from_head(tmp_path: Path
     sha = git(root, "rev-parse", "HEAD").strip()
     assert worktree_commit(root) == sha
     url = shared().url
-    clean = load_indexed(root, IndexSettings(index_url=url, workers=1, commit=sha, watch=False))
+    clean = load(root, IndexSettings(index_url=url, workers=1, commit=sha, watch=False))
     clean.close()
     write(root, {"src/m4.py": _module(4, " - 4")})
     dirty_name = worktree_commit(root)
     assert dirty_name.startswith(sha + "+")
-    dirty = load_indexed(
-        root, IndexSettings(index_url=url, workers=1, commit=dirty_name, watch=False)
-    )
+    dirty = load(root, IndexSettings(index_url=url, workers=1, commit=dirty_name, watch=False))
     try:
         assert (dirty.report.parsed, dirty.report.reused) == (1, 11)
     finally:
@@ -134,7 +132,7 @@ def test_an_overlay_on_the_nearest_commit_stores_only_the_diff_and_reads_like_a_
     root = _repo(tmp_path / "repo", 20)
     url = shared().url
     sha_a = git(root, "rev-parse", "HEAD").strip()
-    base = load_indexed(root, IndexSettings(index_url=url, workers=1, commit=sha_a, watch=False))
+    base = load(root, IndexSettings(index_url=url, workers=1, commit=sha_a, watch=False))
     base.close()
     write(root, {"src/m1.py": _module(1, " + 1"), "src/new.py": _module(99)})
     os.remove(root / "src" / "m3.py")
@@ -144,7 +142,7 @@ def test_an_overlay_on_the_nearest_commit_stores_only_the_diff_and_reads_like_a_
     settings = IndexSettings(
         index_url=url, workers=1, commit=sha_b, commit_overlay=True, watch=False
     )
-    pr = load_indexed(root, settings)
+    pr = load(root, settings)
     cold_root = tmp_path / "cold"
     shutil.copytree(root, cold_root, ignore=shutil.ignore_patterns(".git"))
     cold = load(cold_root, settings, store=PostgresStore(url, f"cold-overlay:{tmp_path}"))

@@ -17,10 +17,10 @@ import pytest
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.errors import IndexUnavailable
-from rlm_mcp.index.pgstore import PostgresStore
+from rlm_mcp.index.model import DefQuery
 from rlm_mcp.index.repository import load
-from rlm_mcp.index.storage import DefQuery
-from rlm_mcp.index.stores import load_indexed, repo_identity
+from rlm_mcp.index.store.open import repo_identity
+from rlm_mcp.index.store.postgres.store import PostgresStore
 from tests.pg_cluster import Cluster, private, shared
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def _load_under(
 
 
 def _fill(store: PostgresStore, root: Path) -> None:
-    repo = load_indexed(root, IndexSettings(index_url=store.url, workers=1, watch=False))
+    repo = load(root, IndexSettings(index_url=store.url, workers=1, watch=False))
     repo.close()
 
 
@@ -163,8 +163,9 @@ _WRITER = textwrap.dedent(
     """
     import sys
     from rlm_mcp.config import IndexSettings
-    from rlm_mcp.index.stores import load_indexed, repo_identity
-    load_indexed(sys.argv[1], IndexSettings(index_url=sys.argv[2], workers=1, watch=False))
+    from rlm_mcp.index.store.open import repo_identity
+    from rlm_mcp.index.repository import load
+    load(sys.argv[1], IndexSettings(index_url=sys.argv[2], workers=1, watch=False))
     print("finished", flush=True)
     """
 )
@@ -214,7 +215,7 @@ def test_a_writer_killed_mid_load_is_finished_by_the_next_and_equals_a_cold_load
     assert 0 < partial < 260, "the kill did not land mid-load"
     assert _count(url, identity) == 260  # every text went in first
     settings = IndexSettings(index_url=url, workers=1, watch=False)
-    resumed = load_indexed(root, settings)
+    resumed = load(root, settings)
     cold_store = PostgresStore(url, identity + "#cold")
     cold = load(root, settings, store=cold_store)
     try:
@@ -239,8 +240,8 @@ def test_a_writer_killed_mid_load_is_finished_by_the_next_and_equals_a_cold_load
 _READER = textwrap.dedent(
     """
     import sys
-    from rlm_mcp.index.pgstore import PostgresStore
-    from rlm_mcp.index.storage import DefQuery
+    from rlm_mcp.index.store.postgres.store import PostgresStore
+    from rlm_mcp.index.model import DefQuery
     s = PostgresStore(sys.argv[1], sys.argv[2])
     print("reading", flush=True)
     while True:

@@ -10,8 +10,9 @@ import anyio
 from index_helpers import write
 
 from rlm_mcp.config import IndexSettings, Settings
-from rlm_mcp.index.pgstore import PostgresStore
-from rlm_mcp.index.stores import Follower, load_indexed
+from rlm_mcp.index.follow import Follower
+from rlm_mcp.index.repository import load
+from rlm_mcp.index.store.postgres.store import PostgresStore
 from rlm_mcp.service import RlmService
 from tests.pg_cluster import shared
 
@@ -30,8 +31,8 @@ def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
 def test_a_replica_sees_the_writers_change_without_parsing_it(tmp_path: Path) -> None:
     write(tmp_path, FILES)
     settings = IndexSettings(index_url=shared().url, workers=1, watch=False)
-    writer = load_indexed(tmp_path, settings)
-    replica = load_indexed(tmp_path, settings)
+    writer = load(tmp_path, settings)
+    replica = load(tmp_path, settings)
     follower = Follower(replica, interval=0.05)
     follower.start()
     try:
@@ -56,7 +57,7 @@ def test_a_replica_sees_the_writers_change_without_parsing_it(tmp_path: Path) ->
 def test_the_generation_moves_with_files_not_with_mtimes_or_metadata(tmp_path: Path) -> None:
     write(tmp_path, FILES)
     settings = IndexSettings(index_url=shared().url, workers=1, watch=False)
-    repo = load_indexed(tmp_path, settings)
+    repo = load(tmp_path, settings)
     store = repo.store
     assert isinstance(store, PostgresStore)
     try:

@@ -16,8 +16,8 @@ import pytest
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
-from rlm_mcp.index.pgstore import PostgresStore
-from rlm_mcp.index.store import SQLiteStore
+from rlm_mcp.index.store.postgres.store import PostgresStore
+from rlm_mcp.index.store.sqlite import SQLiteStore
 from tests.pg_cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,9 +9,10 @@ import pytest
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.errors import ConfigError, IndexUnavailable
-from rlm_mcp.index.pgstore import PostgresStore
-from rlm_mcp.index.store import SQLiteStore
-from rlm_mcp.index.stores import load_indexed, open_store, repo_identity
+from rlm_mcp.index.repository import load
+from rlm_mcp.index.store.open import open_store, repo_identity
+from rlm_mcp.index.store.postgres.store import PostgresStore
+from rlm_mcp.index.store.sqlite import SQLiteStore
 from rlm_mcp.settings_loader import load_config
 from tests.cli.cli_helpers import SAMPLE, isolated_env, run_cli, write_tree
 from tests.pg_cluster import shared
@@ -67,10 +68,10 @@ def test_the_identity_is_the_remote_not_the_local_path(tmp_path: Path) -> None:
 def test_a_second_process_reads_the_index_without_parsing(tmp_path: Path) -> None:
     repo = write_tree(tmp_path / "r", SAMPLE)
     settings = IndexSettings(index_url=shared().url, workers=1, watch=False)
-    first = load_indexed(repo, settings)
+    first = load(repo, settings)
     assert first.report.parsed == 3
     first.close()
-    second = load_indexed(repo, settings)
+    second = load(repo, settings)
     try:
         assert (second.report.parsed, second.report.reused) == (0, 3)
         assert [d.name for d in second.symbols("divide")] == ["divide"]

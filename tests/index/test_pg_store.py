@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from rlm_mcp.errors import IndexUnavailable
-from rlm_mcp.index.pgstore import PostgresStore, open_text_reader, safe_location
-from rlm_mcp.index.storage import DefQuery, FileRow, IndexStore
-from rlm_mcp.index.store import SQLiteStore
+from rlm_mcp.index.model import DefQuery, FileRow
+from rlm_mcp.index.store.base import IndexStore
+from rlm_mcp.index.store.postgres.store import PostgresStore, open_text_reader, safe_location
+from rlm_mcp.index.store.sqlite import SQLiteStore
 from tests.pg_cluster import postgres_store, shared
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,7 +122,7 @@ def test_the_grep_helper_reads_texts_through_the_reader_spec(pg: PostgresStore) 
     with pg.batch() as w:
         w.put_file(_row("x.py", "x = 1\n"), "x = 1\n", [], [])
     module, arg = pg.reader_spec()
-    assert module == "rlm_mcp.index.pgstore"
+    assert module == "rlm_mcp.index.store.postgres.store"
     reader = open_text_reader(arg)
     try:
         assert reader.read(["x.py", "nope.py"]) == {"x.py": "x = 1\n"}
@@ -148,7 +149,7 @@ def test_an_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
 _HOLDER = textwrap.dedent(
     """
     import sys, time
-    from rlm_mcp.index.pgstore import PostgresStore
+    from rlm_mcp.index.store.postgres.store import PostgresStore
     s = PostgresStore(sys.argv[1], sys.argv[2])
     with s.writer():
         print("locked", flush=True)

@@ -12,9 +12,9 @@ from index_helpers import write
 
 from rlm_mcp.errors import SearchError
 from rlm_mcp.index import Repository
-from rlm_mcp.index import store as store_module
-from rlm_mcp.index.ranking import query_terms, words
-from rlm_mcp.index.search import SearchHit
+from rlm_mcp.index.search.ranking import query_terms, words
+from rlm_mcp.index.search.searcher import SearchHit
+from rlm_mcp.index.store import sqlite as store_module
 
 ROTATION = '''"""Log file housekeeping."""
 

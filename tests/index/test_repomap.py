@@ -13,7 +13,7 @@ import pytest
 from index_helpers import write
 
 from rlm_mcp.index import Repository, repomap
-from rlm_mcp.index.storage import DefQuery
+from rlm_mcp.index.model import DefQuery
 
 
 def _reference_pagerank(

@@ -14,8 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_trigram import WORDS, _scan
 
 from rlm_mcp.config import IndexSettings
-from rlm_mcp.index import Repository, load, ripgrep
-from rlm_mcp.index.ripgrep import relax
+from rlm_mcp.index import Repository, load
+from rlm_mcp.index.search import ripgrep
+from rlm_mcp.index.search.ripgrep import relax
 
 pytestmark = pytest.mark.skipif(ripgrep.ripgrep() is None, reason="ripgrep is not installed")
 

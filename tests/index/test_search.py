@@ -10,8 +10,8 @@ from index_helpers import write
 
 from rlm_mcp.errors import SearchError
 from rlm_mcp.index import GrepHit, Repository
-from rlm_mcp.index.search import required_literal
-from rlm_mcp.index.walker import estimate_tokens
+from rlm_mcp.index.discover.walker import estimate_tokens
+from rlm_mcp.index.search.searcher import required_literal
 
 CORE = '''"""Core."""
 

@@ -10,7 +10,7 @@ import pytest
 from index_helpers import write
 
 from rlm_mcp.index import Repository
-from rlm_mcp.index.languages import language_for_path
+from rlm_mcp.index.parse.languages import language_for_path
 
 SCRIPTS = {
     "bin/deploy": ("#!/usr/bin/env python3\n\ndef deploy_site():\n    pass\n", "deploy_site"),

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rlm_mcp.index.model import Definition, FileEntry, Reference, SkippedFile
-from rlm_mcp.index.storage import DefQuery, FileRow, IndexStore
-from rlm_mcp.index.store import SQLiteStore
+from rlm_mcp.index.model import Definition, DefQuery, FileEntry, FileRow, Reference, SkippedFile
+from rlm_mcp.index.store.base import IndexStore
+from rlm_mcp.index.store.sqlite import SQLiteStore
 from tests.pg_cluster import postgres_store
 
 StoreFactory = Callable[[Path], IndexStore]

@@ -8,9 +8,9 @@ import pytest
 from tree_sitter import Query
 from tree_sitter_language_pack import get_language
 
-from rlm_mcp.index.languages import TAGGED_LANGUAGES, has_tags, language_for_path
 from rlm_mcp.index.model import DEFINITION_KINDS, Definition
-from rlm_mcp.index.tags import extract_tags, load_query, query_languages
+from rlm_mcp.index.parse.languages import TAGGED_LANGUAGES, has_tags, language_for_path
+from rlm_mcp.index.parse.tags import extract_tags, load_query, query_languages
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "languages"
 

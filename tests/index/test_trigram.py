@@ -11,10 +11,10 @@ import pytest
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import load
-from rlm_mcp.index.grepworker import matching_lines
-from rlm_mcp.index.literals import FOLD_UNSAFE, literal_query
-from rlm_mcp.index.storage import FileRow
-from rlm_mcp.index.store import SQLiteStore
+from rlm_mcp.index.model import FileRow
+from rlm_mcp.index.search.grepworker import matching_lines
+from rlm_mcp.index.search.literals import FOLD_UNSAFE, literal_query
+from rlm_mcp.index.store.sqlite import SQLiteStore
 
 WORDS = [
     "load_config", "parse", "Parser", "HTTPError", "token", "Kelvin", "straße", "İstanbul",
@@ -199,7 +199,7 @@ def test_texts_replaced_text_first_leave_garbage_until_the_index_is_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A branch switch skips deleting old trigram entries; past a share, the index starts over."""
-    from rlm_mcp.index import store as store_mod
+    from rlm_mcp.index.store import sqlite as store_mod
 
     monkeypatch.setattr(store_mod, "TRI_GARBAGE_MIN", 10)
     texts = {f"f{i:02}.py": f"def old_name_{i}():\n    return {i}\n" for i in range(40)}

@@ -17,7 +17,7 @@ from test_durability import make_tree, snapshot
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import load, repository
-from rlm_mcp.index.store import SQLiteStore, db_path_for
+from rlm_mcp.index.store.sqlite import SQLiteStore, db_path_for
 
 
 class GatedStore(SQLiteStore):

@@ -1,9 +1,9 @@
 """What the index needs from storage: the seam between indexing and a database.
 
-:class:`IndexStore` is the whole contract. The indexer (``repository.py``),
+:class:`IndexStore` is the whole contract; its value types live in :mod:`rlm_mcp.index.model`. The indexer (``repository.py``),
 search (``search.py``) and the repository map (``repomap.py``) speak only
 these typed operations; every SQL statement lives in an implementation
-(:mod:`rlm_mcp.index.store` for SQLite). A new backend implements this
+(:mod:`rlm_mcp.index.store.sqlite` for SQLite). A new backend implements this
 protocol and passes ``tests/index/test_store_conformance.py``.
 
 Writes go through a :class:`StoreBatch`: one atomic unit (a transaction),
@@ -12,88 +12,30 @@ so a reader never sees half a file and a crash never leaves one.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
-from rlm_mcp.index.model import Definition, FileEntry, Reference, SkippedFile
-from rlm_mcp.index.ranking import DocRow
+from rlm_mcp.index.model import (
+    Definition,
+    DefQuery,
+    DefRow,
+    FileEntry,
+    FileGraph,
+    FileRow,
+    Reference,
+    RefRow,
+    SkippedFile,
+    SkipRow,
+    TextHit,
+)
+from rlm_mcp.index.search.ranking import DocRow
 
 __all__ = [
-    "DefQuery",
-    "DefRow",
-    "FileGraph",
-    "FileRow",
     "IndexStore",
-    "RefRow",
-    "SkipRow",
     "StoreBatch",
-    "TextHit",
 ]
-
-DefRow = tuple[str, str, str, str, int, int, str, str]
-"""name, qualname, kind, path, start_line, end_line, signature, doc."""
-RefRow = tuple[str, str, int, str]
-"""name, path, line, kind."""
-
-
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    """What the store keeps about one indexed file besides its text."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    hash: str
-    language: str | None
-    lines: int
-    tokens: int
-    invalid_utf8: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SkipRow:
-    """A file seen but not indexed, with the size and mtime it had then."""
-
-    size: int
-    mtime_ns: int
-    skip: SkippedFile
-
-
-@dataclass(frozen=True, slots=True)
-class DefQuery:
-    """A definition look-up.
-
-    ``mode``: ``exact`` matches ``name`` or ``qualname``; ``prefix`` and
-    ``substring`` match the lower-cased name against lower-cased ``text``;
-    ``regex`` searches name or qualname with a Python regex; ``path`` returns
-    the definitions of file ``text``; ``all`` returns every definition.
-    ``kinds`` and ``path_regex`` (a Python regex matched at the path's start)
-    narrow any mode. Results come in (path, start_line) order.
-    """
-
-    mode: Literal["exact", "prefix", "substring", "regex", "path", "all"]
-    text: str = ""
-    kinds: frozenset[str] | None = None
-    path_regex: str | None = None
-    limit: int = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class TextHit:
-    """A ranked full-text hit: a definition (``qualname`` set) or a whole file."""
-
-    path: str
-    start_line: int
-    end_line: int
-    qualname: str
-    kind: str
-    signature: str
-    doc: str
-    score: float
 
 
 class StoreBatch(Protocol):
@@ -112,7 +54,7 @@ class StoreBatch(Protocol):
     ) -> None:
         """Store one parsed file, replacing whatever was stored for its path.
 
-        ``docs`` are its ranked-search rows (:func:`~rlm_mcp.index.ranking.doc_rows`),
+        ``docs`` are its ranked-search rows (:func:`~rlm_mcp.index.search.ranking.doc_rows`),
         computed by the parser processes; ``None`` computes them here. When the
         stored text already has ``row.hash`` the store may keep it (and its text
         index entries) rather than write it again.
@@ -224,7 +166,7 @@ class IndexStore(Protocol):
     def grep_candidates(self, alternatives: Sequence[Sequence[str]]) -> set[str] | None:
         """A superset of the files whose text contains every literal of some alternative.
 
-        Literals (see :func:`~rlm_mcp.index.literals.literal_query`) are ASCII,
+        Literals (see :func:`~rlm_mcp.index.search.literals.literal_query`) are ASCII,
         at least three characters, and match case-insensitively. Files not yet
         in the text index are always candidates. ``None`` when the store cannot
         narrow the search at all (no text index yet): scan every file.
@@ -260,17 +202,3 @@ class IndexStore(Protocol):
         defining file first in path order), so what the caller holds is bounded
         by the number of files, never by the number of references.
         """
-
-
-@dataclass(frozen=True, slots=True)
-class FileGraph:
-    """The cross-file reference graph: ``paths`` sorted, edges as ids into ``paths``.
-
-    ``src``, ``dst`` and ``weight`` are parallel arrays (``array('i')``,
-    ``array('i')``, ``array('q')``), sorted by ``(src, dst)``.
-    """
-
-    paths: list[str]
-    src: array[int]
-    dst: array[int]
-    weight: array[int]

@@ -1,4 +1,4 @@
-"""The SQLite implementation of :class:`~rlm_mcp.index.storage.IndexStore`.
+"""The SQLite implementation of :class:`~rlm_mcp.index.store.base.IndexStore`.
 
 Every SQL statement of the index lives in this module. File text lives in
 SQLite (table ``content``) next to the symbols: a warm load touches no file
@@ -18,7 +18,7 @@ missing, so a load killed half-way leaves nothing slow behind.
 
 Grep prefilters with a trigram index (``tri``: FTS5's trigram tokenizer,
 contentless, no positions, about a quarter of the text's size): a pattern's
-required literals (:mod:`~rlm_mcp.index.literals`) select the candidate files.
+required literals (:mod:`~rlm_mcp.index.search.literals`) select the candidate files.
 Rows of ``content`` get ids that are never reused; every row with an id up to
 meta ``tri_upto`` is in ``tri``, and once meta ``tri_done`` is 1 every row is
 (each write keeps it so). A cold load defers it and :meth:`SQLiteStore.index_texts`
@@ -51,17 +51,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rlm_mcp.errors import IndexCorrupted
-from rlm_mcp.index.model import Definition, FileEntry, Reference, SkippedFile, file_entries
-from rlm_mcp.index.ranking import DocRow, doc_rows
-from rlm_mcp.index.storage import (
+from rlm_mcp.index.model import (
+    Definition,
     DefQuery,
     DefRow,
+    FileEntry,
     FileGraph,
     FileRow,
+    Reference,
     RefRow,
+    SkippedFile,
     SkipRow,
     TextHit,
+    file_entries,
 )
+from rlm_mcp.index.search.ranking import DocRow, doc_rows
 
 T = TypeVar("T")
 
@@ -229,7 +233,7 @@ def _trigram_match(alternatives: Sequence[Sequence[str]]) -> str:
 
 
 class _Batch:
-    """The writes of one transaction (:class:`~rlm_mcp.index.storage.StoreBatch`)."""
+    """The writes of one transaction (:class:`~rlm_mcp.index.store.base.StoreBatch`)."""
 
     def __init__(self, conn: sqlite3.Connection, *, bulk: bool) -> None:
         self.conn = conn

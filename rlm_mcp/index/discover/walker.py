@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 from rlm_mcp.errors import RepositoryNotFound
-from rlm_mcp.index.ignore import IgnoreMatcher
+from rlm_mcp.index.discover.ignore import IgnoreMatcher
 from rlm_mcp.index.model import SkippedFile
-from rlm_mcp.index.ranking import DocRow
+from rlm_mcp.index.search.ranking import DocRow
 
 __all__ = [
     "Candidate",
@@ -593,9 +593,9 @@ def process(
     rather than in the process that writes the store. ``tags=False`` stops
     after decoding (the first pass of a cold load: text now, symbols later).
     """
-    from rlm_mcp.index.languages import has_tags, language_for_path
-    from rlm_mcp.index.ranking import doc_rows
-    from rlm_mcp.index.tags import extract_tags
+    from rlm_mcp.index.parse.languages import has_tags, language_for_path
+    from rlm_mcp.index.parse.tags import extract_tags
+    from rlm_mcp.index.search.ranking import doc_rows
 
     rel, abspath, size, mtime_ns = item
     got = classify(rel, abspath, size, max_file_bytes, explicit=explicit)

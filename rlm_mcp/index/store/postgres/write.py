@@ -14,11 +14,10 @@ from typing import Any
 
 import psycopg
 
-from rlm_mcp.index.model import SkippedFile
-from rlm_mcp.index.pgschema import DEF_COLUMNS, PER_PATH_ALL
-from rlm_mcp.index.pgwords import TOKENS
-from rlm_mcp.index.ranking import DocRow, doc_rows
-from rlm_mcp.index.storage import DefRow, FileRow, RefRow
+from rlm_mcp.index.model import DefRow, FileRow, RefRow, SkippedFile
+from rlm_mcp.index.search.ranking import DocRow, doc_rows
+from rlm_mcp.index.store.postgres.schema import DEF_COLUMNS, PER_PATH_ALL
+from rlm_mcp.index.store.postgres.words import TOKENS
 
 __all__ = ["Batch", "Pending"]
 
@@ -37,7 +36,7 @@ class Pending:
 
 
 class Batch:
-    """The writes of one transaction (:class:`~rlm_mcp.index.storage.StoreBatch`).
+    """The writes of one transaction (:class:`~rlm_mcp.index.store.base.StoreBatch`).
 
     Writes are buffered per path and sent with ``COPY`` when the batch ends
     (or before any statement that must see them), after one keyed delete per

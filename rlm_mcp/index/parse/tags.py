@@ -62,7 +62,7 @@ _XML_DOC_TAG = re.compile(r"</?(?:summary|remarks|returns|para|param|typeparam|c
 @cache
 def query_languages() -> frozenset[str]:
     """Languages that ship a tags query."""
-    root = files("rlm_mcp.index") / "queries"
+    root = files("rlm_mcp.index.parse") / "queries"
     return frozenset(
         entry.name.removesuffix("-tags.scm")
         for entry in root.iterdir()
@@ -93,7 +93,7 @@ def query_text(language: str) -> str:
     patterns by reference instead of a copy; the file's own patterns come
     first, so they win where both capture the same name.
     """
-    text = (files("rlm_mcp.index") / "queries" / f"{language}-tags.scm").read_text("utf-8")
+    text = (files("rlm_mcp.index.parse") / "queries" / f"{language}-tags.scm").read_text("utf-8")
     first, _, rest = text.partition("\n")
     if not first.startswith(_INHERITS):
         return text

@@ -2,15 +2,15 @@
 
 :class:`Searcher` is what :class:`~rlm_mcp.index.repository.Repository`
 delegates its read side to; it sees the index only through the
-:class:`~rlm_mcp.index.storage.IndexStore` protocol and the shared
+:class:`~rlm_mcp.index.store.base.IndexStore` protocol and the shared
 :class:`~rlm_mcp.index.files.FileTable`.
 
 Grep is the REPL's workhorse. It runs in a helper process per repository
-(:mod:`~rlm_mcp.index.grepworker`) that keeps the texts in memory (bounded by
+(:mod:`~rlm_mcp.index.search.grepworker`) that keeps the texts in memory (bounded by
 :data:`TEXT_CACHE_BYTES`) and is killed when a pattern overruns
 :data:`GREP_TIMEOUT`, so no regex can freeze the server. The store's trigram
 index narrows the files to those that contain the pattern's required literals
-(:mod:`~rlm_mcp.index.literals`); within a file, ``str.find`` locates candidate
+(:mod:`~rlm_mcp.index.search.literals`); within a file, ``str.find`` locates candidate
 lines and the regex only checks those.
 """
 
@@ -26,16 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import rlm_mcp.index.ripgrep as ripgrep
+import rlm_mcp.index.search.ripgrep as ripgrep
 from rlm_mcp.errors import SearchError
+from rlm_mcp.index.discover.ignore import translate_glob
 from rlm_mcp.index.files import FileTable
-from rlm_mcp.index.grepworker import GrepRequest, GrepTimeout, GrepWorker
-from rlm_mcp.index.ignore import translate_glob
-from rlm_mcp.index.literals import literal_query
-from rlm_mcp.index.model import Definition, LoadReport, Reference
-from rlm_mcp.index.ranking import STOPWORDS, query_terms
+from rlm_mcp.index.model import Definition, DefQuery, LoadReport, Reference
 from rlm_mcp.index.repomap import render_repo_map
-from rlm_mcp.index.storage import DefQuery, IndexStore
+from rlm_mcp.index.search.grepworker import GrepRequest, GrepTimeout, GrepWorker
+from rlm_mcp.index.search.literals import literal_query
+from rlm_mcp.index.search.ranking import STOPWORDS, query_terms
+from rlm_mcp.index.store.base import IndexStore
 
 __all__ = [
     "GrepHit",

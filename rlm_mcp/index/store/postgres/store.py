@@ -1,4 +1,4 @@
-"""The PostgreSQL implementation of :class:`~rlm_mcp.index.storage.IndexStore`.
+"""The PostgreSQL implementation of :class:`~rlm_mcp.index.store.base.IndexStore`.
 
 One database holds the indexes of many repositories: every table carries a
 ``repo_id``, and a repository is named by a stable *identity* (its remote URL
@@ -15,9 +15,9 @@ takes over. Each batch is one transaction that also takes a transaction-level
 advisory lock, so batches of two processes never interleave.
 
 Ranked search gives exactly SQLite's FTS5 ``bm25(fts, 8.0, 2.0, 1.0)``
-(:mod:`~rlm_mcp.index.pgwords`); grep prefilters with ``pg_trgm`` when the
-extension is available. The tables are in :mod:`~rlm_mcp.index.pgschema`,
-the batched writes in :mod:`~rlm_mcp.index.pgwrite`.
+(:mod:`~rlm_mcp.index.store.postgres.words`); grep prefilters with ``pg_trgm`` when the
+extension is available. The tables are in :mod:`~rlm_mcp.index.store.postgres.schema`,
+the batched writes in :mod:`~rlm_mcp.index.store.postgres.write`.
 
 A commit-pinned identity may be an *overlay* on another one
 (:meth:`PostgresStore.link_base`): it stores only the files that differ, and
@@ -42,8 +42,19 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rlm_mcp.errors import IndexUnavailable
-from rlm_mcp.index.model import Definition, FileEntry, Reference, SkippedFile, file_entries
-from rlm_mcp.index.pgschema import (
+from rlm_mcp.index.model import (
+    Definition,
+    DefQuery,
+    FileEntry,
+    FileGraph,
+    FileRow,
+    Reference,
+    SkippedFile,
+    SkipRow,
+    TextHit,
+    file_entries,
+)
+from rlm_mcp.index.store.postgres.schema import (
     ALL_TABLES,
     DEF_COLUMNS,
     FILE_COLUMNS,
@@ -60,9 +71,8 @@ from rlm_mcp.index.pgschema import (
     safe_location,
     visible,
 )
-from rlm_mcp.index.pgwords import TOKENS, bm25_query
-from rlm_mcp.index.pgwrite import Batch
-from rlm_mcp.index.storage import DefQuery, FileGraph, FileRow, SkipRow, TextHit
+from rlm_mcp.index.store.postgres.words import TOKENS, bm25_query
+from rlm_mcp.index.store.postgres.write import Batch
 
 __all__ = ["SCHEMA_VERSION", "PgTextReader", "PostgresStore", "open_text_reader", "safe_location"]
 
@@ -345,7 +355,7 @@ class PostgresStore:
         """A number that grows with every committed batch that stored or removed a file.
 
         Another process compares it to know that the index moved on (see
-        :class:`~rlm_mcp.index.stores.Follower`); mtimes and metadata do not count.
+        :class:`~rlm_mcp.index.store.open.Follower`); mtimes and metadata do not count.
         """
         rows = self._all("SELECT generation FROM rlm_repos WHERE repo_id = %s", (self.repo_id,))
         return int(rows[0][0]) if rows else 0

@@ -49,7 +49,7 @@ from re import _constants as C  # type: ignore[attr-defined]
 from re._casefix import _EXTRA_CASES  # type: ignore[import-not-found]
 from typing import Any
 
-from rlm_mcp.index.literals import parse_pattern
+from rlm_mcp.index.search.literals import parse_pattern
 
 __all__ = ["MIN_BYTES", "candidates", "relax", "ripgrep"]
 

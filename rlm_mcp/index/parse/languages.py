@@ -237,7 +237,7 @@ def language_for_shebang(first_line: str) -> str | None:
 def _tagged_languages() -> frozenset[str]:
     """Languages with a ``<lang>-tags.scm`` shipped in the package."""
     names: set[str] = set()
-    for entry in (files("rlm_mcp.index") / "queries").iterdir():
+    for entry in (files("rlm_mcp.index.parse") / "queries").iterdir():
         if entry.name.endswith("-tags.scm"):
             names.add(entry.name.removesuffix("-tags.scm"))
     return frozenset(names)

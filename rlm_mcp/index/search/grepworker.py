@@ -13,7 +13,7 @@ last call, so a grep costs one round trip. Hits are capped while they are
 built, and each hit's text is clipped, so no call can balloon memory.
 
 The child reads texts through the store's read-only text reader
-(:meth:`~rlm_mcp.index.storage.IndexStore.reader_spec`), so it needs no SQL of
+(:meth:`~rlm_mcp.index.store.base.IndexStore.reader_spec`), so it needs no SQL of
 its own and works with any store.
 """
 
@@ -329,7 +329,7 @@ class GrepWorker:
             return self._conn
         self._stop_locked()
         ours, theirs = socket.socketpair()
-        code = f"from rlm_mcp.index.grepworker import serve_fd; serve_fd({theirs.fileno()})"
+        code = f"from rlm_mcp.index.search.grepworker import serve_fd; serve_fd({theirs.fileno()})"
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-c", code],

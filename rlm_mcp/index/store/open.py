@@ -6,7 +6,7 @@
 database, where the repository is named by :func:`repo_identity` (its remote
 URL, or its root when it has none, plus a commit when the index is pinned to
 one), so every machine that checks out the same repository shares its index.
-:func:`load_indexed` is :func:`~rlm_mcp.index.repository.load` on that store.
+:func:`~rlm_mcp.index.repository.load` opens its store here.
 """
 
 from __future__ import annotations
@@ -15,24 +15,20 @@ import hashlib
 import logging
 import os
 import subprocess
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from rlm_mcp.config import IndexSettings, default_cache_dir
-from rlm_mcp.errors import IndexUnavailable, RepositoryNotFound
-from rlm_mcp.index.repository import Progress, Repository, load
-from rlm_mcp.index.storage import IndexStore
-from rlm_mcp.index.store import SQLiteStore, db_path_for
+from rlm_mcp.errors import RepositoryNotFound
+from rlm_mcp.index.store.base import IndexStore
+from rlm_mcp.index.store.sqlite import SQLiteStore, db_path_for
 
 if TYPE_CHECKING:
-    from rlm_mcp.index.pgstore import PostgresStore
+    from rlm_mcp.index.store.postgres.store import PostgresStore
 
 __all__ = [
-    "Follower",
     "git_remote",
-    "load_indexed",
     "nearest_commit",
     "open_store",
     "repo_identity",
@@ -108,7 +104,7 @@ def open_store(
     database cannot be reached.
     """
     if settings.index_url:
-        from rlm_mcp.index.pgstore import PostgresStore
+        from rlm_mcp.index.store.postgres.store import PostgresStore
 
         commit = commit or settings.commit
         store = PostgresStore(settings.index_url, repo_identity(path, commit))
@@ -208,76 +204,3 @@ def seed_from_nearest(
             files = store.copy_from(shas[nearest])
             log.info("index of %s starts from %s (%d files)", commit[:12], nearest[:12], files)
         return nearest
-
-
-class Follower:
-    """Keeps a read replica's repository in step with the writer, another process.
-
-    A replica serves a shared index without watching files; this thread polls
-    the store's :meth:`~rlm_mcp.index.pgstore.PostgresStore.generation` every
-    ``interval`` seconds and, when the writer committed something, refreshes the
-    repository: the files the writer already stored are reused (nothing is
-    parsed), and the replica's file list, texts and version move on. The
-    replica's checkout must be the writer's (a shared volume) or at its commit.
-    """
-
-    def __init__(self, repo: Repository, interval: float = 1.0) -> None:
-        self.repo = repo
-        self.interval = interval
-        self.refreshes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"rlm-follow:{repo.root.name}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _generation(self) -> int | None:
-        generation = getattr(self.repo.store, "generation", None)
-        if generation is None:
-            return None
-        try:
-            return int(generation())
-        except IndexUnavailable:
-            return None
-
-    def _run(self) -> None:
-        seen = self._generation()
-        while not self._stop.wait(self.interval):
-            now = self._generation()
-            if now is None or now == seen:
-                continue
-            seen = now
-            try:
-                self.repo.refresh()
-                self.refreshes += 1
-            except Exception:
-                log.warning(
-                    "following the shared index of %s failed", self.repo.root, exc_info=True
-                )
-
-
-def load_indexed(
-    path: str | os.PathLike[str],
-    settings: IndexSettings = IndexSettings(),  # noqa: B008 - frozen, safe default
-    *,
-    progress: Progress | None = None,
-    commit: str | None = None,
-    background: bool = False,
-    stop: threading.Event | None = None,
-) -> Repository:
-    """:func:`~rlm_mcp.index.repository.load` on the store :func:`open_store` chooses."""
-    return load(
-        path,
-        settings,
-        progress=progress,
-        store=open_store(settings, path, commit=commit),
-        background=background,
-        stop=stop,
-    )

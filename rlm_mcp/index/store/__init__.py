@@ -1,0 +1,2 @@
+"""Where an index lives: the storage seam (:mod:`.base`), SQLite (:mod:`.sqlite`), PostgreSQL
+(:mod:`.postgres`) and the choice between them (:mod:`.open`). SQL lives only in this package."""
