@@ -270,57 +270,88 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, tuple[Decimal, Dec
     return data, prices
 
 
+class _Expected(Exception):
+    """A raw value of the wrong shape; carries what the setting expects."""
+
+
+def _to_str(value: Any) -> str | None:
+    if not isinstance(value, str):
+        raise _Expected("a string")
+    return value.strip() or None
+
+
+def _to_level(value: Any) -> str:
+    if not isinstance(value, str) or value.strip().upper() not in LOG_LEVELS:
+        raise _Expected("one of " + ", ".join(LOG_LEVELS))
+    return value.strip().upper()
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE | {""}:
+        return value.strip().lower() in _TRUE
+    raise _Expected("a boolean (true/false, 1/0, yes/no)")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        if not text.lstrip("-").isdigit():
+            raise _Expected("an integer")
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Expected("an integer")
+    return value
+
+
+def _to_number(decimal: bool) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise _Expected("a number")
+        try:
+            return Decimal(str(value).strip()) if decimal else float(value)
+        except (InvalidOperation, ValueError, TypeError):
+            raise _Expected("a number") from None
+
+    return convert
+
+
+def _to_path(value: Any) -> Path | None:
+    if not isinstance(value, str | Path) or not str(value).strip():
+        raise _Expected("a path")
+    return None if str(value).strip().lower() in _DISABLED else Path(value).expanduser()
+
+
+def _to_paths(value: Any) -> tuple[Path, ...]:
+    if isinstance(value, str):
+        parts = [p for p in value.split(os.pathsep) if p.strip()]
+    elif isinstance(value, list | tuple) and all(isinstance(p, str | Path) for p in value):
+        parts = [str(p) for p in value]
+    else:
+        raise _Expected("a list of paths")
+    return tuple(Path(p).expanduser() for p in parts)
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "str": _to_str,
+    "secret": _to_str,
+    "level": _to_level,
+    "bool": _to_bool,
+    "int": _to_int,
+    "float": _to_number(decimal=False),
+    "decimal": _to_number(decimal=True),
+    "path": _to_path,
+    "paths": _to_paths,
+}
+
+
 def _convert(s: Setting, value: Any, source: str) -> Any:
     """Turn a raw value (a string from the environment, a TOML value) into the setting's type."""
-
-    def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{source}: {s.name} must be {expected}, got {value!r}")
-
-    if s.kind in ("str", "secret"):
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value.strip() or None
-    if s.kind == "level":
-        if not isinstance(value, str) or value.strip().upper() not in LOG_LEVELS:
-            raise bad("one of " + ", ".join(LOG_LEVELS))
-        return value.strip().upper()
-    if s.kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE | {""}:
-            return value.strip().lower() in _TRUE
-        raise bad("a boolean (true/false, 1/0, yes/no)")
-    if s.kind == "int":
-        if isinstance(value, bool):
-            raise bad("an integer")
-        if isinstance(value, str):
-            text = value.strip().replace("_", "")
-            if not text.lstrip("-").isdigit():
-                raise bad("an integer")
-            value = int(text)
-        if not isinstance(value, int):
-            raise bad("an integer")
-        return value
-    if s.kind in ("float", "decimal"):
-        if isinstance(value, bool):
-            raise bad("a number")
-        try:
-            return Decimal(str(value).strip()) if s.kind == "decimal" else float(value)
-        except (InvalidOperation, ValueError, TypeError):
-            raise bad("a number") from None
-    if s.kind == "path":
-        if not isinstance(value, str | Path) or not str(value).strip():
-            raise bad("a path")
-        return None if str(value).strip().lower() in _DISABLED else Path(value).expanduser()
-    if s.kind == "paths":
-        if isinstance(value, str):
-            parts = [p for p in value.split(os.pathsep) if p.strip()]
-        elif isinstance(value, list | tuple) and all(isinstance(p, str | Path) for p in value):
-            parts = [str(p) for p in value]
-        else:
-            raise bad("a list of paths")
-        return tuple(Path(p).expanduser() for p in parts)
-    raise AssertionError(f"unknown kind {s.kind}")
+    try:
+        return _CONVERTERS[s.kind](value)
+    except _Expected as exc:
+        raise ConfigError(f"{source}: {s.name} must be {exc}, got {value!r}") from None
 
 
 def _resolve(
