@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Collection
 from functools import cache
 from importlib.resources import files
 
@@ -164,56 +165,65 @@ def _extract(source: bytes, path: str, language: str, result: TagsResult) -> Non
     scopes: list[_Def] = []
     refs: list[tuple[Node, str]] = []
     for pattern, captures in matches:
-        name_node: Node | None = None
-        def_node: Node | None = None
-        kind = ""
-        receiver = ""
-        visible = True
-        for cname, nodes in captures.items():
-            if cname.startswith("name.definition."):
-                name_node = nodes[0]
-                kind = cname[16:]
-            elif cname.startswith("definition."):
-                def_node = nodes[0]
-            elif cname.startswith("name.reference."):
-                ref_kind = cname[15:]
-                for node in nodes:
-                    refs.append((node, ref_kind))
-            elif cname == "name.scope":
-                name_node = nodes[0]
-                kind = "impl"
-                visible = False
-            elif cname == "scope":
-                def_node = nodes[0]
-            elif cname == "name.receiver":
-                receiver = _text(nodes[0])
-        if name_node is None:
+        found = _match_definition(captures, refs)
+        if found is None:
             continue
-        name_start = name_node.start_byte
-        if visible:
-            earlier = defs.get(name_start)
-            if earlier is not None and earlier[0] <= pattern:
-                continue
-        name = _text(name_node)
-        if not name:
-            continue
-        found = _Def(def_node or name_node, name, name_start, kind, receiver, visible)
-        if visible:
-            defs[name_start] = (pattern, found)
+        if found.visible:
+            earlier = defs.get(found.name_start)
+            if earlier is None or earlier[0] > pattern:
+                defs[found.name_start] = (pattern, found)
         else:
             scopes.append(found)
 
-    seen_defs = defs.keys()
     if defs or scopes:
         _emit_definitions([d for _, d in defs.values()] + scopes, source, path, language, result)
+    _emit_references(refs, defs.keys(), path, result)
 
-    seen_refs: set[int] = set()
+
+def _match_definition(captures: dict[str, list[Node]], refs: list[tuple[Node, str]]) -> _Def | None:
+    """The definition or scope one query match names (None when it names none); its
+    references are appended to ``refs``."""
+    name_node: Node | None = None
+    def_node: Node | None = None
+    kind = ""
+    receiver = ""
+    visible = True
+    for cname, nodes in captures.items():
+        if cname.startswith("name.definition."):
+            name_node = nodes[0]
+            kind = cname[16:]
+        elif cname.startswith("definition."):
+            def_node = nodes[0]
+        elif cname.startswith("name.reference."):
+            ref_kind = cname[15:]
+            refs.extend((node, ref_kind) for node in nodes)
+        elif cname == "name.scope":
+            name_node = nodes[0]
+            kind = "impl"
+            visible = False
+        elif cname == "scope":
+            def_node = nodes[0]
+        elif cname == "name.receiver":
+            receiver = _text(nodes[0])
+    if name_node is None:
+        return None
+    name = _text(name_node)
+    if not name:
+        return None
+    return _Def(def_node or name_node, name, name_node.start_byte, kind, receiver, visible)
+
+
+def _emit_references(
+    refs: list[tuple[Node, str]], defined: Collection[int], path: str, result: TagsResult
+) -> None:
+    """One reference per name position, none where a definition names itself."""
+    seen: set[int] = set()
     out = result.references
     for node, ref_kind in refs:
         start = node.start_byte
-        if start in seen_defs or start in seen_refs:
+        if start in defined or start in seen:
             continue
-        seen_refs.add(start)
+        seen.add(start)
         name = _text(node)
         if name:
             out.append(Reference(name, path, node.start_point[0] + 1, ref_kind))
