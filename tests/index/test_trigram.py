@@ -199,7 +199,7 @@ def test_texts_replaced_text_first_leave_garbage_until_the_index_is_rebuilt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A branch switch skips deleting old trigram entries; past a share, the index starts over."""
-    from rlm_mcp.index.store import sqlite as store_mod
+    from rlm_mcp.index.store.sqlite import write as store_mod
 
     monkeypatch.setattr(store_mod, "TRI_GARBAGE_MIN", 10)
     texts = {f"f{i:02}.py": f"def old_name_{i}():\n    return {i}\n" for i in range(40)}
