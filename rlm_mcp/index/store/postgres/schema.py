@@ -1,4 +1,5 @@
-"""The PostgreSQL index's tables, and the SQL helpers its modules share.
+"""The PostgreSQL index's tables, their creation (:func:`init_schema`), and the SQL helpers
+its modules share.
 
 Every table carries a ``repo_id`` (one row of ``rlm_repos`` per repository
 identity); text columns compared or ordered use the ``C`` collation, so paths
@@ -10,13 +11,17 @@ every path it has not shadowed (:func:`visible`).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
 
 __all__ = [
     "ALL_TABLES",
-    "DEF_COLUMNS",
-    "FILE_COLUMNS",
     "PER_PATH",
     "PER_PATH_ALL",
     "PER_REPO",
@@ -26,12 +31,15 @@ __all__ = [
     "TERMS_BY_REPO",
     "TRGM",
     "content_text",
+    "init_schema",
     "like_escape",
     "lock_key",
     "one_line",
     "safe_location",
     "visible",
 ]
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 
@@ -98,8 +106,6 @@ PER_PATH_ALL = PER_PATH
 PER_REPO = (*PER_PATH_ALL, "rlm_meta", "rlm_shadow")
 ALL_TABLES = (*PER_REPO, "rlm_terms", "rlm_repos", "rlm_schema")
 """Every table a schema version ever had (``rlm_terms``: version 1), dropped on a version change."""
-DEF_COLUMNS = "name, qualname, kind, path, start_line, end_line, signature, doc"
-FILE_COLUMNS = "path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8"
 
 
 def lock_key(kind: str, identity: str) -> int:
@@ -150,3 +156,64 @@ def content_text(text: str, raw: bytes | None) -> str:
 
 def like_escape(literal: str) -> str:
     return literal.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@contextmanager
+def _schema_step(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """One transaction under the schema's advisory lock: processes opening at once take turns."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("schema", ""),))
+        yield
+
+
+def init_schema(conn: psycopg.Connection[Any], identity: str) -> tuple[int, int | None, bool]:
+    """Create (or rebuild at another version) the tables and register ``identity``.
+
+    Returns ``(repo_id, base_id, trgm)``: the identity's id, the identity it
+    overlays (``None`` for a full one), and whether ``pg_trgm`` is available.
+    """
+    with _schema_step(conn):
+        has = conn.execute("SELECT to_regclass('rlm_schema') IS NOT NULL").fetchone()
+        version = None
+        if has and has[0]:
+            row = conn.execute("SELECT max(version) FROM rlm_schema").fetchone()
+            version = row[0] if row else None
+        if version is not None and version != SCHEMA_VERSION:
+            log.info("index schema %s != %s: rebuilding", version, SCHEMA_VERSION)
+            for table in ALL_TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+        for stmt in TABLES.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        if version != SCHEMA_VERSION:
+            conn.execute("DELETE FROM rlm_schema")
+            conn.execute("INSERT INTO rlm_schema VALUES (%s)", (SCHEMA_VERSION,))
+    trgm = False
+    try:
+        with _schema_step(conn):
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            conn.execute(TRGM)
+        trgm = True
+    except psycopg.Error as exc:
+        log.warning("pg_trgm is unavailable (%s): grep reads every text", one_line(exc))
+    try:
+        with _schema_step(conn):
+            conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
+            conn.execute(TERMS_BY_REPO)
+    except psycopg.Error as exc:
+        log.warning(
+            "btree_gin is unavailable (%s): ranked search looks terms up across every "
+            "repository in the database",
+            one_line(exc),
+        )
+        with _schema_step(conn):
+            conn.execute(TERMS)
+    conn.execute(
+        "INSERT INTO rlm_repos (identity) VALUES (%s) ON CONFLICT (identity) DO NOTHING",
+        (identity,),
+    )
+    row = conn.execute(
+        "SELECT repo_id, base_id FROM rlm_repos WHERE identity = %s", (identity,)
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), None if row[1] is None else int(row[1]), trgm

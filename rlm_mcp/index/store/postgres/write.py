@@ -16,7 +16,8 @@ import psycopg
 
 from rlm_mcp.index.model import DefRow, FileRow, RefRow, SkippedFile
 from rlm_mcp.index.search.ranking import DocRow, doc_rows
-from rlm_mcp.index.store.postgres.schema import DEF_COLUMNS, PER_PATH_ALL
+from rlm_mcp.index.store.common import DEF_COLUMNS
+from rlm_mcp.index.store.postgres.schema import PER_PATH_ALL
 from rlm_mcp.index.store.postgres.words import TOKENS
 
 __all__ = ["Batch", "Pending"]
