@@ -12,7 +12,7 @@ so a reader never sees half a file and a crash never leaves one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
@@ -151,9 +151,6 @@ class IndexStore(Protocol):
     def skipped_rows(self) -> dict[str, SkipRow]: ...
 
     def text(self, path: str) -> str | None: ...
-
-    def iter_texts(self, paths: Sequence[str]) -> Iterator[tuple[str, str]]:
-        """``(path, text)`` for those of ``paths`` that are stored, in batches."""
 
     def symbol_count(self) -> int: ...
 

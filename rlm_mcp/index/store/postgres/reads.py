@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -159,16 +159,6 @@ class Reads:
             self._p(path=path),
         )
         return None if not rows else content_text(rows[0][0], rows[0][1])
-
-    def iter_texts(self, paths: Sequence[str]) -> Iterator[tuple[str, str]]:
-        for i in range(0, len(paths), TEXT_BATCH):
-            rows = self._all(
-                f"SELECT path, text, raw FROM rlm_content c WHERE {self._v('c')} "
-                "AND path = ANY(%(paths)s)",
-                self._p(paths=list(paths[i : i + TEXT_BATCH])),
-            )
-            for p, t, r in rows:
-                yield p, content_text(t, r)
 
     def symbol_count(self) -> int:
         rows = self._all(f"SELECT count(*) FROM rlm_defs d WHERE {self._v('d')}", self._p())

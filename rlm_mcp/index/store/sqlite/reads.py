@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rlm_mcp.index.model import (
@@ -98,15 +98,6 @@ class Reads:
     def text(self, path: str) -> str | None:
         row = self._conn.execute("SELECT text FROM content WHERE path=?", (path,)).fetchone()
         return None if row is None else str(row[0])
-
-    def iter_texts(self, paths: Sequence[str]) -> Iterator[tuple[str, str]]:
-        for i in range(0, len(paths), TEXT_BATCH):
-            chunk = paths[i : i + TEXT_BATCH]
-            marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(
-                f"SELECT path, text FROM content WHERE path IN ({marks})", chunk
-            ).fetchall()
-            yield from rows
 
     def symbol_count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM defs").fetchone()[0])
