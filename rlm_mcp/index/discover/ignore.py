@@ -67,29 +67,35 @@ def translate_glob(glob: str) -> str:
             i += 1
             out.append(re.escape(glob[i]))
         elif c == "[":
-            j = i + 1
-            if j < n and glob[j] in "!^":
-                j += 1
-            if j < n and glob[j] == "]":
-                j += 1
-            while j < n and glob[j] != "]":
-                j += 2 if glob[j] == "\\" else 1
-            if j >= n:
-                out.append(re.escape(c))
-            else:
-                body = glob[i + 1 : j]
-                neg = body[:1] in ("!", "^")
-                if neg:
-                    body = body[1:]
-                for ch in "[&~|":
-                    body = body.replace(ch, "\\" + ch)
-                body = body.replace("--", "-\\-")
-                out.append("[" + ("^/" if neg else "") + body + "]")
-                i = j
+            part, i = _bracket(glob, i)
+            out.append(part)
         else:
             out.append(re.escape(c))
         i += 1
     return "".join(out)
+
+
+def _bracket(glob: str, i: int) -> tuple[str, int]:
+    """The regex for the character class opening at ``glob[i]``, and the index of its ``]``
+    (an unclosed ``[`` is a literal)."""
+    n = len(glob)
+    j = i + 1
+    if j < n and glob[j] in "!^":
+        j += 1
+    if j < n and glob[j] == "]":
+        j += 1
+    while j < n and glob[j] != "]":
+        j += 2 if glob[j] == "\\" else 1
+    if j >= n:
+        return re.escape("["), i
+    body = glob[i + 1 : j]
+    neg = body[:1] in ("!", "^")
+    if neg:
+        body = body[1:]
+    for ch in "[&~|":
+        body = body.replace(ch, "\\" + ch)
+    body = body.replace("--", "-\\-")
+    return "[" + ("^/" if neg else "") + body + "]", j
 
 
 def compile_pattern(line: str, base: str = "") -> Pattern | None:
