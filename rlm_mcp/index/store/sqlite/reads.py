@@ -9,6 +9,7 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
+import rlm_mcp.index.store.sqlite.ranked as ranked
 from rlm_mcp.index.model import (
     Definition,
     DefQuery,
@@ -28,7 +29,6 @@ from rlm_mcp.index.store.common import (
     TEXT_BATCH,
     file_rows,
 )
-from rlm_mcp.index.store.sqlite import ranked
 from rlm_mcp.index.store.sqlite.schema import tri_state
 
 __all__ = ["TRIGRAMS_PER_LITERAL", "Reads", "trigram_match"]
