@@ -1,4 +1,4 @@
-"""Keep a loaded repository fresh while files change on disk.
+"""The watcher: file events debounced into batches for :meth:`Repository.apply_changes`.
 
 A watchdog observer feeds file events into a pending set; one applier thread
 hands the whole set to :meth:`Repository.apply_changes` once it is due:
@@ -19,11 +19,9 @@ merged with whatever arrived since, and is retried with exponential backoff
 capped at ``retry_max``: nothing is dropped. ``pending``, ``last_error`` and
 ``last_applied_at`` tell a client how fresh the index is.
 
-inotify needs one watch per directory from a per-user budget
-(``/proc/sys/fs/inotify/max_user_watches``). watchdog raises when the root
-cannot be watched but silently skips subdirectories the kernel refuses, then
-and for directories created later, so an over-budget watcher would miss
-changes while claiming to watch. The watcher therefore counts directories
+inotify needs one watch per directory from a per-user budget, and watchdog
+skips the subdirectories the kernel refuses without a word
+(:mod:`~rlm_mcp.watch.inotify`). The watcher therefore counts directories
 against the budget before it starts, and listens at watchdog's inotify seam
 for refused watches and queue overflows. Out of budget it polls the whole tree
 (``mode == "polling"``) with a warning; when the kernel drops events (a
@@ -36,14 +34,12 @@ restarted and the repository fully rescanned.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -57,28 +53,18 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from rlm_mcp.index.repository import Repository
-
-_FD_SEAM = False
-if sys.platform.startswith("linux"):
-    try:  # watchdog >= 7: an inotify instance per observer, the seam we listen at
-        from watchdog.observers.inotify import InotifyEmitter
-        from watchdog.observers.inotify_c import (
-            CallbackId,
-            InotifyEvent,
-            InotifyFD,
-            Mask,
-            WatchCallback,
-            WatchDescriptor,
-        )
-
-        _FD_SEAM = True
-    except ImportError:  # watchdog 6 raises for every refused watch by itself
-        pass
+from rlm_mcp.watch.inotify import (
+    LIMIT_ERRNOS,
+    count_dirs,
+    native_observer,
+    stop_observer,
+    watch_limit,
+    watches_in_use,
+)
 
 __all__ = ["Mode", "RepositoryWatcher"]
 
@@ -94,8 +80,6 @@ ROOT_CHECK_INTERVAL = 0.1
 POLL_COST_FACTOR = 10.0
 """A fallback poll waits this many times one directory walk, so polling a huge tree idles."""
 POLL_MAX_INTERVAL = 30.0
-MAX_USER_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
-_INOTIFY_LIMIT_ERRNOS = frozenset({errno.ENOSPC, errno.EMFILE, errno.ENFILE})
 _EVENTS: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
     DirCreatedEvent,
@@ -317,13 +301,13 @@ class RepositoryWatcher:
 
     def _over_budget(self) -> str | None:
         """Why inotify cannot cover the tree, judged before adding any watch."""
-        limit = _inotify_limit()
+        limit = watch_limit()
         if limit is None:
             return None
         t0 = time.perf_counter()
-        dirs = _count_dirs(self._root)
+        dirs = count_dirs(self._root)
         self._walk_seconds = time.perf_counter() - t0
-        free = limit - _inotify_watches_in_use()
+        free = limit - watches_in_use()
         if dirs <= free:
             return None
         return (
@@ -338,19 +322,19 @@ class RepositoryWatcher:
             self._refused, self._refused_example = 0, ""
         obs: BaseObserver | None = None
         try:
-            obs = _native_observer(self)
+            obs = native_observer(self._watch_refused, self._queue_overflowed)
             obs.schedule(_Handler(self), self._root, recursive=True, event_filter=_EVENTS)
             obs.start()
         except BaseException as exc:
             if obs is not None:
-                _stop_observer(obs)
+                stop_observer(obs)
             if not isinstance(exc, OSError) or (
-                exc.errno not in _INOTIFY_LIMIT_ERRNOS and "inotify" not in str(exc)
+                exc.errno not in LIMIT_ERRNOS and "inotify" not in str(exc)
             ):
                 raise
             return f"inotify refused the root: {exc}"
         if self._coverage_lost.is_set():
-            _stop_observer(obs)
+            stop_observer(obs)
             return self._refusals()
         self._observer, self._mode = obs, "inotify"
         return None
@@ -381,7 +365,7 @@ class RepositoryWatcher:
         )
         obs, self._observer = self._observer, None
         if obs is not None:
-            _stop_observer(obs)
+            stop_observer(obs)
         self._start_polling(interval)
         self._request_rescan()
 
@@ -401,7 +385,7 @@ class RepositoryWatcher:
         self._last_error = f"the {self._mode} observer stopped; restarted it and rescanning"
         obs, self._observer = self._observer, None
         if obs is not None:
-            _stop_observer(obs)
+            stop_observer(obs)
         self._start_observer()
         self._request_rescan()
 
@@ -425,7 +409,7 @@ class RepositoryWatcher:
             self._thread = None
         obs, self._observer = self._observer, None
         if obs is not None:
-            _stop_observer(obs, timeout)
+            stop_observer(obs, timeout)
         self._mode = "stopped"
 
     def __enter__(self) -> RepositoryWatcher:
@@ -531,7 +515,7 @@ class RepositoryWatcher:
         log.info("repository root %s (re)appeared; rescanning", self._root)
         obs, self._observer = self._observer, None
         if obs is not None:
-            _stop_observer(obs)
+            stop_observer(obs)
         with self._lock:
             self._touched.clear()
             self._removed.clear()
@@ -539,111 +523,3 @@ class RepositoryWatcher:
         self._root_id = current
         self._request_rescan()
         return True
-
-
-# -- inotify coverage ---------------------------------------------------------------
-
-
-def _inotify_limit() -> int | None:
-    try:
-        with open(MAX_USER_WATCHES, encoding="ascii") as fh:
-            return int(fh.read())
-    except (OSError, ValueError):
-        return None
-
-
-def _inotify_watches_in_use() -> int:
-    """Watches this user's processes hold, as far as /proc lets us see (a lower bound)."""
-    total, uid = 0, os.getuid()
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return 0
-    for pid in pids:
-        base = f"/proc/{pid}"
-        try:
-            if os.stat(base).st_uid != uid:
-                continue
-            fds = os.listdir(f"{base}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                if os.readlink(f"{base}/fd/{fd}") != "anon_inode:inotify":
-                    continue
-                with open(f"{base}/fdinfo/{fd}", encoding="ascii", errors="replace") as fh:
-                    total += sum(1 for line in fh if line.startswith("inotify wd:"))
-            except OSError:
-                continue
-    return total
-
-
-def _count_dirs(root: str) -> int:
-    """Directories a recursive inotify watch of ``root`` needs (symlinks not followed)."""
-    count, stack = 0, [root]
-    while stack:
-        d = stack.pop()
-        count += 1
-        try:
-            with os.scandir(d) as it:
-                stack.extend(e.path for e in it if e.is_dir(follow_symlinks=False))
-        except OSError:
-            continue
-    return count
-
-
-if _FD_SEAM:
-
-    class _ReportingInotifyFD(InotifyFD):
-        """watchdog's inotify instance, reporting refused watches and queue overflows.
-
-        watchdog re-raises a refused watch only for the root of a recursive
-        watch; this is the one place that also sees the subdirectories.
-        """
-
-        def __init__(self, watcher: RepositoryWatcher) -> None:
-            super().__init__()
-            self._rlm_watcher = watcher
-
-        def add_callback(
-            self, path: bytes, mask: Mask, callback: WatchCallback, id_: CallbackId
-        ) -> WatchDescriptor:
-            try:
-                return super().add_callback(path, mask, callback, id_)
-            except OSError as exc:
-                if exc.errno in _INOTIFY_LIMIT_ERRNOS:
-                    self._rlm_watcher._watch_refused(path, exc)
-                raise
-
-        def handle_event(self, event: InotifyEvent) -> None:
-            if event.is_queue_overflow:
-                self._rlm_watcher._queue_overflowed()
-            super().handle_event(event)
-
-    class _InotifyObserver(BaseObserver):
-        """An inotify observer over a :class:`_ReportingInotifyFD` of its own."""
-
-        def __init__(self, watcher: RepositoryWatcher) -> None:
-            fd = _ReportingInotifyFD(watcher)
-            fd.start()
-            self._rlm_fd = fd
-            super().__init__(InotifyEmitter, inotify_fd=fd)
-
-        def on_thread_stop(self) -> None:
-            super().on_thread_stop()
-            self._rlm_fd.stop()
-            if self._rlm_fd.is_alive():
-                self._rlm_fd.join()
-
-
-def _native_observer(watcher: RepositoryWatcher) -> BaseObserver:
-    return _InotifyObserver(watcher) if _FD_SEAM else Observer()
-
-
-def _stop_observer(obs: Any, timeout: float = 5.0) -> None:
-    try:
-        obs.stop()
-        if obs.is_alive():
-            obs.join(timeout)
-    except Exception:
-        log.debug("stopping the observer failed", exc_info=True)
