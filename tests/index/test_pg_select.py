@@ -80,6 +80,26 @@ def test_a_second_process_reads_the_index_without_parsing(tmp_path: Path) -> Non
         second.close()
 
 
+def test_the_public_load_writes_the_index_to_postgresql(tmp_path: Path) -> None:
+    """``rlm_mcp.load`` honours ``index_url`` (it used to write a SQLite cache regardless)."""
+    import rlm_mcp
+
+    repo = write_tree(tmp_path / "r", SAMPLE)
+    cache = tmp_path / "cache"
+    url = shared().url
+    settings = IndexSettings(index_url=url, cache_dir=cache, workers=1, watch=False)
+    with rlm_mcp.load(repo, settings) as loaded:
+        assert isinstance(loaded.store, PostgresStore)
+        assert loaded.store.identity == repo_identity(repo)
+        assert loaded.report.parsed == 3
+    assert not any(cache.glob("*.sqlite*")), "no SQLite cache when a URL is set"
+    stored = PostgresStore(url, repo_identity(repo))
+    try:
+        assert set(stored.file_rows()) == set(SAMPLE)
+    finally:
+        stored.close()
+
+
 def test_the_cli_indexes_into_postgresql_and_reuses_it(tmp_path: Path) -> None:
     repo = write_tree(tmp_path / "r", SAMPLE)
     env = isolated_env(tmp_path)
