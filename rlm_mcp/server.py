@@ -27,7 +27,7 @@ from rlm_mcp.budget import LIMIT_FIELDS
 from rlm_mcp.config import Settings
 from rlm_mcp.errors import RlmMcpError
 from rlm_mcp.index import Repository
-from rlm_mcp.index.search.searcher import grep_block
+from rlm_mcp.index.search.grep import grep_block
 from rlm_mcp.service import RlmService
 
 __all__ = ["INSTRUCTIONS", "create_server"]

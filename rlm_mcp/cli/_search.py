@@ -27,7 +27,7 @@ from rlm_mcp.cli._common import (
 
 if TYPE_CHECKING:
     from rlm_mcp.index import Repository
-    from rlm_mcp.index.search.searcher import GrepHit
+    from rlm_mcp.index.search.grep import GrepHit
     from rlm_mcp.service import LoadSummary
 
 _REMEDY = {
@@ -51,7 +51,7 @@ def _page_note(offset: int, shown: int, total: int, capped: bool) -> str:
 
 def skipped_note(summary: LoadSummary, glob: str | None, max_bytes: int) -> list[str]:
     """What the load skipped (files a search could not see), and how to include it."""
-    from rlm_mcp.index.search.searcher import glob_regex
+    from rlm_mcp.index.search.grep import glob_regex
 
     files = summary.skipped_files
     if glob:
@@ -125,7 +125,7 @@ def _hit_json(hit: GrepHit, context: tuple[list[str], list[str]] | None) -> dict
 
 
 async def cmd_search(args: argparse.Namespace, ctx: Ctx) -> int:
-    from rlm_mcp.index.search.searcher import MAX_GREP_RESULTS
+    from rlm_mcp.index.search.grep import MAX_GREP_RESULTS
 
     if args.max_results < 1:
         raise UsageError("--max-results must be at least 1")

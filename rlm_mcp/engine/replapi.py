@@ -24,7 +24,7 @@ from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine.grounding import check_citations
 from rlm_mcp.engine.result import EvidenceLog
 from rlm_mcp.errors import SandboxUnavailable
-from rlm_mcp.index.search.searcher import grep_block
+from rlm_mcp.index.search.grep import grep_block
 from sandbox import SandboxError, Session, SessionConfig
 
 __all__ = [

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlm_mcp.budget import Usage
-from rlm_mcp.index.search.searcher import SearchHit
+from rlm_mcp.index.search.ranked import SearchHit
 
 __all__ = ["Candidate", "Citation", "Evidence", "EvidenceLog", "RLMResult", "Status"]
 

@@ -11,7 +11,8 @@ from rlm_mcp.index.model import (
     TagsResult,
 )
 from rlm_mcp.index.repository import Repository, load
-from rlm_mcp.index.search.searcher import GrepHit
+from rlm_mcp.index.search.grep import GrepHit, grep_block
+from rlm_mcp.index.search.ranked import SearchHit
 
 __all__ = [
     "Definition",
@@ -20,7 +21,9 @@ __all__ = [
     "LoadReport",
     "Reference",
     "Repository",
+    "SearchHit",
     "SkippedFile",
     "TagsResult",
+    "grep_block",
     "load",
 ]

@@ -47,7 +47,9 @@ from rlm_mcp.index.model import (
     SkippedFile,
     SkipRow,
 )
-from rlm_mcp.index.search.searcher import GrepHit, Searcher, SearchHit
+from rlm_mcp.index.search.grep import GrepHit
+from rlm_mcp.index.search.ranked import SearchHit
+from rlm_mcp.index.search.searcher import Searcher
 from rlm_mcp.index.store.base import IndexStore, StoreBatch
 from rlm_mcp.index.store.open import open_store
 

@@ -12,8 +12,8 @@ from index_helpers import write
 
 from rlm_mcp.errors import SearchError
 from rlm_mcp.index import Repository
+from rlm_mcp.index.search.ranked import SearchHit
 from rlm_mcp.index.search.ranking import query_terms, words
-from rlm_mcp.index.search.searcher import SearchHit
 from rlm_mcp.index.store.sqlite import ranked as store_module
 
 ROTATION = '''"""Log file housekeeping."""

@@ -230,12 +230,12 @@ def test_ripgrep_line_numbers_are_used_only_while_the_file_is_as_indexed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with _repo(tmp_path, monkeypatch, {"a.py": "x\n2024-01-31\n"}) as repo:
-        paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, ["a.py"])
+        paths, hints = repo.searcher._grep.ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, ["a.py"])
         assert paths == ["a.py"] and hints is not None and list(hints["a.py"]) == [2]
         assert [h.line for h in repo.grep(r"\d{4}-\d\d")] == [2]
         # Same size, lines swapped, not re-indexed: ripgrep's line 1 is not the index's.
         (repo.root / "a.py").write_text("2024-01-31\nx\n")
-        paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, ["a.py"])
+        paths, hints = repo.searcher._grep.ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, ["a.py"])
         assert paths == ["a.py"] and hints == {}
         assert [h.line for h in repo.grep(r"\d{4}-\d\d")] == [2]
 
@@ -248,7 +248,7 @@ def test_a_file_whose_name_ripgrep_output_cannot_carry_is_scanned_whole(
     with _repo(tmp_path, monkeypatch, files) as repo:
         names = sorted(repo.entries())
         assert names == ["a.py", "odd\nname.py"]
-        paths, hints = repo.searcher._ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, names)
+        paths, hints = repo.searcher._grep.ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, names)
         assert paths == names
         assert hints is not None and list(hints) == ["a.py"] and list(hints["a.py"]) == [1]
         assert _hits(repo, r"\d{4}-\d\d") == [("a.py", 1), ("odd\nname.py", 2)]
