@@ -9,7 +9,7 @@ import pytest
 from index_helpers import write
 
 from rlm_mcp.index import Repository
-from rlm_mcp.index.discover.walker import classify
+from rlm_mcp.index.discover.classify import classify
 
 LICENSE = (
     "/*\nCopyright The Kubernetes Authors.\n\n"
