@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from monorepo_corpus import CACHE, build  # noqa: E402
 
 from rlm_mcp.index.discover.classify import classify  # noqa: E402
-from rlm_mcp.index.discover.walker import content_hash, count_lines, estimate_tokens  # noqa: E402
 from rlm_mcp.index.parse.languages import has_tags, language_for_path  # noqa: E402
 from rlm_mcp.index.parse.tags import _parser, extract_tags, load_query  # noqa: E402
+from rlm_mcp.index.parse.worker import content_hash, count_lines, estimate_tokens  # noqa: E402
 from rlm_mcp.index.search.ranking import doc_rows  # noqa: E402
 from rlm_mcp.index.store.base import FileRow  # noqa: E402
 from rlm_mcp.index.store.sqlite import SQLiteStore  # noqa: E402

@@ -177,7 +177,7 @@ SWITCH = (
     CHILD_PRELUDE
     + """
 import hashlib, subprocess
-from rlm_mcp.index.discover.walker import content_hash
+from rlm_mcp.index.parse.worker import content_hash
 from rlm_mcp.watch import RepositoryWatcher
 branch, newest, count = sys.argv[4], sys.argv[5], int(sys.argv[6])
 present = count > 0

@@ -13,13 +13,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import multiprocessing
 import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from rlm_mcp.config import IndexSettings
@@ -28,25 +26,21 @@ from rlm_mcp.index.discover.ignore import IGNORE_FILES, IgnoreMatcher
 from rlm_mcp.index.discover.walker import (
     Candidate,
     GitListing,
-    Parsed,
-    content_hash,
     discover,
     git_list,
-    process,
-    process_batch,
     stat_candidate,
 )
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.model import (
     Definition,
     FileEntry,
-    FileRow,
     IndexProgress,
     LoadReport,
     Reference,
     SkippedFile,
     SkipRow,
 )
+from rlm_mcp.index.parse.worker import Parsed, content_hash, parse_items
 from rlm_mcp.index.search.grep import GrepHit
 from rlm_mcp.index.search.ranked import SearchHit
 from rlm_mcp.index.search.searcher import Searcher
@@ -58,9 +52,7 @@ __all__ = ["Repository", "load"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-POOL_THRESHOLD = 200
 BULK_THRESHOLD = 200
-BATCH_FILES = 48
 MAX_SYMBOL_ROUNDS = 5
 TEXTS_FIRST_FILES = 2_000
 """A change set this large (a branch switch) stores texts first, symbols in a second pass."""
@@ -69,42 +61,6 @@ TEXT_INDEX_STEP = 2_000
 REREAD_ALL = 5_000
 """A sync that wrote more rows than this reads the whole file table back, not just those rows."""
 CONTENT_SKIPS = frozenset({"binary", "too_large", "generated", "minified"})
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """``spawn``: parser helpers are children of this process, so they die with it.
-
-    Under ``fork`` a threaded server could deadlock; under ``forkserver`` the
-    helpers are the fork server's children and outlive a killed parent (they
-    hold their own queue's write end, so they never see EOF). Spawned helpers
-    exit when their parent process is gone (:func:`_die_with_parent`).
-    """
-    return multiprocessing.get_context("spawn")
-
-
-PARENT_CHECK_SECONDS = 0.2
-
-
-def _die_with_parent(parent: int) -> None:
-    """Pool initializer: this helper exits soon after its parent process ``parent`` dies.
-
-    Not ``PR_SET_PDEATHSIG``: that fires when the *thread* that forked the helper
-    exits, and a load's thread ends while the helpers of an interrupted pool may
-    still be writing a result; a helper killed half-way through that write left
-    the pool's result pipe with half a message, and the pool's manager thread
-    blocked on it forever, so the process hung at exit after Ctrl-C. A helper is
-    reparented when its parent process dies, so a daemon thread watching
-    ``getppid`` sees it within :data:`PARENT_CHECK_SECONDS`.
-    """
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(1)
-
-    if os.getppid() != parent:
-        os._exit(1)
-    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 class Repository:
@@ -449,20 +405,10 @@ class Repository:
         self, w: StoreBatch, res: Parsed | SkippedFile, *, text_only: bool = False
     ) -> None:
         if isinstance(res, Parsed):
-            row = FileRow(
-                res.path,
-                res.size,
-                res.mtime_ns,
-                res.hash,
-                res.language,
-                res.lines,
-                res.tokens,
-                res.invalid_utf8,
-            )
             if text_only:
-                w.put_text(row, res.text)
+                w.put_text(res.row, res.text)
             else:
-                w.put_file(row, res.text, res.defs, res.refs, res.docs)
+                w.put_file(res.row, res.text, res.defs, res.refs, res.docs)
         elif res.reason in CONTENT_SKIPS:
             st = self._stat(res.path)
             if st is not None:
@@ -487,47 +433,8 @@ class Repository:
     def _parse_items(
         self, items: list[tuple[str, str, int, int]], tags: bool
     ) -> Generator[list[Parsed | SkippedFile], None, None]:
-        """Yield parse results in batches; a process pool only when it pays off."""
-        limit = self.settings.max_file_bytes
-        ranked = self.settings.ranked_search
-        if len(items) < POOL_THRESHOLD:
-            for item in items:
-                yield [
-                    process(
-                        item,
-                        limit,
-                        explicit=self._single is not None,
-                        ranked=ranked,
-                        tags=tags,
-                    )
-                ]
-            return
-        workers = self.settings.workers or os.cpu_count() or 1
-        batches = [items[i : i + BATCH_FILES] for i in range(0, len(items), BATCH_FILES)]
-        max_inflight = workers * 3
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=_mp_context(),
-            initializer=_die_with_parent,
-            initargs=(os.getpid(),),
-        ) as pool:
-            pending: set[Future[list[Parsed | SkippedFile]]] = set()
-            it = iter(batches)
-            try:
-                for batch in it:
-                    pending.add(pool.submit(process_batch, batch, limit, ranked, tags))
-                    if len(pending) >= max_inflight:
-                        break
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        nxt = next(it, None)
-                        if nxt is not None:
-                            pending.add(pool.submit(process_batch, nxt, limit, ranked, tags))
-                        yield fut.result()
-            finally:
-                # A consumer that stops early (close, Ctrl-C) does not wait for queued batches.
-                pool.shutdown(wait=False, cancel_futures=True)
+        """Parse results of ``items`` in batches (see :func:`.parse.worker.parse_items`)."""
+        return parse_items(items, self.settings, explicit=self._single is not None, tags=tags)
 
     def _refresh_state(
         self,

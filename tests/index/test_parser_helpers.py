@@ -7,7 +7,7 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
-from rlm_mcp.index.repository import _die_with_parent, _mp_context
+from rlm_mcp.index.parse.worker import _die_with_parent, _mp_context
 
 
 def _slow_pid(seconds: float) -> int:

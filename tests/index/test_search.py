@@ -10,7 +10,7 @@ from index_helpers import write
 
 from rlm_mcp.errors import SearchError
 from rlm_mcp.index import GrepHit, Repository
-from rlm_mcp.index.discover.walker import estimate_tokens
+from rlm_mcp.index.parse.worker import estimate_tokens
 from rlm_mcp.index.search.grep import required_literal
 
 CORE = '''"""Core."""

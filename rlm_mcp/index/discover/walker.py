@@ -1,18 +1,16 @@
-"""File discovery, and what becomes of each file on its way into the store.
+"""File discovery: the candidate files of a root, stat'ed.
 
 Discovery lists candidate files (``git ls-files`` inside a work tree, an
 ``os.scandir`` walk with :class:`IgnoreMatcher` elsewhere) and stats them.
 Every path it passes over (a symlink, an unreadable directory, a
 non-regular file) is recorded as a :class:`SkippedFile`; nothing is dropped
 silently, so the model can be told what it cannot see. What a candidate's
-content is (text, binary, generated, minified) is :mod:`.classify`'s call;
-:func:`process` then decodes and tags the file.
+content is (text, binary, generated, minified) is :mod:`.classify`'s call.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import shutil
@@ -27,28 +25,20 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 from rlm_mcp.errors import RepositoryNotFound
-from rlm_mcp.index.discover.classify import classify
 from rlm_mcp.index.discover.ignore import IgnoreMatcher
 from rlm_mcp.index.model import SkippedFile
-from rlm_mcp.index.search.ranking import DocRow
 
 __all__ = [
     "Candidate",
     "Discovery",
     "GitListing",
-    "Parsed",
-    "content_hash",
     "discover",
     "git_list",
-    "process",
-    "process_batch",
     "stat_candidate",
     "stat_candidates",
 ]
 
 log = logging.getLogger(__name__)
-
-SHEBANG_SNIFF = 256
 
 
 class Candidate(NamedTuple):
@@ -379,95 +369,3 @@ def discover(
         return found
     _walk(root_real, IgnoreMatcher(root), follow_symlinks, found)
     return found
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-@dataclass(slots=True)
-class Parsed:
-    """A file ready for the store: metadata, text and small tag tuples (cheap to pickle)."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    hash: str
-    language: str | None
-    lines: int
-    tokens: int
-    invalid_utf8: bool
-    text: str
-    defs: list[tuple[str, str, str, str, int, int, str, str]]
-    refs: list[tuple[str, str, int, str]]
-    docs: list[DocRow]
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters per token, the usual figure for code with BPE tokenizers."""
-    return (len(text) + 3) // 4
-
-
-def count_lines(text: str) -> int:
-    if not text:
-        return 0
-    return text.count("\n") + (0 if text.endswith("\n") else 1)
-
-
-def process(
-    item: tuple[str, str, int, int],
-    max_file_bytes: int,
-    *,
-    explicit: bool = False,
-    ranked: bool = True,
-    tags: bool = True,
-) -> Parsed | SkippedFile:
-    """Classify, decode and tag one file; runs in a pool worker or in-process.
-
-    ``ranked`` also computes the file's ranked-search rows here, in parallel,
-    rather than in the process that writes the store. ``tags=False`` stops
-    after decoding (the first pass of a cold load: text now, symbols later).
-    """
-    from rlm_mcp.index.parse.languages import has_tags, language_for_path
-    from rlm_mcp.index.parse.tags import extract_tags
-    from rlm_mcp.index.search.ranking import doc_rows
-
-    rel, abspath, size, mtime_ns = item
-    got = classify(rel, abspath, size, max_file_bytes, explicit=explicit)
-    if got.skip is not None:
-        return got.skip
-    text = got.text or ""
-    language = language_for_path(rel, text[:SHEBANG_SNIFF].partition("\n")[0])
-    defs: list[tuple[str, str, str, str, int, int, str, str]] = []
-    refs: list[tuple[str, str, int, str]] = []
-    if tags and language is not None and has_tags(language):
-        found = extract_tags(got.data, rel, language)
-        defs = [
-            (d.name, d.qualname, d.kind, rel, d.start_line, d.end_line, d.signature, d.doc)
-            for d in found.definitions
-        ]
-        refs = [(r.name, rel, r.line, r.kind) for r in found.references]
-    lines = count_lines(text)
-    return Parsed(
-        rel,
-        len(got.data),
-        mtime_ns,
-        content_hash(got.data),
-        language,
-        lines,
-        estimate_tokens(text),
-        got.invalid_utf8,
-        text,
-        defs,
-        refs,
-        doc_rows(rel, text, lines, defs) if ranked and tags else [],
-    )
-
-
-def process_batch(
-    items: list[tuple[str, str, int, int]],
-    max_file_bytes: int,
-    ranked: bool = True,
-    tags: bool = True,
-) -> list[Parsed | SkippedFile]:
-    return [process(item, max_file_bytes, ranked=ranked, tags=tags) for item in items]
