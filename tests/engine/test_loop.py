@@ -51,7 +51,7 @@ async def test_root_prompt_says_when_the_index_is_still_partial(
     await make_engine().run("What is here?", small_repo)
     assert "Index:" not in script.root_bodies[0]["messages"][0]["content"]
     # A cold load still extracting symbols in the background (see Repository.complete).
-    monkeypatch.setattr(small_repo, "_pending_symbols", 2)
+    monkeypatch.setattr(small_repo._state, "pending_symbols", 2)
     await make_engine().run("What is here?", small_repo)
     system = script.root_bodies[1]["messages"][0]["content"]
     assert "Index: index partial: symbols and references are extracted for 1 of 3 files" in system

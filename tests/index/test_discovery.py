@@ -17,7 +17,7 @@ import pytest
 from index_helpers import git, write
 
 from rlm_mcp.config import IndexSettings
-from rlm_mcp.index import Repository, load, repository
+from rlm_mcp.index import Repository, load, sync
 from rlm_mcp.index.discover import walker
 from rlm_mcp.index.discover.walker import (
     Candidate,
@@ -199,7 +199,7 @@ def test_the_file_table_after_a_sync_equals_a_fresh_load_of_the_same_store(
     """The table is patched with the rows a sync wrote, not read back whole (``patched``);
     past ``REREAD_ALL`` written rows it is read back whole (``reread``)."""
     if reread_all is not None:
-        monkeypatch.setattr(repository, "REREAD_ALL", reread_all)
+        monkeypatch.setattr(sync, "REREAD_ALL", reread_all)
     root = tmp_path / "root"
     write(root, {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(12)})
     write(root, {"blob.bin": b"\0" * 10, "notes.txt": "n\n", "dup.py": "D = 1\n"})

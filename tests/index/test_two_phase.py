@@ -16,7 +16,7 @@ import pytest
 from test_durability import make_tree, snapshot
 
 from rlm_mcp.config import IndexSettings
-from rlm_mcp.index import load, repository
+from rlm_mcp.index import load, sync
 from rlm_mcp.index.store.sqlite import SQLiteStore, db_path_for
 
 
@@ -160,7 +160,7 @@ def test_a_big_change_set_is_searchable_first_and_its_symbols_follow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A branch switch: past TEXTS_FIRST_FILES changed files, texts go in first."""
-    monkeypatch.setattr(repository, "TEXTS_FIRST_FILES", 50)
+    monkeypatch.setattr(sync, "TEXTS_FIRST_FILES", 50)
     root = make_tree(tmp_path / "repo")
     settings = _settings(tmp_path)
     with load(root, settings) as repo:
