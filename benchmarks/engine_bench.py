@@ -21,13 +21,13 @@ from typing import Any
 
 import anyio
 
-from rlm_mcp.backends import CompletionRequest, OpenAICompatibleBackend, ScriptedBackend
-from rlm_mcp.backends.testing import LoopbackLLMServer
+from rlm_mcp.backends import CompletionRequest, OpenAICompatibleBackend
 from rlm_mcp.budget import Limits
 from rlm_mcp.config import IndexSettings, ModelEndpoint
-from rlm_mcp.engine.core import RLMEngine
+from rlm_mcp.engine.core import ModelSpec, RLMEngine
 from rlm_mcp.engine.prompts import SUB_SYSTEM
 from rlm_mcp.index import load
+from rlm_mcp.testing import LoopbackLLMServer, ScriptedBackend
 from sandbox import Session
 
 ITERATIONS = 60
@@ -77,7 +77,7 @@ async def iteration_overhead(repo: Any) -> tuple[float, float]:
         return f"```python\nx = {counter['n']}\n```"
 
     engine = RLMEngine(
-        ScriptedBackend(root),
+        ModelSpec(ScriptedBackend(root)),
         limits=Limits(max_iterations=ITERATIONS + 5, max_llm_calls=ITERATIONS + 5),
     )
     with ExecTimer() as timer:
@@ -98,7 +98,9 @@ async def subcall_overhead(repo: Any) -> float:
             return '```python\nFINAL("done")\n```'
         return f'```python\nimport time\nt0 = time.perf_counter()\nfor i in range({SUB_CALLS}):\n    llm_query(f"p{{i}}")\nprint(time.perf_counter() - t0)\n```'
 
-    engine = RLMEngine(ScriptedBackend(reply), limits=Limits(max_llm_calls=SUB_CALLS + 10))
+    engine = RLMEngine(
+        ModelSpec(ScriptedBackend(reply)), limits=Limits(max_llm_calls=SUB_CALLS + 10)
+    )
     t0 = time.perf_counter()
     result = await engine.run("bench", repo)
     assert result.status == "completed", result
@@ -128,7 +130,7 @@ async def batch_speedup(repo: Any, n: int = 16, latency: float = 0.2) -> tuple[f
         endpoint = ModelEndpoint(model="m", base_url=server.base_url, timeout_seconds=30)
         backend = OpenAICompatibleBackend(endpoint)
         engine = RLMEngine(
-            backend,
+            ModelSpec(backend),
             limits=Limits(max_concurrency=n, max_llm_calls=100),
             trajectory_dir=Path(tempfile.mkdtemp()),
         )

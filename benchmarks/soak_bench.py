@@ -54,9 +54,9 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 STDLIB_PACKAGES = (
     "email",

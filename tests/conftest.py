@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
+from rlm_mcp.testing import LoopbackLLMServer
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from rlm_mcp.backends.testing import Reply
 from rlm_mcp.engine.prompts import SUB_SYSTEM
+from rlm_mcp.testing import Reply
 
 
 def is_sub_call(body: dict[str, Any]) -> bool:

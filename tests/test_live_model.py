@@ -15,7 +15,7 @@ import pytest
 from rlm_mcp.backends import OpenAICompatibleBackend
 from rlm_mcp.budget import Limits
 from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings
-from rlm_mcp.engine.core import RLMEngine
+from rlm_mcp.engine.core import ModelSpec, RLMEngine
 from rlm_mcp.index import load
 
 pytestmark = [
@@ -65,14 +65,11 @@ async def test_real_model_answers_about_a_tiny_repo(tmp_path: Path) -> None:
     repo = load(root, IndexSettings(cache_dir=tmp_path / "cache", watch=False))
     try:
         engine = RLMEngine(
-            backend,
+            ModelSpec(backend, int(window * 0.8), max_output_tokens=384),
+            ModelSpec(backend, int(window * 0.8), max_output_tokens=256),
             limits=Limits(max_iterations=4, max_llm_calls=8, max_wall_seconds=300),
             sandbox=SandboxSettings(),
             trajectory_dir=tmp_path / "trajectories",
-            root_window=int(window * 0.8),
-            sub_window=int(window * 0.8),
-            root_max_output=384,
-            sub_max_output=256,
         )
         result = await engine.run("In which file is the function `scale` defined?", repo)
     finally:

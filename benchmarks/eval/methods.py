@@ -37,7 +37,7 @@ from rlm_mcp.backends.pricing import Pricing
 from rlm_mcp.budget import Limits
 from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine import prompts
-from rlm_mcp.engine.core import RLMEngine
+from rlm_mcp.engine.core import EngineOptions, ModelSpec, RLMEngine
 from rlm_mcp.errors import BackendError, RlmMcpError
 from rlm_mcp.index import Definition, Repository
 
@@ -160,16 +160,12 @@ async def run_rlm(
     if settings.variant != "default":
         backend = StopBackend(backend)
     engine = RLMEngine(
-        backend,
-        backend,
+        ModelSpec(backend, settings.root_window, settings.root_max_output),
+        ModelSpec(backend, settings.sub_window, settings.sub_max_output),
         limits=settings.limits,
         sandbox=settings.sandbox,
-        pricing=pricing,
+        options=EngineOptions(pricing=pricing),
         trajectory_dir=settings.trajectory_dir,
-        root_window=settings.root_window,
-        sub_window=settings.sub_window,
-        root_max_output=settings.root_max_output,
-        sub_max_output=settings.sub_max_output,
     )
     per_query = None
     if max_cost is not None:

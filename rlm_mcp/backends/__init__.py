@@ -1,10 +1,10 @@
 """LLM backends: the protocol the engine calls, and what implements it.
 
 * :class:`OpenAICompatibleBackend` for any OpenAI-compatible endpoint;
-* :class:`ScriptedBackend`, an in-process double for tests;
-* :class:`Pricing` to turn token usage into USD;
-* :mod:`rlm_mcp.backends.testing` (imported on demand) with a loopback
-  OpenAI-compatible HTTP server for tests.
+* :class:`Pricing` to turn token usage into USD.
+
+Test doubles (an in-process scripted backend, a loopback OpenAI-compatible HTTP
+server) live in :mod:`rlm_mcp.testing`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from rlm_mcp.backends.pricing import (
     ModelPrice,
     Pricing,
 )
-from rlm_mcp.backends.scripted import ScriptedBackend, ScriptedReply
 from rlm_mcp.config import ModelEndpoint
 from rlm_mcp.errors import BackendNotConfigured
 
@@ -48,8 +47,6 @@ __all__ = [
     "OpenAICompatibleBackend",
     "Pricing",
     "Role",
-    "ScriptedBackend",
-    "ScriptedReply",
     "TokenUsage",
     "estimate_tokens",
     "make_backend",

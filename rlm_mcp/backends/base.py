@@ -1,7 +1,7 @@
 """Value types and the protocol every LLM backend implements.
 
 The engine talks to models only through :class:`LLMBackend`, so the real
-HTTP client, the in-process :class:`~rlm_mcp.backends.scripted.ScriptedBackend`
+HTTP client, the in-process :class:`~rlm_mcp.testing.ScriptedBackend`
 and anything a user plugs in are interchangeable.  The types are frozen so a
 request can be recorded, replayed and shared between tasks without copying.
 """

@@ -10,8 +10,8 @@ import pytest
 from backend_helpers import BackendFactory
 
 from rlm_mcp.backends import OpenAICompatibleBackend
-from rlm_mcp.backends.testing import LoopbackLLMServer
 from rlm_mcp.config import ModelEndpoint
+from rlm_mcp.testing import LoopbackLLMServer
 
 
 def _loopback_threads() -> set[threading.Thread]:

@@ -10,9 +10,8 @@ import pytest
 from backend_helpers import BackendFactory, ask
 from polling import eventually
 
-from rlm_mcp.backends import Attempt, OpenAICompatibleBackend, ScriptedBackend, TokenUsage
+from rlm_mcp.backends import Attempt, OpenAICompatibleBackend, TokenUsage
 from rlm_mcp.backends.base import CompletionRequest, Message
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.config import ModelEndpoint
 from rlm_mcp.errors import (
     BackendAuthError,
@@ -23,6 +22,7 @@ from rlm_mcp.errors import (
     BackendTimeout,
     BackendUnreachable,
 )
+from rlm_mcp.testing import LoopbackLLMServer, Reply, ScriptedBackend
 
 
 def listened(text: str = "q") -> tuple[CompletionRequest, list[Attempt]]:

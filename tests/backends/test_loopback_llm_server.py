@@ -14,7 +14,7 @@ import openai
 import pytest
 from polling import wait_until
 
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 
 def _post(url: str, body: Any) -> tuple[int, dict[str, Any]]:

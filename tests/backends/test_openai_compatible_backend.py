@@ -15,9 +15,9 @@ from polling import eventually
 from rlm_mcp.backends import LLMBackend, Message, OpenAICompatibleBackend, TokenUsage
 from rlm_mcp.backends.base import CompletionRequest
 from rlm_mcp.backends.openai_compat import backoff_delay, parse_retry_after
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.config import ModelEndpoint
 from rlm_mcp.errors import BackendError, BackendResponseError, BackendTimeout
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 
 class SleepRecorder:

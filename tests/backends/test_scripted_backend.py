@@ -8,9 +8,10 @@ import threading
 import pytest
 from backend_helpers import ask
 
-from rlm_mcp.backends import Completion, LLMBackend, ScriptedBackend, TokenUsage
+from rlm_mcp.backends import Completion, LLMBackend, TokenUsage
 from rlm_mcp.backends.base import CompletionRequest
 from rlm_mcp.errors import BackendError, BackendResponseError, BackendTimeout
+from rlm_mcp.testing import ScriptedBackend
 
 
 async def test_replies_come_back_in_order_and_every_request_is_recorded() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
+from rlm_mcp.testing import LoopbackLLMServer
 
 SAMPLE = {
     "calc/ops.py": (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cli_helpers import code, isolated_env, run_cli, run_cli_tty, write_tree
 
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 
 def test_ask_prints_the_answer_on_stdout_and_progress_on_stderr_when_asked(

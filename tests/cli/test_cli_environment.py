@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import code, run_cli, run_cli_tty
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
+from rlm_mcp.testing import LoopbackLLMServer
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from cli_helpers import SAMPLE, code, write_tree
 
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.cli import build_parser, main
 from rlm_mcp.settings_loader import SETTINGS
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CONFIGS = {

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cli_helpers import code, isolated_env, write_tree
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
+from rlm_mcp.testing import LoopbackLLMServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

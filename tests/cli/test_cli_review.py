@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from cli_helpers import code, run_cli
 
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.review import Finding, judge, parse_answer, parse_findings
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 
 def _git(repo: Path, *args: str) -> None:

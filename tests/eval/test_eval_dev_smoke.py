@@ -15,7 +15,7 @@ from benchmarks.eval.corpus import SOURCE_EXTENSIONS, RepoSpec
 from benchmarks.eval.methods import DIRECT_SYSTEM
 from benchmarks.eval.questions import Question, QuestionSet, generate_set
 from benchmarks.eval.runner import RESULTS_FILE, read_records
-from rlm_mcp.backends.testing import LoopbackLLMServer
+from rlm_mcp.testing import LoopbackLLMServer
 
 
 def right_answer(q: Question) -> str:

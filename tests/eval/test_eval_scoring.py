@@ -54,8 +54,8 @@ def test_prompt_variant_restores_prompts() -> None:
 
 async def test_stop_backend_adds_stop_sequences() -> None:
     from benchmarks.eval.methods import STOP_SEQUENCES, StopBackend
-    from rlm_mcp.backends import ScriptedBackend
     from rlm_mcp.backends.base import CompletionRequest, Message
+    from rlm_mcp.testing import ScriptedBackend
 
     inner = ScriptedBackend(["ok"])
     wrapped = StopBackend(inner)

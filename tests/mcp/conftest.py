@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 from mcp.server import MCPServer
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
 from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings, Settings
 from rlm_mcp.server import create_server
+from rlm_mcp.testing import LoopbackLLMServer
 
 
 @pytest.fixture

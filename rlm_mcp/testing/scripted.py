@@ -3,7 +3,7 @@
 Engine tests that do not care about HTTP script the model's answers here:
 a list of replies consumed in order, or a function of the request.  Every
 request is recorded so tests can assert on prompts.  For tests that need the
-HTTP path, use :mod:`rlm_mcp.backends.testing` instead.
+HTTP path, use :class:`rlm_mcp.testing.LoopbackLLMServer` instead.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ class ScriptedBackend:
 
     @property
     def calls(self) -> int:
+        """How many requests were received."""
         with self._lock:
             return len(self._history)
 
@@ -95,16 +96,33 @@ class ScriptedBackend:
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
         return self._closed
 
     def push(self, *replies: ScriptedReply) -> None:
-        """Append replies to a list script."""
+        """Append replies to a list script.
+
+        Raises:
+            TypeError: the script is a callable.
+        """
         with self._lock:
             if self._responder is not None:
                 raise TypeError("cannot push replies onto a callable script")
             self._replies.extend(replies)
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        """Record ``request`` and answer it with the next scripted reply.
+
+        Returns:
+            The reply as a :class:`~rlm_mcp.backends.base.Completion`: a text
+            reply gets ``usage`` (or an estimate) and ``finish_reason="stop"``.
+
+        Raises:
+            BackendError: the backend is closed.
+            BackendResponseError: a list script ran out.
+            BaseException: the scripted exception, as is.
+            TypeError: a reply is not a string, an exception or a ``Completion``.
+        """
         started = time.monotonic()
         if self._closed:
             raise BackendError("scripted backend is closed")
@@ -160,4 +178,5 @@ class ScriptedBackend:
         )
 
     async def aclose(self) -> None:
+        """Close the backend: later calls raise :class:`~rlm_mcp.errors.BackendError`."""
         self._closed = True
