@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from rlm_mcp.api import RLM
     from rlm_mcp.budget import Limits, Usage
     from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings, Settings
-    from rlm_mcp.engine.core import RLMEngine
+    from rlm_mcp.engine.core import EngineOptions, ModelSpec, RLMEngine
     from rlm_mcp.engine.result import Evidence, RLMResult
     from rlm_mcp.errors import RlmMcpError
     from rlm_mcp.index import Repository, load
@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "RLM": "rlm_mcp.api",
+    "EngineOptions": "rlm_mcp.engine.core",
     "Evidence": "rlm_mcp.engine.result",
     "IndexSettings": "rlm_mcp.config",
     "Limits": "rlm_mcp.budget",
     "ModelEndpoint": "rlm_mcp.config",
+    "ModelSpec": "rlm_mcp.engine.core",
     "RLMEngine": "rlm_mcp.engine.core",
     "RLMResult": "rlm_mcp.engine.result",
     "Repository": "rlm_mcp.index",
@@ -52,10 +54,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "RLM",
+    "EngineOptions",
     "Evidence",
     "IndexSettings",
     "Limits",
     "ModelEndpoint",
+    "ModelSpec",
     "RLMEngine",
     "RLMResult",
     "Repository",

@@ -121,8 +121,7 @@ class RLM:
                     path.write_text(str(context), encoding="utf-8")
                 repo = await anyio.to_thread.run_sync(lambda: load(path, self.index))
                 target = repo
-            tightened = self.limits.tighten(limits) if limits is not None else self.limits
-            return await engine.run(prompt, target, limits=tightened, progress=progress)
+            return await engine.run(prompt, target, limits=limits, progress=progress)
         finally:
             if repo is not None:
                 repo.close()

@@ -13,8 +13,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
+from rlm_mcp.backends.base import Attempt, TokenUsage
 from rlm_mcp.errors import (
     CallLimitExceeded,
     ConfigError,
@@ -25,7 +26,7 @@ from rlm_mcp.errors import (
     TokenLimitExceeded,
 )
 
-__all__ = ["LIMIT_FIELDS", "Budget", "Limits", "ModelUsage", "Usage"]
+__all__ = ["LIMIT_FIELDS", "Budget", "CallUsage", "Limits", "ModelUsage", "PriceTable", "Usage"]
 
 
 def _limit(default: Any, help: str, *, minimum: int = 1) -> Any:
@@ -246,6 +247,44 @@ class Usage:
         }
 
 
+class PriceTable(Protocol):
+    """Prices calls by model: :class:`rlm_mcp.backends.Pricing` is one."""
+
+    def cost(self, model: str, usage: TokenUsage) -> Decimal: ...
+
+    def is_priced(self, model: str) -> bool: ...
+
+
+class _FreePrices:
+    """No prices: every call costs $0 and every model is unpriced."""
+
+    def cost(self, model: str, usage: TokenUsage) -> Decimal:
+        return Decimal(0)
+
+    def is_priced(self, model: str) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class CallUsage:
+    """What one LLM call spent, as its backend reported it: what :meth:`Budget.book` takes.
+
+    Attributes:
+        model: the model that answered, or the one asked when none did.
+        answer: the usage of the completion that answered; ``None`` when the
+            call failed, was cut off or was cancelled, and then it is no call,
+            only attempts.
+        attempts: every HTTP attempt the backend reported, retries included.
+        reported_attempts: the attempts an answering backend says it made,
+            for a backend that reports none one by one.
+    """
+
+    model: str
+    answer: TokenUsage | None = None
+    attempts: tuple[Attempt, ...] = ()
+    reported_attempts: int = 1
+
+
 class Budget:
     """The tree-wide spending account for one query; thread-safe.
 
@@ -258,8 +297,11 @@ class Budget:
 
     FINAL_ALLOWANCE = Decimal("0.10")
 
-    def __init__(self, limits: Limits, *, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self, limits: Limits, *, prices: PriceTable | None = None, clock: Any = time.monotonic
+    ) -> None:
         self.limits = limits
+        self.prices: PriceTable = prices or _FreePrices()
         self.usage = Usage()
         self._clock = clock
         self._started = clock()
@@ -289,15 +331,17 @@ class Budget:
 
     def check_before_call(
         self, *, count: int = 1, input_tokens: int = 0, final: bool = False
-    ) -> None:
+    ) -> float:
         """Raise if ``count`` more calls with about ``input_tokens`` each would cross a limit.
 
-        Calls that passed the check but have not finished are counted as
-        spent, so concurrent sub-calls cannot all slip under the limit.
+        Calls that passed the check but have not been booked are counted as
+        spent, so concurrent sub-calls cannot all slip under the limit. Returns
+        the seconds left before ``max_wall_seconds``: the most a call may wait.
         """
         with self._lock:
             self._check_locked(count=count, input_tokens=input_tokens, final=final)
             self._in_flight += count
+        return self.remaining_seconds
 
     def _check_locked(self, *, count: int, input_tokens: int, final: bool) -> None:
         lim = self.limits
@@ -332,82 +376,54 @@ class Budget:
         with self._lock:
             self._in_flight = max(0, self._in_flight - count)
 
-    def record(
-        self,
-        model: str,
-        *,
-        input_tokens: int,
-        output_tokens: int,
-        cost: Decimal,
-        estimated: bool = False,
-        priced: bool = True,
-        attempts: int = 1,
-        failed_attempts: int = 0,
-    ) -> None:
-        """Book a finished call (which passed :meth:`check_before_call`).
+    def book(self, call: CallUsage) -> None:
+        """Book a call that passed :meth:`check_before_call`, however it ended; frees its slot.
 
-        ``attempts`` counts every HTTP attempt the call took, the
-        ``failed_attempts`` before the one that answered included; the tokens
-        and cost are the call's whole bill, failed attempts' included.
+        Every attempt counts, and whatever the provider billed for it, so
+        retries and failed calls are spend too. Only a call that answered
+        counts as a call (what ``max_llm_calls`` limits); its bill is the
+        answer's usage plus that of the attempts that failed before it.
         """
+        attempts = call.attempts
+        if call.answer is None and not attempts:
+            self.release()
+            return
+        failed = [a for a in attempts if a.outcome != "ok"]
+        if call.answer is None:
+            billed = [a.usage for a in attempts]
+            count, failures = len(attempts), len(failed)
+            cancelled = sum(1 for a in failed if a.outcome == "cancelled")
+        else:
+            billed = [call.answer, *(a.usage for a in failed)]
+            # A backend that reports no attempts is accounted from the completion.
+            count = len(attempts) if attempts else max(1, call.reported_attempts)
+            failures, cancelled = (len(failed) if attempts else count - 1), 0
+        usage = TokenUsage(
+            input_tokens=sum(u.input_tokens for u in billed if u is not None),
+            output_tokens=sum(u.output_tokens for u in billed if u is not None),
+            estimated=any(u.estimated for u in billed if u is not None),
+        )
+        cost = self.prices.cost(call.model, usage)
+        priced = self.prices.is_priced(call.model)
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
-            m = self._book(model, input_tokens, output_tokens, cost, estimated, priced)
-            m.calls += 1
-            m.attempts += attempts
-            m.failed_attempts += failed_attempts
-
-    def record_attempts(
-        self,
-        model: str,
-        *,
-        attempts: int,
-        failed: int,
-        cancelled: int = 0,
-        input_tokens: int = 0,
-        output_tokens: int = 0,
-        cost: Decimal = Decimal(0),
-        estimated: bool = False,
-        priced: bool = True,
-    ) -> None:
-        """Book the attempts of a call that ended without an answer.
-
-        They reached (or tried to reach) the provider and may have been
-        billed, so they count as attempts and their reported tokens and cost
-        count as spent; the call does not count as a call. ``failed``
-        includes the ``cancelled`` ones. The in-flight slot is freed by
-        :meth:`release`, not here.
-        """
-        if attempts <= 0 and not (input_tokens or output_tokens or cost):
-            return
-        with self._lock:
-            m = self._book(model, input_tokens, output_tokens, cost, estimated, priced)
-            m.attempts += attempts
-            m.failed_attempts += failed
+            m = self.usage.models.setdefault(call.model, ModelUsage())
+            m.calls += int(call.answer is not None)
+            m.attempts += count
+            m.failed_attempts += failures
             m.cancelled_attempts += cancelled
+            m.input_tokens += usage.input_tokens
+            m.output_tokens += usage.output_tokens
+            m.cost_usd += cost
+            m.estimated = m.estimated or usage.estimated
+            m.priced = m.priced and priced
 
-    def _book(
-        self,
-        model: str,
-        input_tokens: int,
-        output_tokens: int,
-        cost: Decimal,
-        estimated: bool,
-        priced: bool,
-    ) -> ModelUsage:
-        m = self.usage.models.setdefault(model, ModelUsage())
-        m.input_tokens += input_tokens
-        m.output_tokens += output_tokens
-        m.cost_usd += cost
-        m.estimated = m.estimated or estimated
-        m.priced = m.priced and priced
-        return m
-
-    def record_cache_hit(self, model: str, *, priced: bool = True) -> None:
+    def book_cache_hit(self, model: str) -> None:
+        """Book a sub-call answered from the memo: no spend, but the model was used."""
         with self._lock:
             m = self.usage.models.setdefault(model, ModelUsage())
             m.cache_hits += 1
-            m.priced = m.priced and priced
+            m.priced = m.priced and self.prices.is_priced(model)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

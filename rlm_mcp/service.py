@@ -430,17 +430,12 @@ class RlmService:
         context: str | None = None,
         context_label: str = "",
     ) -> RLMResult:
-        if not isinstance(question, str) or not question.strip():
-            raise ConfigError("the question is empty: pass the question to answer")
+        """Ask the engine; it validates the question and the limits (:meth:`RLMEngine.run`)."""
         loaded = self.get(repo)
-        engine = self.engine()
-        tightened = self.limits.tighten(
-            Limits.from_mapping(limits, self.limits) if limits else None
-        )
-        return await engine.run(
+        return await self.engine().run(
             question,
             loaded.repo,
-            limits=tightened,
+            limits=limits,
             progress=progress,
             context=context,
             context_label=context_label,

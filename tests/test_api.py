@@ -9,8 +9,8 @@ from llm_script import Script, code
 
 import rlm_mcp
 from rlm_mcp import RLM, IndexSettings, ModelEndpoint
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.errors import BackendError, RepositoryNotFound
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 
 def test_public_api_is_explicit_and_importable() -> None:

@@ -4,7 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from rlm_mcp.budget import Budget, Limits
+from rlm_mcp.backends import Attempt, Pricing, TokenUsage
+from rlm_mcp.budget import Budget, CallUsage, Limits
 from rlm_mcp.errors import (
     CallLimitExceeded,
     ConfigError,
@@ -46,16 +47,18 @@ def test_call_limit_counts_in_flight_calls() -> None:
 def test_final_allowance_passes_call_limit_but_not_far_past_tokens() -> None:
     budget = Budget(Limits(max_llm_calls=1, max_tokens=1000))
     budget.check_before_call()
-    budget.record("m", input_tokens=900, output_tokens=0, cost=Decimal(0))
+    budget.book(CallUsage("m", answer=TokenUsage(900, 0)))
     budget.check_before_call(final=True, input_tokens=150)
     with pytest.raises(TokenLimitExceeded):
         budget.check_before_call(final=True, input_tokens=500)
 
 
 def test_cost_limit_and_depth_limit_name_themselves() -> None:
-    budget = Budget(Limits(max_cost_usd=Decimal("0.01"), max_depth=1))
+    prices = Pricing(overrides={"m": (Decimal(10_000), Decimal(10_000))})
+    budget = Budget(Limits(max_cost_usd=Decimal("0.01"), max_depth=1), prices=prices)
     budget.check_before_call()
-    budget.record("m", input_tokens=1, output_tokens=1, cost=Decimal("0.02"))
+    budget.book(CallUsage("m", answer=TokenUsage(1, 1)))
+    assert budget.usage.cost_usd == Decimal("0.02")
     with pytest.raises(CostLimitExceeded) as info:
         budget.check_before_call()
     assert info.value.limit == "max_cost_usd"
@@ -64,20 +67,20 @@ def test_cost_limit_and_depth_limit_name_themselves() -> None:
 
 
 def test_attempts_of_answered_and_unanswered_calls_are_counted_but_only_answers_are_calls() -> None:
-    budget = Budget(Limits(max_llm_calls=2))
+    prices = Pricing(overrides={"m": (Decimal(62_500), Decimal(62_500))})
+    budget = Budget(Limits(max_llm_calls=2), prices=prices)
     budget.check_before_call()
-    budget.record(
-        "m", input_tokens=10, output_tokens=5, cost=Decimal(0), attempts=3, failed_attempts=2
-    )
+    retried = (Attempt("m", "failed", kind="timeout"), Attempt("m", "failed"), Attempt("m", "ok"))
+    budget.book(CallUsage("m", answer=TokenUsage(0, 0), attempts=retried))
     budget.check_before_call()
-    budget.release()
-    budget.record_attempts(
-        "m", attempts=2, failed=2, cancelled=1, input_tokens=7, output_tokens=1, cost=Decimal("0.5")
+    billed = TokenUsage(7, 1)
+    budget.book(
+        CallUsage("m", attempts=(Attempt("m", "failed", usage=billed), Attempt("m", "cancelled")))
     )
 
     m = budget.usage.models["m"]
     assert (m.calls, m.attempts, m.failed_attempts, m.cancelled_attempts) == (1, 5, 4, 1)
-    assert (m.input_tokens, m.output_tokens, m.cost_usd) == (17, 6, Decimal("0.5"))
+    assert (m.input_tokens, m.output_tokens, m.cost_usd) == (7, 1, Decimal("0.5"))
     budget.check_before_call()
     usage = budget.usage.as_dict()
     assert (usage["calls"], usage["attempts"], usage["failed_attempts"]) == (1, 5, 4)
@@ -86,18 +89,29 @@ def test_attempts_of_answered_and_unanswered_calls_are_counted_but_only_answers_
     assert budget.snapshot()["attempts"] == 5
 
 
-def test_a_call_that_never_reached_a_provider_books_nothing() -> None:
-    budget = Budget(Limits())
-    budget.record_attempts("m", attempts=0, failed=0)
+def test_a_call_that_never_reached_a_provider_books_nothing_and_frees_its_slot() -> None:
+    budget = Budget(Limits(max_llm_calls=1))
+    budget.check_before_call()
+    budget.book(CallUsage("m"))
     assert budget.usage.models == {}
+    budget.check_before_call()
+
+
+def test_a_call_answered_by_a_backend_that_reports_no_attempts_counts_the_completions() -> None:
+    budget = Budget(Limits())
+    budget.check_before_call()
+    budget.book(CallUsage("m", answer=TokenUsage(3, 2, estimated=True), reported_attempts=3))
+    m = budget.usage.models["m"]
+    assert (m.calls, m.attempts, m.failed_attempts, m.cancelled_attempts) == (1, 3, 2, 0)
+    assert (m.input_tokens, m.output_tokens, m.estimated) == (3, 2, True)
 
 
 def test_unpriced_models_are_listed_and_flagged_on_every_row() -> None:
-    budget = Budget(Limits())
+    budget = Budget(Limits(), prices=Pricing(overrides={"priced": (Decimal(1), Decimal(1))}))
     budget.check_before_call()
-    budget.record("priced", input_tokens=1, output_tokens=1, cost=Decimal("0.01"))
-    budget.record_attempts("local", attempts=1, failed=1, priced=False)
-    budget.record_cache_hit("local-alias", priced=False)
+    budget.book(CallUsage("priced", answer=TokenUsage(1, 1)))
+    budget.book(CallUsage("local", attempts=(Attempt("local", "failed"),)))
+    budget.book_cache_hit("local-alias")
 
     usage = budget.usage.as_dict()
     assert usage["unpriced_models"] == ["local", "local-alias"]

@@ -1,6 +1,13 @@
 """The model-free commands over one repository: index, find, symbols, references, callers,
 outline, read and map. Each loads PATH (reusing the cache), asks the index and prints
-text, or with ``--json`` the same object the matching MCP tool returns."""
+text, or with ``--json`` the same object the matching MCP tool returns: both build it with
+:mod:`rlm_mcp.schemas` (``partial`` is always null here: the CLI loads the index completely
+before it answers).
+
+``search --json`` (:mod:`rlm_mcp.cli._search`) is the one deliberate difference: its hits are
+objects (``path``, ``line``, ``text``) where ``rlm_search`` returns ``"path:line:text"``
+strings, because a shell consumer (``jq``) should not split strings on colons that paths and
+code contain."""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-import rlm_mcp.cli._results as results
+import rlm_mcp.schemas as schemas
 from rlm_mcp.cli._common import (
     EXIT_NEGATIVE,
     EXIT_OK,
@@ -101,7 +108,7 @@ async def cmd_find(args: argparse.Namespace, ctx: Ctx) -> int:
     )
     hits, version = out
     if args.json:
-        dump(results.find_result(hits, version))
+        dump(schemas.find_result(hits, version))
     else:
         for h in hits:
             print(h)
@@ -122,7 +129,7 @@ async def cmd_symbols(args: argparse.Namespace, ctx: Ctx) -> int:
     )
     defs, version = out
     if args.json:
-        dump(results.symbols_result(defs, version))
+        dump(schemas.symbols_result(defs, version))
     else:
         for d in defs:
             print(f"{d.path}:{d.start_line}-{d.end_line}: {d.kind} {d.qualname}{_signature(d)}")
@@ -149,7 +156,7 @@ async def cmd_references(args: argparse.Namespace, ctx: Ctx) -> int:
 
     (refs, version, texts), _ = await on_repo(ctx, args.path, work)
     if args.json:
-        dump(results.references_result(refs, version))
+        dump(schemas.references_result(refs, version))
     else:
         for ref, text in zip(refs, texts, strict=True):
             print(f"{ref.path}:{ref.line}: {text}")
@@ -161,7 +168,7 @@ async def cmd_callers(args: argparse.Namespace, ctx: Ctx) -> int:
     out, _ = await on_repo(ctx, args.path, lambda r: (r.callers(args.name, args.limit), r.version))
     pairs, version = out
     if args.json:
-        dump(results.callers_result(pairs, version))
+        dump(schemas.callers_result(pairs, version))
     else:
         for ref, d in pairs:
             where = f"{d.kind} {d.qualname}" if d else "top level"
@@ -174,7 +181,7 @@ async def cmd_outline(args: argparse.Namespace, ctx: Ctx) -> int:
     out, _ = await on_repo(ctx, args.path, lambda r: (r.outline(file), r.version))
     defs, version = out
     if args.json:
-        dump(results.symbols_result(defs, version))
+        dump(schemas.symbols_result(defs, version))
     else:
         for d in defs:
             indent = "  " * d.qualname.count(".")
@@ -192,7 +199,7 @@ async def cmd_read(args: argparse.Namespace, ctx: Ctx) -> int:
     )
     text, version = out
     if args.json:
-        dump(results.text_result(text, version))
+        dump(schemas.text_result(text, version))
     elif text:
         print(text)
     return EXIT_OK
@@ -205,7 +212,7 @@ async def cmd_map(args: argparse.Namespace, ctx: Ctx) -> int:
     out, _ = await on_repo(ctx, args.path, lambda r: (r.repo_map(args.tokens, focus), r.version))
     text, version = out
     if args.json:
-        dump(results.text_result(text, version))
+        dump(schemas.text_result(text, version))
     elif text:
         print(text)
     return EXIT_OK

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
-import rlm_mcp.cli._results as results
+import rlm_mcp.schemas as schemas
 from rlm_mcp.cli._common import (
     EXIT_FAILED,
     EXIT_INCOMPLETE,
@@ -41,6 +41,7 @@ from rlm_mcp.cli._common import (
 from rlm_mcp.errors import RepositoryNotFound
 
 if TYPE_CHECKING:
+    from rlm_mcp.engine.progress import ProgressEvent
     from rlm_mcp.engine.result import RLMResult
     from rlm_mcp.service import LoadSummary, RlmService
 
@@ -77,16 +78,14 @@ class Progress:
             f"{elapsed:.0f}s · waiting for the model"
         )
 
-    async def __call__(self, event: dict[str, Any]) -> None:
-        self.calls = int(event.get("calls", self.calls))
-        self.cost = str(event.get("cost_usd", self.cost))
-        if event.get("kind") == "iteration":
-            depth = int(event.get("depth", 0) or 0)
-            done = f"turn {event.get('iteration')}/{event.get('max_iterations')} (depth {depth})"
-            if depth == 0:
-                self.turn = min(int(event.get("iteration", 0)) + 1, self.max_turns)
+    async def __call__(self, event: ProgressEvent) -> None:
+        self.calls, self.cost = event.calls, event.cost_usd
+        if event.kind == "iteration":
+            done = f"turn {event.iteration}/{event.max_iterations} (depth {event.depth})"
+            if event.depth == 0:
+                self.turn = min(event.iteration + 1, self.max_turns)
         else:
-            self.sub_calls = int(event.get("sub_calls", self.sub_calls))
+            self.sub_calls = event.sub_calls
             done = f"{self.sub_calls} sub-calls"
         if self.mode == "lines":
             say(f"rlm-mcp: {done} done; {self.calls} LLM calls, ${self.cost} spent")
@@ -200,7 +199,7 @@ async def _ask_from_search(args: argparse.Namespace, ctx: Ctx) -> int:
         payload = {
             "answer": None,
             "status": "search_only",
-            "candidates": [results.search_hit(h) for h in hits],
+            "candidates": [schemas.search_hit(h) for h in hits],
         }
         dump(payload)
     else:

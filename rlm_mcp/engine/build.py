@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rlm_mcp.backends import LLMBackend, Pricing, make_backend
 from rlm_mcp.budget import Limits
-from rlm_mcp.config import DEFAULT_CONTEXT_WINDOW, Settings
-from rlm_mcp.engine.core import RLMEngine
+from rlm_mcp.config import DEFAULT_CONTEXT_WINDOW, ModelEndpoint, Settings
+from rlm_mcp.engine.core import EngineOptions, ModelSpec, RLMEngine
 
 __all__ = ["build_engine"]
 
@@ -39,15 +39,18 @@ def build_engine(
         else:
             sub = root
     engine = RLMEngine(
-        root,
-        sub,
+        _spec(root, root_ep),
+        _spec(sub, sub_ep),
         limits=limits,
         sandbox=settings.sandbox,
-        pricing=Pricing(overrides=settings.prices_usd_per_mtok),
+        options=EngineOptions(pricing=Pricing(overrides=settings.prices_usd_per_mtok)),
         trajectory_dir=settings.trajectory_dir,
-        root_window=root_ep.context_window if root_ep else DEFAULT_CONTEXT_WINDOW,
-        sub_window=sub_ep.context_window if sub_ep else DEFAULT_CONTEXT_WINDOW,
-        root_max_output=root_ep.max_output_tokens if root_ep else None,
-        sub_max_output=sub_ep.max_output_tokens if sub_ep else None,
     )
     return engine, owned
+
+
+def _spec(backend: LLMBackend, endpoint: ModelEndpoint | None) -> ModelSpec:
+    """The endpoint sizes the prompts, even when a caller's backend makes the calls."""
+    if endpoint is None:
+        return ModelSpec(backend, DEFAULT_CONTEXT_WINDOW)
+    return ModelSpec(backend, endpoint.context_window, endpoint.max_output_tokens)

@@ -21,8 +21,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -32,11 +31,12 @@ from rlm_mcp.backends.base import (
     CompletionRequest,
     LLMBackend,
     Message,
-    TokenUsage,
     estimate_tokens,
 )
-from rlm_mcp.budget import Budget, Limits
+from rlm_mcp.budget import Budget, CallUsage, Limits, PriceTable
+from rlm_mcp.config import DEFAULT_CONTEXT_WINDOW
 from rlm_mcp.engine import prompts
+from rlm_mcp.engine.progress import ProgressCallback, ProgressEvent, ProgressKind
 from rlm_mcp.engine.replapi import RepositoryLike
 from rlm_mcp.engine.result import EvidenceLog
 from rlm_mcp.engine.trajectory import TrajectoryWriter
@@ -50,11 +50,10 @@ from rlm_mcp.errors import (
 )
 from sandbox import Session
 
-__all__ = ["EngineConfig", "LevelSignals", "PriceTable", "ProgressCallback", "QueryRun"]
+__all__ = ["EngineConfig", "LevelSignals", "ModelSpec", "ProgressCallback", "QueryRun"]
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
 Spawn = Callable[[str, str | None, int], Awaitable[str]]
 T = TypeVar("T")
 
@@ -65,24 +64,36 @@ _SUBQUERY_STOP_AT = 6
 _CANCEL_GRACE_SECONDS = 5.0
 
 
-class PriceTable(Protocol):
-    def cost(self, model: str, usage: TokenUsage) -> Decimal: ...
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A model as the engine uses it: the backend that calls it and the sizes prompts fit.
 
-    def is_priced(self, model: str) -> bool: ...
+    Attributes:
+        context_window: the model's window in tokens; prompts are sized to it.
+        max_output_tokens: the cap on each reply; ``None`` leaves the provider's default.
+    """
+
+    backend: LLMBackend
+    context_window: int = DEFAULT_CONTEXT_WINDOW
+    max_output_tokens: int | None = None
+
+    @property
+    def model(self) -> str:
+        return self.backend.model
 
 
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
-    """What the calling machinery needs from the engine: backends, windows, prices."""
+    """What the calling machinery needs from the engine: the two models and the prices."""
 
-    root: LLMBackend
-    sub: LLMBackend
-    pricing: PriceTable
-    root_window: int
-    sub_window: int
-    root_max_output: int | None
-    sub_max_output: int | None
-    sub_models: frozenset[str]
+    root: ModelSpec
+    sub: ModelSpec
+    pricing: PriceTable | None = None
+
+    @property
+    def sub_models(self) -> frozenset[str]:
+        """The models ``llm_query(model=...)`` may name."""
+        return frozenset({self.root.model, self.sub.model})
 
 
 @dataclass(slots=True)
@@ -108,7 +119,7 @@ class QueryRun:
         self.engine = engine
         self.repo = repo
         self.limits = limits
-        self.budget = Budget(limits)
+        self.budget = Budget(limits, prices=engine.pricing)
         self.evidence = EvidenceLog()
         self.progress = progress
         self.writer = trajectory
@@ -145,11 +156,27 @@ class QueryRun:
                 await anyio.to_thread.run_sync(session.close)
         self.tmp.cleanup()
 
-    async def notify(self, event: dict[str, Any]) -> None:
+    async def notify(
+        self, kind: ProgressKind, depth: int, iteration: int = 0, max_iterations: int = 0
+    ) -> None:
         if self.progress is None:
             return
         try:
-            await self.progress({**event, **self.budget.snapshot()})
+            spend = self.budget.snapshot()
+            await self.progress(
+                ProgressEvent(
+                    kind,
+                    depth,
+                    calls=spend["calls"],
+                    attempts=spend["attempts"],
+                    tokens=spend["tokens"],
+                    cost_usd=spend["cost_usd"],
+                    elapsed_seconds=spend["elapsed_seconds"],
+                    sub_calls=self.sub_calls,
+                    iteration=iteration,
+                    max_iterations=max_iterations,
+                )
+            )
         except Exception:
             log.debug("progress callback failed", exc_info=True)
 
@@ -210,25 +237,24 @@ class QueryRun:
 
     async def root_call(self, messages: list[Message], *, final: bool = False) -> Completion:
         est = sum(estimate_tokens(m.content) for m in messages)
-        self.budget.check_before_call(input_tokens=est, final=final)
+        seconds = self.budget.check_before_call(input_tokens=est, final=final)
+        root = self.engine.root
         request = CompletionRequest(
-            messages=tuple(messages), max_tokens=self.engine.root_max_output, stop=prompts.ROOT_STOP
+            messages=tuple(messages), max_tokens=root.max_output_tokens, stop=prompts.ROOT_STOP
         )
         if final:
             # The reserved final-answer call may pass max_wall_seconds, but only by a bounded slice.
-            allowance = min(120.0, max(15.0, 0.25 * self.limits.max_wall_seconds))
-            return await self._complete(self.engine.root, request, deadline=allowance)
-        return await self._complete(self.engine.root, request)
+            seconds = min(120.0, max(15.0, 0.25 * self.limits.max_wall_seconds))
+        return await self._complete(root.backend, request, seconds)
 
     async def _complete(
-        self, backend: LLMBackend, request: CompletionRequest, *, deadline: float | None = None
+        self, backend: LLMBackend, request: CompletionRequest, seconds: float
     ) -> Completion:
-        """One LLM call, booked on the budget, cut off when the query's time runs out.
+        """One LLM call that passed the budget's check, cut off after ``seconds``; then booked.
 
         Every attempt the backend makes is booked, whether the call answers,
         fails, is cut off or is cancelled: retries are spend too.
         """
-        seconds = self.budget.remaining_seconds if deadline is None else deadline
         model = request.model or backend.model
         attempts: list[Attempt] = []
         request = dataclasses.replace(request, on_attempt=attempts.append)
@@ -236,62 +262,24 @@ class QueryRun:
             with anyio.fail_after(max(0.001, seconds)):
                 completion = await backend.complete(request)
         except TimeoutError:
-            self.budget.release()
-            self._book_unanswered(model, attempts, None)
+            self.budget.book(CallUsage(model, attempts=tuple(attempts)))
             exc = self._cut_off(model, attempts)
             self.note_limit(exc)
             raise exc from None
         except BaseException as error:
-            self.budget.release()
-            self._book_unanswered(model, attempts, error)
+            if not attempts and isinstance(error, BackendError):
+                attempts = [Attempt(model, "failed", kind=error.kind)]
+            self.budget.book(CallUsage(model, attempts=tuple(attempts)))
             raise
-        name = completion.model or backend.model
-        failed = [a for a in attempts if a.outcome != "ok"]
-        billed = [completion.usage, *(a.usage for a in failed if a.usage is not None)]
-        usage = TokenUsage(
-            input_tokens=sum(u.input_tokens for u in billed),
-            output_tokens=sum(u.output_tokens for u in billed),
-            estimated=any(u.estimated for u in billed),
-        )
-        # A backend that does not report attempts is accounted from the completion.
-        count = len(attempts) if attempts else max(1, completion.attempts)
-        self.budget.record(
-            name,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost=self.engine.pricing.cost(name, usage),
-            estimated=usage.estimated,
-            priced=self.engine.pricing.is_priced(name),
-            attempts=count,
-            failed_attempts=len(failed) if attempts else count - 1,
+        self.budget.book(
+            CallUsage(
+                completion.model or backend.model,
+                answer=completion.usage,
+                attempts=tuple(attempts),
+                reported_attempts=completion.attempts,
+            )
         )
         return completion
-
-    def _book_unanswered(
-        self, model: str, attempts: list[Attempt], error: BaseException | None
-    ) -> None:
-        """Book the attempts of a call that failed, was cut off or was cancelled."""
-        if not attempts and isinstance(error, BackendError):
-            attempts = [Attempt(model, "failed", kind=error.kind)]
-        if not attempts:
-            return
-        billed = [a.usage for a in attempts if a.usage is not None]
-        usage = TokenUsage(
-            input_tokens=sum(u.input_tokens for u in billed),
-            output_tokens=sum(u.output_tokens for u in billed),
-            estimated=any(u.estimated for u in billed),
-        )
-        self.budget.record_attempts(
-            model,
-            attempts=len(attempts),
-            failed=sum(1 for a in attempts if a.outcome != "ok"),
-            cancelled=sum(1 for a in attempts if a.outcome == "cancelled"),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost=self.engine.pricing.cost(model, usage),
-            estimated=usage.estimated,
-            priced=self.engine.pricing.is_priced(model),
-        )
 
     def _cut_off(self, model: str, attempts: list[Attempt]) -> TimeLimitExceeded:
         """The error for a call the query's clock cut off: rate-limited, if that is why."""
@@ -342,7 +330,7 @@ class QueryRun:
             raise SpendingStopped()
         name = model or self.engine.sub.model
         tokens = estimate_tokens(prompt)
-        window = self.engine.sub_window
+        window = self.engine.sub.context_window
         if tokens > window * 0.9:
             raise ValueError(
                 f"the prompt is ~{tokens} tokens, more than the sub-model's window of {window} tokens; "
@@ -363,7 +351,7 @@ class QueryRun:
             )
         existing = self.memo.get(key)
         if existing is not None:
-            self.budget.record_cache_hit(name, priced=self.engine.pricing.is_priced(name))
+            self.budget.book_cache_hit(name)
             answer = await asyncio.shield(existing)
             self.writer.write(
                 "sub_call", depth=depth + 1, model=name, prompt=prompt, answer=answer, cached=True
@@ -374,17 +362,18 @@ class QueryRun:
         try:
             async with self.semaphore:
                 try:
-                    self.budget.check_before_call(input_tokens=tokens)
+                    seconds = self.budget.check_before_call(input_tokens=tokens)
                 except BudgetExceeded as exc:
                     self.note_limit(exc)
                     raise
                 completion = await self._complete(
-                    self.engine.sub,
+                    self.engine.sub.backend,
                     CompletionRequest(
                         messages=(Message("system", prompts.SUB_SYSTEM), Message("user", prompt)),
                         model=model,
-                        max_tokens=self.engine.sub_max_output,
+                        max_tokens=self.engine.sub.max_output_tokens,
                     ),
+                    seconds,
                 )
         except BaseException as exc:
             del self.memo[key]
@@ -405,7 +394,7 @@ class QueryRun:
             output_tokens=completion.usage.output_tokens,
             cached=False,
         )
-        await self.notify({"kind": "sub_call", "depth": depth + 1, "sub_calls": self.sub_calls})
+        await self.notify("sub_call", depth + 1)
         return completion.text
 
     async def batched(

@@ -21,32 +21,46 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlm_mcp.backends.base import LLMBackend, TokenUsage
-from rlm_mcp.budget import Limits
-from rlm_mcp.config import DEFAULT_CONTEXT_WINDOW, SandboxSettings
-from rlm_mcp.engine.calls import EngineConfig, PriceTable, ProgressCallback, QueryRun
-from rlm_mcp.engine.level import Outcome, QueryLevel
+from rlm_mcp.budget import Limits, PriceTable
+from rlm_mcp.config import SandboxSettings
+from rlm_mcp.engine.calls import EngineConfig, ModelSpec, ProgressCallback, QueryRun
+from rlm_mcp.engine.level import QueryLevel
 from rlm_mcp.engine.replapi import RepositoryLike
-from rlm_mcp.engine.result import Candidate, RLMResult
+from rlm_mcp.engine.result import Candidate, Outcome, RLMResult
 from rlm_mcp.engine.trajectory import TrajectoryWriter
-from rlm_mcp.errors import BudgetExceeded, RlmMcpError, SandboxUnavailable
+from rlm_mcp.errors import (
+    BackendError,
+    BudgetExceeded,
+    ConfigError,
+    RlmMcpError,
+    SandboxUnavailable,
+    TimeLimitWhileRateLimited,
+)
 
-__all__ = ["ProgressCallback", "RLMEngine"]
+__all__ = ["EngineOptions", "ModelSpec", "ProgressCallback", "RLMEngine"]
 
 log = logging.getLogger(__name__)
 
 
-class _FreePrices:
-    def cost(self, model: str, usage: TokenUsage) -> Any:
-        from decimal import Decimal
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """How the engine runs a query, besides its models and guardrails.
 
-        return Decimal(0)
+    Attributes:
+        pricing: prices calls; ``None`` leaves every model unpriced ($0).
+        confirm_blind_final: a first turn that sets the answer in code whose
+            output the model never saw is asked to confirm it.
+        scout: ranked search on the question before the first root call.
+    """
 
-    def is_priced(self, model: str) -> bool:
-        return False
+    pricing: PriceTable | None = None
+    confirm_blind_final: bool = True
+    scout: bool = True
 
 
 class RLMEngine:
@@ -55,77 +69,58 @@ class RLMEngine:
     Build one from settings with :func:`rlm_mcp.engine.build.build_engine`.
 
     Args:
-        root: the backend for root turns.
-        sub: the backend for ``llm_query``; defaults to ``root``.
+        root: the model for root turns.
+        sub: the model for ``llm_query``; defaults to ``root``.
         limits: the default guardrails; per-query limits can only tighten them.
         sandbox: limits for the REPL worker processes.
-        pricing: prices calls; without it every model is unpriced ($0).
+        options: pricing, scouting and the blind-final check.
         trajectory_dir: where JSON Lines trajectories go; ``None`` writes none.
-        root_window / sub_window: context windows in tokens, to size prompts.
     """
 
     def __init__(
         self,
-        root: LLMBackend,
-        sub: LLMBackend | None = None,
+        root: ModelSpec,
+        sub: ModelSpec | None = None,
         *,
         limits: Limits | None = None,
         sandbox: SandboxSettings | None = None,
-        pricing: PriceTable | None = None,
+        options: EngineOptions | None = None,
         trajectory_dir: Path | None = None,
-        root_window: int = DEFAULT_CONTEXT_WINDOW,
-        sub_window: int = DEFAULT_CONTEXT_WINDOW,
-        root_max_output: int | None = None,
-        sub_max_output: int | None = None,
-        confirm_blind_final: bool = True,
-        scout: bool = True,
     ) -> None:
         self.root = root
         self.sub = sub or root
         self.limits = limits or Limits()
         self.sandbox = sandbox or SandboxSettings()
-        self.pricing: PriceTable = pricing or _FreePrices()
+        self.options = options or EngineOptions()
         self.trajectory_dir = trajectory_dir
-        self.confirm_blind_final = confirm_blind_final
-        self.scout = scout
-        self.calls = EngineConfig(
-            root=self.root,
-            sub=self.sub,
-            pricing=self.pricing,
-            root_window=root_window,
-            sub_window=sub_window,
-            root_max_output=root_max_output,
-            sub_max_output=sub_max_output,
-            sub_models=frozenset({self.root.model, self.sub.model}),
-        )
-
-    @property
-    def root_window(self) -> int:
-        return self.calls.root_window
-
-    @property
-    def sub_window(self) -> int:
-        return self.calls.sub_window
+        self.calls = EngineConfig(root=self.root, sub=self.sub, pricing=self.options.pricing)
 
     async def run(
         self,
         question: str,
         repo: RepositoryLike,
         *,
-        limits: Limits | None = None,
+        limits: Limits | Mapping[str, Any] | None = None,
         progress: ProgressCallback | None = None,
         context: str | None = None,
         context_label: str = "text given with the question",
     ) -> RLMResult:
         """Answer ``question`` about ``repo``; never raises for model or provider failures.
 
-        ``context``, when given, becomes the REPL's ``context`` variable instead
-        of the whole repository's text (e.g. a diff to review); ``repo.*`` still
-        reaches the whole repository. Cancellation propagates (after the REPL
-        workers are killed and in-flight requests cancelled).
+        ``limits`` (a :class:`Limits` or loose values, as a tool call gives
+        them) can only tighten the engine's. ``context``, when given, becomes
+        the REPL's ``context`` variable instead of the whole repository's text
+        (e.g. a diff to review); ``repo.*`` still reaches the whole repository.
+        Cancellation propagates (after the REPL workers are killed and
+        in-flight requests cancelled).
+
+        Raises:
+            ConfigError: the question is empty, or a limit is malformed. This is
+                the one place requests are validated; the service and the
+                library pass them through.
         """
         if not isinstance(question, str) or not question.strip():
-            raise ValueError("the question is empty")
+            raise ConfigError("the question is empty: pass the question to answer")
         effective = self.limits.tighten(limits)
         run = QueryRun(self.calls, repo, effective, progress, TrajectoryWriter(self.trajectory_dir))
 
@@ -139,8 +134,8 @@ class RLMEngine:
         return QueryLevel(
             run,
             sandbox=self.sandbox,
-            confirm_blind_final=self.confirm_blind_final,
-            scout=self.scout,
+            confirm_blind_final=self.options.confirm_blind_final,
+            scout=self.options.scout,
             **kwargs,
         )
 
@@ -168,7 +163,7 @@ class RLMEngine:
                 "",
                 "error",
                 error=f"{type(exc).__name__}: {exc}",
-                error_kind=getattr(exc, "kind", None),
+                error_kind=_kind(exc),
             )
         except BaseException:
             await run.close()
@@ -226,6 +221,11 @@ class RLMEngine:
         raise RuntimeError(
             f"the nested rlm_query produced no answer ({outcome.limit or outcome.error})"
         )
+
+
+def _kind(exc: BaseException) -> str | None:
+    """How a provider failed, when one is why the query failed."""
+    return exc.kind if isinstance(exc, BackendError | TimeLimitWhileRateLimited) else None
 
 
 def _with_locations(answer: str, outcome: Outcome, candidates: list[Candidate]) -> str:

@@ -13,10 +13,12 @@ import builtins
 import difflib
 import keyword
 import re
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
 from rlm_mcp.engine.result import Citation
 from rlm_mcp.errors import RlmMcpError
+from rlm_mcp.index.model import Definition
 
 __all__ = ["check_citations", "extract_citations"]
 
@@ -43,7 +45,7 @@ class Citable(Protocol):
 
     def text(self, path: str) -> str: ...
 
-    def definition(self, name: str) -> Any: ...
+    def definition(self, name: str) -> Sequence[Definition]: ...
 
     def symbols(
         self,
@@ -52,7 +54,7 @@ class Citable(Protocol):
         path_glob: str | None = None,
         match: str = "auto",
         limit: int = 50,
-    ) -> Any: ...
+    ) -> Sequence[Definition]: ...
 
 
 Found = tuple[str, str, int | None, int | None, str]
@@ -184,7 +186,7 @@ def _nearest_symbols(repo: Citable, name: str) -> tuple[str, ...]:
     names: list[str] = []
     for probe in sorted(p for p in probes if len(p) >= 3):
         for d in repo.symbols(probe, match="substring", limit=300):
-            qual = getattr(d, "qualname", None) or getattr(d, "name", "")
+            qual = d.qualname or d.name
             if qual and qual not in names:
                 names.append(qual)
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)

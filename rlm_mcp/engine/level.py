@@ -21,14 +21,20 @@ from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine import prompts
 from rlm_mcp.engine.calls import LevelSignals, QueryRun
 from rlm_mcp.engine.grounding import check_citations
-from rlm_mcp.engine.parsing import extract_code_blocks, mentions_final_in_prose, normalize_code
+from rlm_mcp.engine.parsing import (
+    extract_code_blocks,
+    mentions_final_in_prose,
+    normalize_code,
+    prose_answer,
+    without_turn_echo,
+)
 from rlm_mcp.engine.replapi import (
     prompt_function_list,
     repo_functions,
     session_config,
     start_session,
 )
-from rlm_mcp.engine.result import Candidate, Citation
+from rlm_mcp.engine.result import Candidate, Citation, Outcome
 from rlm_mcp.errors import (
     BackendError,
     BudgetExceeded,
@@ -39,7 +45,7 @@ from rlm_mcp.errors import (
 )
 from sandbox import ExecResult, Session
 
-__all__ = ["Outcome", "QueryLevel"]
+__all__ = ["QueryLevel"]
 
 _CONTEXT_NAME = re.compile(r"\bcontext\b")
 _LOOP_WARN_AT = 2
@@ -49,29 +55,6 @@ _CELL = re.compile(r"<cell-\d+>")
 
 SCOUT_HITS = 8
 SCOUT_CHARS = 2_400
-
-
-class Outcome:
-    __slots__ = ("answer", "citations", "error", "error_kind", "iterations", "limit", "status")
-
-    def __init__(
-        self,
-        answer: str,
-        status: Any,
-        *,
-        limit: str | None = None,
-        error: str | None = None,
-        iterations: int = 0,
-        citations: list[Citation] | None = None,
-        error_kind: str | None = None,
-    ) -> None:
-        self.error_kind = error_kind
-        self.answer = answer
-        self.status = status
-        self.limit = limit
-        self.error = error
-        self.iterations = iterations
-        self.citations = citations or []
 
 
 class QueryLevel:
@@ -107,7 +90,8 @@ class QueryLevel:
         self._dropped = 0
         self._blind = False
         self._grounding_shown = False
-        self.output_limit = min(sandbox.output_limit_chars, max(2_000, query.engine.root_window))
+        window = query.engine.root.context_window
+        self.output_limit = min(sandbox.output_limit_chars, max(2_000, window))
 
     # -- sandbox -------------------------------------------------------------------------
 
@@ -146,11 +130,8 @@ class QueryLevel:
         """
         if not self.scout:
             return ""
-        search = getattr(self.q.repo, "search", None)
-        if search is None:
-            return ""
         try:
-            hits = await anyio.to_thread.run_sync(search, self.question, SCOUT_HITS)
+            hits = await anyio.to_thread.run_sync(self.q.repo.search, self.question, SCOUT_HITS)
         except RlmMcpError:
             return ""
         self.candidates = list(hits)
@@ -215,12 +196,9 @@ class QueryLevel:
 
     def _shape(self) -> str:
         repo = self.q.repo
-        report = getattr(repo, "report", None)
-        files = getattr(report, "files", None)
-        tokens = getattr(report, "tokens", None)
-        langs = getattr(report, "languages", {}) or {}
+        report = repo.report
         lang_text = ", ".join(
-            f"{k} ({v})" for k, v in sorted(langs.items(), key=lambda kv: -kv[1])[:12]
+            f"{k} ({v})" for k, v in sorted(report.languages.items(), key=lambda kv: -kv[1])[:12]
         )
         try:
             layout = repo.layout(2)
@@ -231,22 +209,21 @@ class QueryLevel:
             layout = (
                 "\n".join(lines[:40]) + f"\n... ({len(lines) - 40} more lines: call repo.layout())"
             )
-        note_fn = getattr(repo, "partial_note", None)
-        note = note_fn() if callable(note_fn) else None
+        note = repo.partial_note()
         partial = (
             f"Index: {note}; prefer repo.grep, which covers every file\n"
-            if isinstance(note, str)
+            if note is not None
             else ""
         )
         return (
-            f"Name: {repo.root.name}\nFiles: {files}\nSize: ~{tokens} tokens\n"
+            f"Name: {repo.root.name}\nFiles: {report.files}\nSize: ~{report.tokens} tokens\n"
             f"Languages: {lang_text or 'unknown'}\n{partial}Top-level layout (file counts):\n"
             + prompts.untrusted(layout, "file names")
         )
 
     def _system_prompt(self) -> str:
         lim = self.q.limits
-        functions = prompt_function_list(self.q.engine.sub_window)
+        functions = prompt_function_list(self.q.engine.sub.context_window)
         if self.context_text is not None:
             note = prompts.CONTEXT_IS_GIVEN.format(
                 label=self.context_label,
@@ -254,8 +231,7 @@ class QueryLevel:
                 tokens=estimate_tokens(self.context_text),
             )
         else:
-            tokens = getattr(getattr(self.q.repo, "report", None), "tokens", "?")
-            note = prompts.CONTEXT_IS_REPOSITORY.format(tokens=tokens)
+            note = prompts.CONTEXT_IS_REPOSITORY.format(tokens=self.q.repo.report.tokens)
         return prompts.ROOT_SYSTEM.format(
             shape=self._shape(),
             output_limit=self.output_limit,
@@ -272,7 +248,8 @@ class QueryLevel:
         cut point is remembered, so the prompt's prefix stays the same for
         several turns and a server's prompt cache keeps working.
         """
-        window = self.q.engine.root_window - (self.q.engine.root_max_output or 1024)
+        root = self.q.engine.root
+        window = root.context_window - (root.max_output_tokens or 1024)
         head, tail = messages[:2], messages[2:]
         head_cost = sum(estimate_tokens(m.content) for m in head)
 
@@ -340,19 +317,12 @@ class QueryLevel:
                 input_tokens=reply.usage.input_tokens,
                 output_tokens=reply.usage.output_tokens,
             )
-            await q.notify(
-                {
-                    "kind": "iteration",
-                    "depth": self.depth,
-                    "iteration": iteration,
-                    "max_iterations": q.limits.max_iterations,
-                }
-            )
+            await q.notify("iteration", self.depth, iteration, q.limits.max_iterations)
             messages.append(Message("assistant", reply.text))
             next_turn = self._turn(iteration + 1)
             blocks = extract_code_blocks(reply.text)
             if not blocks:
-                repeat = "\x01prose\x00" + _TURN_ECHO.sub("", " ".join(reply.text.split()))[:2000]
+                repeat = "\x01prose\x00" + without_turn_echo(" ".join(reply.text.split()))[:2000]
                 seen[repeat] += 1
                 if seen[repeat] >= _LOOP_STOP_AT:
                     self.partial = self.partial or reply.text.strip()
@@ -360,7 +330,7 @@ class QueryLevel:
                         f"the same reply without code came {seen[repeat]} times; stopping"
                     )
                     break
-                prose = _prose_answer(reply.text)
+                prose = prose_answer(reply.text)
                 if mentions_final_in_prose(reply.text):
                     nudge = prompts.PROSE_FINAL_NUDGE.format(turn=next_turn)
                 elif prose:
@@ -556,21 +526,6 @@ class QueryLevel:
 
 
 _RESET_ANSWER = 'answer = {"content": "", "ready": False}\n'
-
-
-_TURN_ECHO = re.compile(r"^\s*\[?turn \d+ of \d+\]?\s*", re.IGNORECASE)
-
-
-def _prose_answer(reply: str) -> str:
-    """A reply without code that reads like an answer: offered back as a FINAL(...) call.
-
-    Small models often answer in prose; showing them the exact call that would
-    submit it turns a wasted turn into a finished query (still from executed code).
-    """
-    text = _TURN_ECHO.sub("", reply.strip()).strip()
-    if len(text) < 40:
-        return ""
-    return repr(text[:800])
 
 
 def _endpoint_stalled(reason: BudgetExceeded) -> bool:

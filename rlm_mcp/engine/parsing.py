@@ -11,12 +11,19 @@ import ast
 import re
 import textwrap
 
-__all__ = ["extract_code_blocks", "mentions_final_in_prose", "normalize_code"]
+__all__ = [
+    "extract_code_blocks",
+    "mentions_final_in_prose",
+    "normalize_code",
+    "prose_answer",
+    "without_turn_echo",
+]
 
 _RUNNABLE_TAGS = {"", "python", "py", "python3", "repl", "ipython", "pycon"}
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+.-]*)[^\n]*$", re.MULTILINE)
 _PYCON_PROMPT = re.compile(r"^(>>> |\.\.\. )", re.MULTILINE)
 _FINAL_CALL = re.compile(r"\bFINAL(?:_VAR)?\s*\(")
+_TURN_ECHO = re.compile(r"^\s*\[?turn \d+ of \d+\]?\s*", re.IGNORECASE)
 
 
 def extract_code_blocks(reply: str) -> list[str]:
@@ -96,3 +103,20 @@ def normalize_code(code: str) -> str:
         if text.strip():
             lines.append(" ".join(text.split()))
     return "\n".join(lines)
+
+
+def without_turn_echo(text: str) -> str:
+    """``text`` without a leading ``[turn 3 of 16]`` copied from the prompt."""
+    return _TURN_ECHO.sub("", text)
+
+
+def prose_answer(reply: str) -> str:
+    """A reply without code that reads like an answer: offered back as a FINAL(...) call.
+
+    Small models often answer in prose; showing them the exact call that would
+    submit it turns a wasted turn into a finished query (still from executed code).
+    """
+    text = without_turn_echo(reply.strip()).strip()
+    if len(text) < 40:
+        return ""
+    return repr(text[:800])

@@ -16,15 +16,26 @@ engine (or refused by ``rlm_exec``, which runs without a model).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine.grounding import check_citations
-from rlm_mcp.engine.result import EvidenceLog
+from rlm_mcp.engine.result import Candidate, EvidenceLog
 from rlm_mcp.errors import SandboxUnavailable
+from rlm_mcp.index import GrepHit
+from rlm_mcp.index.model import Definition, LoadReport, Reference
 from rlm_mcp.index.search.grep import grep_block
+from rlm_mcp.schemas import (
+    CallerOut,
+    SearchHitOut,
+    SymbolOut,
+    caller,
+    reference,
+    search_hit,
+    symbol,
+)
 from sandbox import SandboxError, Session, SessionConfig
 
 __all__ = [
@@ -43,10 +54,23 @@ __all__ = [
 
 
 class RepositoryLike(Protocol):
-    """The slice of :class:`rlm_mcp.index.Repository` the engine uses."""
+    """What the engine needs from a repository: :class:`rlm_mcp.index.Repository` has it all.
+
+    Plain texts given to the library are indexed as one-file repositories, so
+    every context the engine sees is a repository.
+    """
 
     @property
     def root(self) -> Path: ...
+
+    @property
+    def report(self) -> LoadReport:
+        """What the load found; the root prompt describes the repository from it."""
+        ...
+
+    def partial_note(self) -> str | None:
+        """Why results from symbols may be incomplete now, or ``None`` once they are not."""
+        ...
 
     def files(self, glob: str = "**") -> list[str]: ...
 
@@ -64,7 +88,11 @@ class RepositoryLike(Protocol):
         fixed: bool = False,
         offset: int = 0,
         context: int = 0,
-    ) -> Sequence[Any]: ...
+    ) -> Sequence[GrepHit]: ...
+
+    def search(
+        self, query: str, limit: int = 20, glob: str | None = None
+    ) -> Sequence[Candidate]: ...
 
     def symbols(
         self,
@@ -73,23 +101,23 @@ class RepositoryLike(Protocol):
         path_glob: str | None = None,
         match: str = "auto",
         limit: int = 50,
-    ) -> Sequence[Any]: ...
+    ) -> Sequence[Definition]: ...
 
-    def definition(self, name: str) -> Sequence[Any]: ...
+    def definition(self, name: str) -> Sequence[Definition]: ...
 
-    def references(self, name: str, limit: int = 200) -> Sequence[Any]: ...
+    def references(self, name: str, limit: int = 200) -> Sequence[Reference]: ...
 
-    def callers(self, name: str, limit: int = 200) -> Sequence[tuple[Any, Any]]: ...
+    def callers(
+        self, name: str, limit: int = 200
+    ) -> Sequence[tuple[Reference, Definition | None]]: ...
 
-    def enclosing(self, path: str, line: int) -> Any: ...
+    def enclosing(self, path: str, line: int) -> Definition | None: ...
 
-    def outline(self, path: str) -> Sequence[Any]: ...
+    def outline(self, path: str) -> Sequence[Definition]: ...
 
-    def repo_map(self, max_tokens: int = 1024, focus: Any = None) -> str: ...
+    def repo_map(self, max_tokens: int = 1024, focus: str | Sequence[str] | None = None) -> str: ...
 
     def layout(self, depth: int = 2) -> str: ...
-
-    def search(self, query: str, limit: int = 20, glob: str | None = None) -> Sequence[Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,43 +279,19 @@ PRELUDE = _PRELUDE.replace(
 """Runs in every fresh REPL before model code: the answer slot and the FINAL functions."""
 
 
-def _plain(item: Any) -> Any:
-    if is_dataclass(item) and not isinstance(item, type):
-        data = asdict(item)
-        if "start_line" in data:
-            data["line"] = data.pop("start_line")
-        return data
-    return item
-
-
-def _def_dict(item: Any) -> dict[str, Any]:
-    d = _plain(item)
-    if isinstance(d, dict):
-        return {
-            "name": d.get("name"),
-            "qualname": d.get("qualname"),
-            "kind": d.get("kind"),
-            "path": d.get("path"),
-            "line": d.get("line"),
-            "end_line": d.get("end_line"),
-            "signature": d.get("signature", ""),
-            "doc": d.get("doc", ""),
-        }
-    return {"value": str(d)}
-
-
 class RepoApi:
     """The host side of ``repo.*``: one method per ``repo.`` row of :data:`REPL_FUNCTIONS`.
 
-    Results are plain JSON values; what a call returned is recorded as evidence.
+    Results are plain JSON values, the shapes of :mod:`rlm_mcp.schemas` (the MCP tools'
+    too); what a call returned is recorded as evidence.
     """
 
     def __init__(self, repo: RepositoryLike, evidence: EvidenceLog) -> None:
         self._repo = repo
         self._evidence = evidence
 
-    def search(self, query: str, limit: int = 20, glob: str | None = None) -> list[dict[str, Any]]:
-        hits = [_plain(h) for h in self._repo.search(query, int(limit), glob)]
+    def search(self, query: str, limit: int = 20, glob: str | None = None) -> list[SearchHitOut]:
+        hits = [search_hit(h) for h in self._repo.search(query, int(limit), glob)]
         for h in hits[:5]:
             self._evidence.add(h["path"], h["line"], h["line"])
         return hits
@@ -331,38 +335,26 @@ class RepoApi:
         path_glob: str | None = None,
         match: str = "auto",
         limit: int = 50,
-    ) -> list[dict[str, Any]]:
-        return [_def_dict(d) for d in self._repo.symbols(query, kind, path_glob, match, limit)]
+    ) -> list[SymbolOut]:
+        return [symbol(d) for d in self._repo.symbols(query, kind, path_glob, match, limit)]
 
-    def definition(self, name: str) -> list[dict[str, Any]]:
-        found = [_def_dict(d) for d in self._repo.definition(name)]
+    def definition(self, name: str) -> list[SymbolOut]:
+        found = [symbol(d) for d in self._repo.definition(name)]
         for d in found[:10]:
-            if isinstance(d.get("path"), str) and isinstance(d.get("line"), int):
-                self._evidence.add(d["path"], d["line"], d.get("end_line") or d["line"])
+            self._evidence.add(d["path"], d["line"], d["end_line"] or d["line"])
         return found
 
     def references(self, name: str, limit: int = 200) -> list[str]:
-        return [f"{r.path}:{r.line}" for r in self._repo.references(name, limit)]
+        return [reference(r) for r in self._repo.references(name, limit)]
 
-    def callers(self, name: str, limit: int = 200) -> list[dict[str, Any]]:
-        found = []
-        for ref, enclosing in self._repo.callers(name, limit):
-            d = _def_dict(enclosing) if enclosing is not None else None
-            found.append(
-                {
-                    "path": ref.path,
-                    "line": ref.line,
-                    "caller": d["qualname"] if d else None,
-                    "caller_kind": d["kind"] if d else None,
-                }
-            )
-        return found
+    def callers(self, name: str, limit: int = 200) -> list[CallerOut]:
+        return [caller(ref, d) for ref, d in self._repo.callers(name, limit)]
 
-    def enclosing(self, path: str, line: int) -> dict[str, Any] | None:
+    def enclosing(self, path: str, line: int) -> SymbolOut | None:
         found = self._repo.enclosing(path, int(line))
         if found is None:
             return None
-        d = _def_dict(found)
+        d = symbol(found)
         self._evidence.add(path, d["line"], d["end_line"] or d["line"])
         return d
 
@@ -371,8 +363,8 @@ class RepoApi:
         self._evidence.add(path, 1, body.count("\n") + 1)
         return body
 
-    def outline(self, path: str) -> list[dict[str, Any]]:
-        return [_def_dict(d) for d in self._repo.outline(path)]
+    def outline(self, path: str) -> list[SymbolOut]:
+        return [symbol(d) for d in self._repo.outline(path)]
 
     def verify(self, text: str) -> dict[str, Any]:
         if not isinstance(text, str):

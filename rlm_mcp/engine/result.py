@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from rlm_mcp.budget import Usage
 from rlm_mcp.index.search.ranked import SearchHit
 
-__all__ = ["Candidate", "Citation", "Evidence", "EvidenceLog", "RLMResult", "Status"]
+__all__ = ["Candidate", "Citation", "Evidence", "EvidenceLog", "Outcome", "RLMResult", "Status"]
 
 Candidate = SearchHit
 """A location ranked search found for the question before any model call."""
@@ -72,6 +72,23 @@ class EvidenceLog:
                     cur_s, cur_e = s, e
             out.append(Evidence(path, cur_s, cur_e))
         return out[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one level of a query ended; the top level's becomes the :class:`RLMResult`.
+
+    The fields mean what :class:`RLMResult`'s of the same name mean.
+    """
+
+    answer: str
+    status: Status
+    _: KW_ONLY
+    limit: str | None = None
+    error: str | None = None
+    iterations: int = 0
+    citations: list[Citation] = field(default_factory=list)
+    error_kind: str | None = None
 
 
 @dataclass(slots=True)

@@ -11,11 +11,11 @@ import pytest
 from llm_script import Script, code, is_sub_call, last_user
 
 from rlm_mcp.backends import OpenAICompatibleBackend
-from rlm_mcp.backends.testing import LoopbackLLMServer
-from rlm_mcp.budget import Limits
-from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings
-from rlm_mcp.engine.core import RLMEngine
+from rlm_mcp.budget import Limits, PriceTable
+from rlm_mcp.config import DEFAULT_CONTEXT_WINDOW, IndexSettings, ModelEndpoint, SandboxSettings
+from rlm_mcp.engine.core import EngineOptions, ModelSpec, RLMEngine
 from rlm_mcp.index import Repository, load
+from rlm_mcp.testing import LoopbackLLMServer
 
 __all__ = ["SAMPLE_FILES", "Script", "code", "is_sub_call", "last_user"]
 
@@ -73,7 +73,11 @@ async def make_engine(llm: LoopbackLLMServer, tmp_path: Path) -> AsyncIterator[E
         timeout: float = 10.0,
         retries: int = 2,
         sub_model: str = "sub-model",
-        **engine_kwargs: Any,
+        root_window: int = DEFAULT_CONTEXT_WINDOW,
+        sub_window: int = DEFAULT_CONTEXT_WINDOW,
+        root_max_output: int | None = None,
+        pricing: PriceTable | None = None,
+        scout: bool = False,
     ) -> RLMEngine:
         def backend(model: str) -> OpenAICompatibleBackend:
             b = OpenAICompatibleBackend(
@@ -87,11 +91,14 @@ async def make_engine(llm: LoopbackLLMServer, tmp_path: Path) -> AsyncIterator[E
             made.append(b)
             return b
 
-        engine_kwargs.setdefault("sandbox", SandboxSettings())
-        engine_kwargs.setdefault("trajectory_dir", tmp_path / "trajectories")
-        engine_kwargs.setdefault("scout", False)
-        limits = limits or Limits(exec_timeout_seconds=10)
-        return RLMEngine(backend("root-model"), backend(sub_model), limits=limits, **engine_kwargs)
+        return RLMEngine(
+            ModelSpec(backend("root-model"), root_window, root_max_output),
+            ModelSpec(backend(sub_model), sub_window),
+            limits=limits or Limits(exec_timeout_seconds=10),
+            sandbox=SandboxSettings(),
+            options=EngineOptions(pricing=pricing, scout=scout),
+            trajectory_dir=tmp_path / "trajectories",
+        )
 
     yield factory
     for b in made:

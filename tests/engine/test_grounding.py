@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.engine.grounding import check_citations
 from rlm_mcp.engine.result import Citation
 from rlm_mcp.index import Repository, load
+from rlm_mcp.testing import LoopbackLLMServer
 
 NODE = '''"""Tree nodes."""
 

@@ -11,9 +11,11 @@ import pytest
 from engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
 
 from rlm_mcp.backends import Pricing
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.budget import Limits
+from rlm_mcp.engine.progress import ProgressEvent
+from rlm_mcp.errors import ConfigError
 from rlm_mcp.index import Repository
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 
 async def test_one_step_answer_comes_from_executed_final(
@@ -434,7 +436,7 @@ async def test_cancelling_a_query_stops_promptly(
 async def test_empty_question_is_refused(
     make_engine: EngineFactory, small_repo: Repository
 ) -> None:
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ConfigError, match="the question is empty"):
         await make_engine().run("  ", small_repo)
 
 
@@ -562,3 +564,23 @@ async def test_enclosing_and_raw_text_help_turn_a_grep_hit_into_a_definition(
     )
     result = await make_engine().run("q?", small_repo)
     assert result.answer == "apply_discount@1 def apply_discount(amount, percent):"
+
+
+async def test_progress_reports_each_turn_and_sub_call_as_a_typed_event(
+    llm: LoopbackLLMServer, make_engine: EngineFactory, small_repo: Repository
+) -> None:
+    llm.responder = Script([code('x = llm_query("say hi")'), code('FINAL("done")')])
+    events: list[ProgressEvent] = []
+
+    async def progress(event: ProgressEvent) -> None:
+        events.append(event)
+
+    result = await make_engine().run("What is here?", small_repo, progress=progress)
+    assert result.status == "completed"
+    kinds = [(e.kind, e.depth) for e in events]
+    assert kinds == [("iteration", 0), ("sub_call", 1), ("iteration", 0)]
+    first, sub, last = events
+    assert (first.iteration, first.max_iterations, first.calls, first.sub_calls) == (1, 16, 1, 0)
+    assert (sub.iteration, sub.calls, sub.sub_calls) == (0, 2, 1)
+    assert (last.iteration, last.calls, last.sub_calls) == (2, 3, 1)
+    assert all(e.cost_usd == "0" and e.elapsed_seconds >= 0 for e in events)

@@ -14,12 +14,12 @@ from engine_helpers import EngineFactory, Script, code, trajectory_events
 from polling import eventually, wait_until
 
 from rlm_mcp.backends import Message, Pricing
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
 from rlm_mcp.budget import Limits
 from rlm_mcp.engine.calls import QueryRun
 from rlm_mcp.engine.trajectory import TrajectoryWriter
 from rlm_mcp.errors import TimeLimitExceeded, TimeLimitWhileRateLimited
 from rlm_mcp.index import Repository
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 CATCH_AND_FINISH = """
 try:

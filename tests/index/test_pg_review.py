@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 from index_helpers import GIT_ENV, git
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
+from rlm_mcp.testing import LoopbackLLMServer
 from tests.cli.cli_helpers import SAMPLE, code, isolated_env, run_cli, write_tree
 from tests.pg_cluster import shared
 

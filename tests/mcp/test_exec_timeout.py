@@ -8,10 +8,10 @@ from typing import Any
 from llm_script import Script, code, last_user
 from mcp.client import Client
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
 from rlm_mcp.budget import Limits
 from rlm_mcp.server import create_server
 from rlm_mcp.service import RlmService
+from rlm_mcp.testing import LoopbackLLMServer
 
 
 def _settings(tmp_path: Path, workspace: Path, llm: LoopbackLLMServer) -> Any:

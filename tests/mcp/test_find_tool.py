@@ -9,7 +9,7 @@ from llm_script import Script, code
 from mcp import Client
 from mcp.server import MCPServer
 
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 HIT_KEYS = {"path", "line", "end_line", "qualname", "kind", "snippet", "score"}
 

@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from serve_helpers import SERVE, free_port, full_env, server_env, wait_for_port, write_sample
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
+from rlm_mcp.testing import LoopbackLLMServer
 
 TOKEN = "s3cret-token-for-tests"
 INIT = {

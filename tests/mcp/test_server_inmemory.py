@@ -12,7 +12,7 @@ from llm_script import Script, code
 from mcp import Client
 from mcp.server import MCPServer
 
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 EXPECTED_TOOLS = [
     "rlm_load",

@@ -12,7 +12,7 @@ from typing import Any
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from serve_helpers import SERVE, full_env, server_env, write_sample
 
-from rlm_mcp.backends.testing import LoopbackLLMServer, Reply
+from rlm_mcp.testing import LoopbackLLMServer, Reply
 
 
 def _descendants(pid: int) -> set[int]:

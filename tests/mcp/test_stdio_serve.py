@@ -11,7 +11,7 @@ from mcp.client.stdio import stdio_client
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 from serve_helpers import SERVE, full_env, server_env, write_sample
 
-from rlm_mcp.backends.testing import LoopbackLLMServer
+from rlm_mcp.testing import LoopbackLLMServer
 
 TOOLS = [
     "rlm_load",
