@@ -13,7 +13,6 @@ file, ``str.find`` locates candidate lines and the regex only checks those.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import threading
@@ -24,8 +23,8 @@ from pathlib import Path
 
 import rlm_mcp.index.search.ripgrep as ripgrep
 from rlm_mcp.errors import SearchError
-from rlm_mcp.index.discover.ignore import translate_glob
 from rlm_mcp.index.files import FileTable
+from rlm_mcp.index.search.globs import GlobSpec, glob_regex, paths_matching
 from rlm_mcp.index.search.grepworker import GrepRequest, GrepTimeout, GrepWorker
 from rlm_mcp.index.search.literals import literal_query
 from rlm_mcp.index.store.base import IndexStore
@@ -86,30 +85,6 @@ class GrepPage:
     hits: list[GrepHit]
     total: int
     total_is_lower_bound: bool
-
-
-@functools.lru_cache(maxsize=256)
-def glob_regex(glob: str) -> re.Pattern[str]:
-    """``**`` spans directories, ``*`` does not; a glob without ``/`` matches at any depth.
-
-    A glob naming a directory also matches every file below it.
-    """
-    g = glob.strip()
-    while g.startswith("./"):
-        g = g[2:]
-    g = g.strip("/")
-    if g in ("", "**", "**/*"):
-        return re.compile(r".*", re.DOTALL)
-    body = translate_glob(g)
-    if "/" not in g:
-        body = "(?:.*/)?" + body
-    return re.compile(body + r"(?:/.*)?\Z", re.DOTALL)
-
-
-def paths_matching(paths: Iterable[str], glob: str) -> list[str]:
-    """Those of ``paths`` that ``glob`` matches (see :func:`glob_regex`), in their order."""
-    rx = glob_regex(glob)
-    return [p for p in paths if rx.match(p)]
 
 
 _BREAKS = set(".^$()[]{}|")
@@ -215,7 +190,7 @@ class Grep:
     def run(
         self,
         pattern: str,
-        glob: str | None,
+        glob: GlobSpec | None,
         max_results: int,
         ignore_case: bool,
         fixed: bool,

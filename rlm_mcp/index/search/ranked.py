@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from rlm_mcp.errors import SearchError
 from rlm_mcp.index.model import Definition, DefQuery, Reference
-from rlm_mcp.index.search.grep import glob_regex
+from rlm_mcp.index.search.globs import GlobSpec, glob_regex
 from rlm_mcp.index.search.ranking import STOPWORDS, query_terms
 from rlm_mcp.index.store.base import IndexStore
 
@@ -61,7 +61,7 @@ KIND_WEIGHTS = {"field": 0.6, "variable": 0.6, "constant": 0.8, "file": 0.9}
 
 
 def search(
-    store: IndexStore, query: str, limit: int = 20, glob: str | None = None
+    store: IndexStore, query: str, limit: int = 20, glob: GlobSpec | None = None
 ) -> list[SearchHit]:
     """Definitions and files ranked for a question or an identifier, best first.
 

@@ -19,6 +19,7 @@ from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.model import Definition, DefQuery, LoadReport, Reference
 from rlm_mcp.index.repomap import render_repo_map
 from rlm_mcp.index.search import ranked
+from rlm_mcp.index.search.globs import GlobSpec
 from rlm_mcp.index.search.grep import (
     GREP_TIMEOUT,
     TEXT_CACHE_BYTES,
@@ -93,7 +94,7 @@ class Searcher:
         hint = f"; did you mean {', '.join(names)}?" if names else ""
         raise SearchError(f"unknown path: {path!r}{hint}")
 
-    def files(self, glob: str = "**") -> list[str]:
+    def files(self, glob: GlobSpec = "**") -> list[str]:
         """Indexed paths matching ``glob`` (``**`` spans directories), sorted."""
         return paths_matching(self.table.entries, glob)
 
@@ -117,7 +118,7 @@ class Searcher:
     def grep(
         self,
         pattern: str,
-        glob: str | None = None,
+        glob: GlobSpec | None = None,
         max_results: int = 100,
         ignore_case: bool = False,
         *,
@@ -137,7 +138,7 @@ class Searcher:
     def grep_page(
         self,
         pattern: str,
-        glob: str | None = None,
+        glob: GlobSpec | None = None,
         max_results: int = 100,
         ignore_case: bool = False,
         *,
@@ -155,7 +156,7 @@ class Searcher:
         self,
         query: str,
         kind: str | None = None,
-        path_glob: str | None = None,
+        path_glob: GlobSpec | None = None,
         match: str = "auto",
         limit: int = 50,
     ) -> list[Definition]:
@@ -214,7 +215,7 @@ class Searcher:
 
     # -- ranked search -------------------------------------------------------
 
-    def search(self, query: str, limit: int = 20, glob: str | None = None) -> list[SearchHit]:
+    def search(self, query: str, limit: int = 20, glob: GlobSpec | None = None) -> list[SearchHit]:
         """Definitions and files ranked for a question or an identifier, best first
         (see :func:`.ranked.search`)."""
         return ranked.search(self.store, query, limit, glob)
