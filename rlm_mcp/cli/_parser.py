@@ -169,25 +169,100 @@ def _model_commands(sub: Any) -> None:
     _settings(p, "trajectory_dir")
 
 
+class _Intermixed(argparse.ArgumentParser):
+    """A parser whose positionals may sit between flags (``search PATH -F PATTERN``), as
+    ripgrep's do, with ``PATH`` optional."""
+
+    _inside = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._inside:
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
 def _search(sub: Any) -> None:
-    p = sub.add_parser(
-        "search",
-        help="regex or fixed-string search over a repository (path:line:text)",
-        description="Search the indexed files of PATH for a Python regular expression (or, "
-        "with -F, a fixed string). Prints path:line:text like grep; -C N adds N lines of "
-        "context (path-line-text, groups separated by --). Reports the total on stderr and "
-        "pages with --offset. Files skipped at indexing (too large, generated, minified, "
-        "binary) are not searched: when nothing matches, or with -v, it says how many and "
-        "how to include them. Exit code: 0 matches, 1 none, 2 bad usage.",
+    kind = sub._parser_class
+    sub._parser_class = _Intermixed
+    try:
+        p = sub.add_parser(
+            "search",
+            help="regex or fixed-string search over a repository (path:line:text)",
+            description="Search the files of PATH (default: the current directory) for a "
+            "Python regular expression (or, with -F, a fixed string), with ripgrep's flags "
+            "where they fit. Prints path:line:text like grep; -C/-A/-B add context lines "
+            "(path-line-text, groups separated by --); -l lists files, -c counts per file. "
+            "Reports the total on stderr and pages with --offset. Files skipped at indexing "
+            "(too large, generated, minified, binary) are not searched: when nothing matches, "
+            "or with -v, it says how many and how to include them. A first search of a large "
+            "tree not yet indexed answers from a direct scan (ripgrep when installed) while the "
+            "index is built in the background. Exit code: 0 matches, 1 none, 2 bad usage.",
+        )
+    finally:
+        sub._parser_class = kind
+    p.add_argument(
+        "words",
+        nargs="*",
+        metavar="[PATH] PATTERN",
+        help="with one word, the pattern (PATH is .); with -e, every word is a PATH",
     )
-    _path(p)
-    p.add_argument("pattern", metavar="PATTERN")
+    p.add_argument(
+        "-e",
+        "--regexp",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a pattern (repeatable: a line matching any of them is a hit)",
+    )
     p.add_argument("-F", "--fixed-strings", action="store_true", help="PATTERN is a literal string")
     p.add_argument("-i", "--ignore-case", action="store_true")
     p.add_argument(
+        "-w",
+        "--word-regexp",
+        action="store_true",
+        help="only matches surrounded by non-word characters",
+    )
+    p.add_argument(
         "-C", "--context", type=int, default=0, metavar="N", help="show N lines around each hit"
     )
-    p.add_argument("--glob", help=_GLOB_HELP)
+    p.add_argument("-A", "--after-context", type=int, metavar="N", help="N lines after each hit")
+    p.add_argument("-B", "--before-context", type=int, metavar="N", help="N lines before each hit")
+    p.add_argument(
+        "-l", "--files-with-matches", action="store_true", help="print only the paths with a hit"
+    )
+    p.add_argument("-c", "--count", action="store_true", help="print path:N, hits per file")
+    p.add_argument(
+        "-g",
+        "--glob",
+        action="append",
+        metavar="GLOB",
+        help="only files matching GLOB (repeatable; '!' excludes, braces expand, the last "
+        "matching glob wins; e.g. -g '*.{py,pyi}' -g '!tests/**')",
+    )
+    p.add_argument(
+        "-t",
+        "--type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="only files of TYPE (repeatable; --type-list lists them)",
+    )
+    p.add_argument(
+        "-T", "--type-not", action="append", default=[], metavar="TYPE", help="no files of TYPE"
+    )
+    p.add_argument("--type-list", action="store_true", help="print the file types and exit")
+    p.add_argument(
+        "--color",
+        "--colour",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour paths, line numbers and matches [default: auto: on a terminal, "
+        "unless NO_COLOR is set]",
+    )
     p.add_argument(
         "--max-results", type=int, default=100, metavar="N", help="hits per page [default: 100]"
     )

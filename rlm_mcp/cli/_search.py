@@ -1,4 +1,4 @@
-"""``rlm-mcp search``: regex or fixed-string search, paged, with context lines like ripgrep.
+"""``rlm-mcp search``: regex or fixed-string search with ripgrep's flags where they fit.
 
 The index's grep returns up to :data:`~rlm_mcp.index.search.searcher.MAX_GREP_RESULTS`
 hits; this command asks for all of them once, so it can report the total,
@@ -6,14 +6,29 @@ page with ``--offset`` and still exit 1 only when nothing matched. Files the
 index skipped (too large, generated, minified, binary) are never searched;
 when nothing matches, or with ``-v``, the command says how many were skipped
 and how to include them, so "no matches" never hides a file the user expected.
+
+A first search of a tree not yet indexed (no cache, or another process is
+writing it) with at least :data:`SCAN_MIN_FILES` files does not wait for the
+cold index: it answers from a direct scan of the files on disk
+(:mod:`~rlm_mcp.index.search.scan`: ripgrep picks, Python's ``re`` confirms),
+says so on stderr (``"source": "scan"`` with ``--json``), and starts ``rlm-mcp
+index`` in the background so the next search uses the index. Ctrl-C kills the
+grep helper and ripgrep at once, however slow the regex.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.to_thread
 
 from rlm_mcp.cli._common import (
     EXIT_NEGATIVE,
@@ -21,14 +36,27 @@ from rlm_mcp.cli._common import (
     Ctx,
     UsageError,
     dump,
-    on_repo,
+    load,
+    make_service,
+    one_shot,
+    paint,
     say,
 )
 
 if TYPE_CHECKING:
     from rlm_mcp.index import Repository
+    from rlm_mcp.index.search.globs import PathFilter
     from rlm_mcp.index.search.grep import GrepHit
     from rlm_mcp.service import LoadSummary
+
+T = TypeVar("T")
+
+SCAN_MIN_FILES = 1_000
+"""A cold tree with fewer candidate files is indexed before the search: its cold index
+takes about as long as a scan (well under a second), and then the search sees exactly
+what the index holds (skipped files reported)."""
+PATH_COLOR, LINE_COLOR, MATCH_COLOR = "35", "32", "1;31"
+"""ripgrep's colours: magenta paths, green line numbers, bold red matches."""
 
 _REMEDY = {
     "too_large": "over {max_bytes:,} bytes; raise RLM_MAX_FILE_BYTES (e.g. "
@@ -49,7 +77,7 @@ def _page_note(offset: int, shown: int, total: int, capped: bool) -> str:
     )
 
 
-def skipped_note(summary: LoadSummary, glob: str | None, max_bytes: int) -> list[str]:
+def skipped_note(summary: LoadSummary, glob: str | PathFilter | None, max_bytes: int) -> list[str]:
     """What the load skipped (files a search could not see), and how to include it."""
     from rlm_mcp.index.search.grep import glob_regex
 
@@ -80,8 +108,265 @@ def skipped_note(summary: LoadSummary, glob: str | None, max_bytes: int) -> list
     return lines
 
 
-def _context(repo: Repository, hits: list[GrepHit], n: int) -> list[tuple[list[str], list[str]]]:
-    """For each hit, up to ``n`` lines before and after it, as the indexed text has them."""
+# -- arguments ------------------------------------------------------------------------
+
+
+def _words(args: argparse.Namespace) -> tuple[Path, list[str]]:
+    """PATH and the patterns: ``[PATH] PATTERN``, or every word a PATH with ``-e``.
+
+    ``PATTERN PATH`` (ripgrep's order) is taken when only the second word names
+    something on disk.
+    """
+    words: list[str] = list(args.words)
+    if args.regexp:
+        if len(words) > 1:
+            raise UsageError(f"search takes one PATH; got {len(words)}: {' '.join(words)}")
+        return Path(words[0] if words else "."), list(args.regexp)
+    if not words:
+        raise UsageError("search needs a PATTERN (or -e PATTERN)")
+    if len(words) == 1:
+        return Path("."), words
+    if len(words) > 2:
+        raise UsageError("search takes [PATH] PATTERN; use -e for several patterns")
+    first, second = words
+    if not os.path.lexists(first) and os.path.lexists(second):
+        first, second = second, first
+    return Path(first), [second]
+
+
+def _source(patterns: list[str], fixed: bool, word: bool) -> str:
+    """One Python regex for ``patterns`` (any of them), escaped with ``-F``, whole words with
+    ``-w``."""
+    if any(p == "" for p in patterns) and not word:
+        raise UsageError("the search pattern is empty")
+    parts = [re.escape(p) if fixed else p for p in patterns]
+    source = parts[0] if len(parts) == 1 else "|".join(f"(?:{p})" for p in parts)
+    return rf"(?<!\w)(?:{source})(?!\w)" if word else source
+
+
+def _filter(args: argparse.Namespace) -> PathFilter | None:
+    from rlm_mcp.index.search.globs import FILE_TYPES, PathFilter
+
+    globs = list(args.glob or [])
+    for t in args.type_not:
+        if t not in FILE_TYPES:
+            raise UsageError(f"unknown file type {t!r}; rlm-mcp search --type-list lists them")
+        globs += [f"!{g}" for g in FILE_TYPES[t]]
+    for t in args.type:
+        if t not in FILE_TYPES:
+            raise UsageError(f"unknown file type {t!r}; rlm-mcp search --type-list lists them")
+    if not globs and not args.type:
+        return None
+    return PathFilter(tuple(globs), tuple(args.type))
+
+
+def _color(args: argparse.Namespace, ctx: Ctx) -> bool:
+    if args.color != "auto":
+        return bool(args.color == "always")
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return tty and "NO_COLOR" not in ctx.env and ctx.env.get("TERM", "") != "dumb"
+
+
+# -- running, interruptibly ---------------------------------------------------------------
+
+
+async def _interruptible(fn: Callable[[], T], stop: Callable[[], None]) -> T:
+    """``fn()`` in a worker thread; a cancellation (Ctrl-C) calls ``stop`` at once, which ends
+    the thread (it kills the grep helper and ripgrep) instead of waiting for the regex."""
+    result: list[T] = []
+    error: list[BaseException] = []
+    done = anyio.Event()
+
+    async def run() -> None:
+        try:
+            result.append(await anyio.to_thread.run_sync(fn))
+        except Exception as exc:
+            error.append(exc)
+        finally:
+            done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        try:
+            await done.wait()
+        except anyio.get_cancelled_exc_class():
+            stop()
+            raise
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def _searching(exc: Exception) -> Exception:
+    from rlm_mcp.errors import SearchError
+
+    return UsageError(str(exc)) if isinstance(exc, SearchError) else exc
+
+
+async def _on_index(ctx: Ctx, path: Path, work: Callable[[Repository], T]) -> tuple[T, LoadSummary]:
+    """Load ``path`` (one-shot) and run ``work`` on it; Ctrl-C stops its grep at once."""
+    service = make_service(one_shot(ctx.config))
+    try:
+        summary = await load(service, path, ctx)
+        repo = service.get().repo
+        try:
+            out = await _interruptible(lambda: work(repo), repo.searcher.interrupt_grep)
+        except Exception as exc:
+            raise _searching(exc) from None
+    finally:
+        await service.aclose()
+    return out, summary
+
+
+def _cold(ctx: Ctx, path: Path) -> bool:
+    """Whether ``path`` has no index yet: no SQLite cache, or another process is writing it."""
+    import fcntl
+
+    from rlm_mcp.config import default_cache_dir
+    from rlm_mcp.index.store.sqlite import db_path_for
+
+    settings = ctx.config.settings.index
+    if settings.index_url:
+        return False
+    cache = settings.cache_dir if settings.cache_dir is not None else default_cache_dir(ctx.env)
+    try:
+        db = db_path_for(Path(cache), path.expanduser().resolve(strict=True))
+    except OSError:
+        return False
+    if not db.exists():
+        return True
+    try:
+        fd = os.open(str(db) + ".lock", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _index_in_background(args: argparse.Namespace, ctx: Ctx, path: Path) -> int | None:
+    """Start ``rlm-mcp index PATH`` detached (its own session, no terminal); its pid."""
+    argv = [sys.executable, "-m", "rlm_mcp", "index", str(path)]
+    for flag, value in (("--config", args.config), ("--cache-dir", args.cache_dir)):
+        if value is not None:
+            argv += [flag, str(value)]
+    try:
+        proc = subprocess.Popen(
+            argv,
+            env=dict(ctx.env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError:
+        return None
+    return proc.pid
+
+
+async def _scan(
+    ctx: Ctx, path: Path, source: str, flags: int, glob: PathFilter | None, context: int
+) -> tuple[list[GrepHit], int, int, str] | None:
+    """The direct scan of a cold tree: hits, files considered, total, engine (None: index)."""
+    import rlm_mcp.index.search.ripgrep as ripgrep
+    from rlm_mcp.index.search.grep import MAX_GREP_RESULTS, GrepHit, required_literal
+    from rlm_mcp.index.search.grepworker import GrepWorker
+    from rlm_mcp.index.search.scan import scan
+
+    settings = ctx.config.settings.index
+    literal = "" if flags & re.IGNORECASE else required_literal(source)
+    worker = GrepWorker()
+
+    def stop() -> None:
+        worker.interrupt()
+        ripgrep.interrupt()
+
+    def work() -> Any:
+        return scan(
+            path,
+            pattern=source,
+            flags=flags,
+            literal=literal,
+            glob=glob,
+            max_results=MAX_GREP_RESULTS,
+            count=False,
+            context=context,
+            timeout=settings.grep_timeout_seconds,
+            max_file_bytes=settings.max_file_bytes,
+            follow_symlinks=settings.follow_symlinks,
+            exclude=settings.cache_dir,
+            worker=worker,
+            min_files=SCAN_MIN_FILES,
+        )
+
+    try:
+        page = await _interruptible(work, stop)
+    except Exception as exc:
+        raise _searching(exc) from None
+    finally:
+        worker.close()
+    if page is None:
+        return None
+    hits = [GrepHit(p, n, t, tuple(b), tuple(a)) for p, n, t, b, a in page.hits]
+    return hits, page.files, page.total, page.engine
+
+
+# -- output ---------------------------------------------------------------------------
+
+
+class _Printer:
+    """ripgrep's layout and colours: ``path:line:text`` hits, ``path-line-text`` context."""
+
+    def __init__(self, rx: re.Pattern[str] | None) -> None:
+        self.rx = rx
+
+    def path(self, path: str) -> str:
+        return paint(path, PATH_COLOR, self.rx is not None)
+
+    def line(self, path: str, no: int, text: str, hit: bool) -> str:
+        sep = ":" if hit else "-"
+        if self.rx is None:
+            return f"{path}{sep}{no}{sep}{text}"
+        if hit:
+            text = self.rx.sub(lambda m: paint(m.group(0), MATCH_COLOR, True), text)
+        return f"{self.path(path)}{sep}{paint(str(no), LINE_COLOR, True)}{sep}{text}"
+
+    def hits(self, hits: list[GrepHit], around: list[tuple[list[str], list[str]]]) -> None:
+        """A hit inside another's context stays a hit; ``--`` between groups that do not touch."""
+        if not around:
+            for h in hits:
+                print(self.line(h.path, h.line, h.text, True))
+            return
+        groups: dict[str, tuple[dict[int, str], dict[int, str]]] = {}
+        for hit, (before, after) in zip(hits, around, strict=True):
+            lines, matched = groups.setdefault(hit.path, ({}, {}))
+            first = hit.line - len(before)
+            lines.update((first + k, t) for k, t in enumerate(before))
+            lines.update((hit.line + 1 + k, t) for k, t in enumerate(after))
+            matched[hit.line] = hit.text
+        started = False
+        for path, (lines, matched) in groups.items():
+            prev: int | None = None
+            for no in sorted(lines.keys() | matched.keys()):
+                if (prev is None and started) or (prev is not None and no > prev + 1):
+                    print("--")
+                is_hit = no in matched
+                print(self.line(path, no, matched[no] if is_hit else lines[no], is_hit))
+                prev, started = no, True
+
+
+def _context(
+    repo: Repository, hits: list[GrepHit], before: int, after: int
+) -> list[tuple[list[str], list[str]]]:
+    """For each hit, the lines before and after it, as the indexed text has them."""
     texts: dict[str, list[str]] = {}
     out: list[tuple[list[str], list[str]]] = []
     for h in hits:
@@ -90,31 +375,8 @@ def _context(repo: Repository, hits: list[GrepHit], n: int) -> list[tuple[list[s
             texts[h.path] = [ln.rstrip("\r") for ln in text.removesuffix("\n").split("\n")]
         lines = texts[h.path]
         i = h.line - 1
-        out.append((lines[max(0, i - n) : i], lines[i + 1 : i + 1 + n]))
+        out.append((lines[max(0, i - before) : i] if before else [], lines[i + 1 : i + 1 + after]))
     return out
-
-
-def _print_with_context(hits: list[GrepHit], around: list[tuple[list[str], list[str]]]) -> None:
-    """ripgrep's layout: ``path:line:text`` for hits, ``path-line-text`` for the lines around
-    them, ``--`` between groups that do not touch; a hit inside another's context stays a hit."""
-    groups: dict[str, tuple[dict[int, str], dict[int, str]]] = {}
-    for hit, (before, after) in zip(hits, around, strict=True):
-        lines, matched = groups.setdefault(hit.path, ({}, {}))
-        first = hit.line - len(before)
-        lines.update((first + k, t) for k, t in enumerate(before))
-        lines.update((hit.line + 1 + k, t) for k, t in enumerate(after))
-        matched[hit.line] = hit.text
-    started = False
-    for path, (lines, matched) in groups.items():
-        prev: int | None = None
-        for no in sorted(lines.keys() | matched.keys()):
-            if (prev is None and started) or (prev is not None and no > prev + 1):
-                print("--")
-            if no in matched:
-                print(f"{path}:{no}:{matched[no]}")
-            else:
-                print(f"{path}-{no}-{lines[no]}")
-            prev, started = no, True
 
 
 def _hit_json(hit: GrepHit, context: tuple[list[str], list[str]] | None) -> dict[str, Any]:
@@ -124,50 +386,104 @@ def _hit_json(hit: GrepHit, context: tuple[list[str], list[str]] | None) -> dict
     return out
 
 
+def _per_file(hits: list[GrepHit]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for h in hits:
+        counts[h.path] = counts.get(h.path, 0) + 1
+    return counts
+
+
 async def cmd_search(args: argparse.Namespace, ctx: Ctx) -> int:
     from rlm_mcp.index.search.grep import MAX_GREP_RESULTS
 
+    if args.type_list:
+        from rlm_mcp.index.search.globs import type_list
+
+        for line in type_list():
+            print(line)
+        return EXIT_OK
     if args.max_results < 1:
         raise UsageError("--max-results must be at least 1")
     if args.offset < 0:
         raise UsageError("--offset must be 0 or more")
-    if args.context < 0:
-        raise UsageError("--context must be 0 or more")
-    pattern = re.escape(args.pattern) if args.fixed_strings else args.pattern
-
-    def work(repo: Repository) -> tuple[list[GrepHit], int, list[Any]]:
-        hits = repo.grep(pattern, args.glob, MAX_GREP_RESULTS, args.ignore_case)
-        page = hits[args.offset : args.offset + args.max_results]
-        around = _context(repo, page, args.context) if args.context else []
-        return hits, repo.version, [page, around]
-
-    (hits, version, (page, around)), summary = await on_repo(ctx, args.path, work)
-    total, capped = len(hits), len(hits) >= MAX_GREP_RESULTS
-    more = capped or args.offset + len(page) < total
-    if args.json:
-        dump(
-            {
-                "hits": [_hit_json(h, around[i] if around else None) for i, h in enumerate(page)],
-                "truncated": more,
-                "total": total,
-                "total_is_lower_bound": capped,
-                "offset": args.offset,
-                "index_version": version,
-            }
+    before = args.before_context if args.before_context is not None else args.context
+    after = args.after_context if args.after_context is not None else args.context
+    if min(before, after, args.context) < 0:
+        raise UsageError("--context, -A and -B must be 0 or more")
+    path, patterns = _words(args)
+    source = _source(patterns, args.fixed_strings, args.word_regexp)
+    flags = re.MULTILINE | (re.IGNORECASE if args.ignore_case else 0)
+    glob = _filter(args)
+    listing = args.files_with_matches or args.count
+    window = (0, MAX_GREP_RESULTS) if listing else (args.offset, args.max_results)
+    scanned = (
+        await _scan(ctx, path, source, flags, glob, max(before, after))
+        if _cold(ctx, path)
+        else None
+    )
+    summary: LoadSummary | None = None
+    if scanned is not None:
+        hits, files, _, engine = scanned
+        version: int | None = None
+        page = hits[window[0] : window[0] + window[1]]
+        around = [(list(h.before[-before:] if before else ()), list(h.after[:after])) for h in page]
+        around = around if before or after else []
+        pid = _index_in_background(args, ctx, path)
+        background = f"indexing in the background (pid {pid})" if pid else "not indexing it"
+        say(
+            f"rlm-mcp: {path} is not indexed yet: answered from a direct scan of {files:,} "
+            f"files ({engine}); {background}, so the next search uses the index"
         )
-    elif around:
-        _print_with_context(page, around)
     else:
-        for hit in page:
-            print(hit)
-    if more and page:
-        say(_page_note(args.offset, len(page), total, capped))
-    elif total and not page:
-        say(f"rlm-mcp: no hits at --offset {args.offset}: there are {total:,}")
-    if not total or args.verbose:
+
+        def work(repo: Repository) -> tuple[list[GrepHit], int | None, list[Any]]:
+            found = repo.grep(source, glob, MAX_GREP_RESULTS, args.ignore_case)
+            page = found[window[0] : window[0] + window[1]]
+            around = _context(repo, page, before, after) if before or after else []
+            return found, repo.version, [page, around]
+
+        (hits, version, parts), summary = await _on_index(ctx, path, work)
+        page, around = parts
+    total, capped = len(hits), len(hits) >= MAX_GREP_RESULTS
+    color = _color(args, ctx)
+    printer = _Printer(re.compile(source, flags) if color else None)
+    if listing:
+        counts = _per_file(hits)
+        if args.json:
+            key = "counts" if args.count else "files"
+            listed: Any = counts if args.count else list(counts)
+            dump({key: listed, "total": total, "total_is_lower_bound": capped})
+        else:
+            for p, n in counts.items():
+                print(f"{printer.path(p)}:{n}" if args.count else printer.path(p))
+        if capped:
+            say(f"rlm-mcp: stopped at {total:,} matching lines; the counts are lower bounds")
+    else:
+        more = capped or args.offset + len(page) < total
+        if args.json:
+            dump(
+                {
+                    "hits": [
+                        _hit_json(h, around[i] if around else None) for i, h in enumerate(page)
+                    ],
+                    "truncated": more,
+                    "total": total,
+                    "total_is_lower_bound": capped,
+                    "offset": args.offset,
+                    "index_version": version,
+                    "source": "scan" if scanned is not None else "index",
+                }
+            )
+        else:
+            printer.hits(page, around)
+        if more and page:
+            say(_page_note(args.offset, len(page), total, capped))
+        elif total and not page:
+            say(f"rlm-mcp: no hits at --offset {args.offset}: there are {total:,}")
+    if summary is not None and (not total or args.verbose):
         if not total:
             say(f"rlm-mcp: no matches in {summary.files:,} indexed files of {summary.root}")
         max_bytes = ctx.config.settings.index.max_file_bytes
-        for line in skipped_note(summary, args.glob, max_bytes):
+        for line in skipped_note(summary, glob, max_bytes):
             say(line)
     return EXIT_OK if total else EXIT_NEGATIVE

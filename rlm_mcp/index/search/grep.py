@@ -25,7 +25,7 @@ import rlm_mcp.index.search.ripgrep as ripgrep
 from rlm_mcp.errors import SearchError
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.search.globs import GlobSpec, glob_regex, paths_matching
-from rlm_mcp.index.search.grepworker import GrepRequest, GrepTimeout, GrepWorker
+from rlm_mcp.index.search.grepworker import GrepInterrupted, GrepRequest, GrepTimeout, GrepWorker
 from rlm_mcp.index.search.literals import literal_query
 from rlm_mcp.index.store.base import IndexStore
 
@@ -182,6 +182,12 @@ class Grep:
         """Stop the helper (it holds the texts); the next grep starts a fresh one."""
         self._worker.close()
 
+    def interrupt(self) -> None:
+        """Stop the grep running now (Ctrl-C) and every later one; see
+        :meth:`~rlm_mcp.index.search.grepworker.GrepWorker.interrupt`."""
+        self._worker.interrupt()
+        ripgrep.interrupt()
+
     def texts_changed(self, paths: Iterable[str]) -> None:
         """The indexer committed ``paths``: the helper re-reads them on its next call."""
         with self._lock:
@@ -249,6 +255,8 @@ class Grep:
                 "(nested quantifiers like (a+)+ backtrack exponentially); simplify it or search "
                 "for a fixed string"
             ) from None
+        except GrepInterrupted:
+            raise SearchError("the search was interrupted") from None
         except re.error as exc:
             raise SearchError(f"invalid regex {pattern!r}: {exc}") from None
         except RuntimeError as exc:

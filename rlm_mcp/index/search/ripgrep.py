@@ -33,6 +33,7 @@ index read, so the hits are always the index's.
 from __future__ import annotations
 
 import _sre  # type: ignore[import-not-found]  # the case folding re itself uses
+import contextlib
 import functools
 import os
 import re
@@ -51,7 +52,7 @@ from typing import Any
 
 from rlm_mcp.index.search.literals import parse_pattern
 
-__all__ = ["MIN_BYTES", "candidates", "relax", "ripgrep"]
+__all__ = ["MIN_BYTES", "candidates", "interrupt", "relax", "ripgrep"]
 
 MIN_BYTES = 32 << 20
 """Below this many bytes of text Python's scan is as fast as starting ripgrep."""
@@ -347,17 +348,43 @@ def _tops(paths: Iterable[str]) -> list[str] | None:
 
 
 def _run(args: list[str], root: Path, deadline: float) -> tuple[int, bytes] | None:
-    """ripgrep's exit status and output; ``None`` when it did not finish in time."""
+    """ripgrep's exit status and output; ``None`` when it did not finish in time (or was
+    stopped by :func:`interrupt`)."""
     left = deadline - time.monotonic()
     if left <= 0:
         return None
     try:
-        proc = subprocess.run(
-            args, cwd=root, stdin=subprocess.DEVNULL, capture_output=True, timeout=left
-        )
-    except (OSError, subprocess.SubprocessError):
+        proc = subprocess.Popen(
+            args, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    except OSError:
         return None
-    return proc.returncode, proc.stdout
+    with _running_lock:
+        _running.add(proc)
+    try:
+        out, _ = proc.communicate(timeout=left)
+    except subprocess.SubprocessError:
+        proc.kill()
+        proc.communicate()
+        return None
+    finally:
+        with _running_lock:
+            _running.discard(proc)
+    return None if proc.returncode < 0 else (proc.returncode, out)
+
+
+_running: set[subprocess.Popen[bytes]] = set()
+_running_lock = threading.Lock()
+
+
+def interrupt() -> None:
+    """Kill every ripgrep this process runs (Ctrl-C): their callers get ``None`` at once."""
+    with _running_lock:
+        procs = list(_running)
+    for proc in procs:
+        with contextlib.suppress(OSError):
+            proc.kill()
 
 
 def _paths(out: bytes) -> list[str]:

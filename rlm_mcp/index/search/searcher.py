@@ -74,6 +74,10 @@ class Searcher:
         """Stop the grep helper (it holds the texts); the next grep starts a fresh one."""
         self._grep.close()
 
+    def interrupt_grep(self) -> None:
+        """Stop the grep running now, from any thread (Ctrl-C); later greps fail too."""
+        self._grep.interrupt()
+
     def texts_changed(self, changed: Iterable[tuple[str, str]], gone: Iterable[str]) -> None:
         """The indexer committed these paths: the grep helper re-reads them on its next call."""
         self._grep.texts_changed([*(p for p, _ in changed), *gone])
