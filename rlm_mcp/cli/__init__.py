@@ -20,6 +20,9 @@ exit codes (the same for every command):
   4    incomplete: a limit stopped the query (ask prints the best answer so
        far); review: no verdict (neither findings nor NO FINDINGS)
   130  interrupted (Ctrl-C)
+
+A reader that stops early (``rlm-mcp search . def | head``) is not a failure:
+like ripgrep, the command stops quietly and exits 0 when stdout is closed.
 """
 
 from __future__ import annotations
@@ -113,6 +116,33 @@ def _interrupt_once() -> Any:
     return signal.signal(signal.SIGINT, handler)
 
 
+def _pipe_closed(exc: BaseException) -> bool:
+    """``exc`` is a write to a closed pipe, maybe re-raised by a library as its own error."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, BrokenPipeError):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _reader_gone() -> int:
+    """stdout's reader went away (``| head``): nothing more to say, and nothing is wrong.
+
+    stdout is pointed at ``/dev/null`` so the interpreter's flush at exit, of what is
+    still buffered, does not print a second ``BrokenPipeError``.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     parser = build_parser()
@@ -120,7 +150,11 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
     if args.command == "completion":
         from rlm_mcp.cli._completion import render
 
-        sys.stdout.write(render(parser, args.shell))
+        try:
+            sys.stdout.write(render(parser, args.shell))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _reader_gone()
         return EXIT_OK
     environ = dict(os.environ if env is None else env)
     flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
@@ -138,11 +172,16 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         code: int = anyio.run(_command(args), args, ctx)
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        sys.stdout.flush()
         return code
+    except BrokenPipeError:
+        return _reader_gone()
     except (UsageError, ConfigError, RepositoryNotFound) as exc:
         say(error_line(str(exc), ctx.color))
         return EXIT_USAGE
     except (Failure, RlmMcpError, OSError) as exc:
+        if _pipe_closed(exc):
+            return _reader_gone()
         message = str(exc)
         if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
             message = f"{exc.filename}: {exc.strerror or exc}"
