@@ -182,14 +182,15 @@ async def rlm_find(
     ctx: ServiceContext,
     repo: str | None = None,
     limit: int = Field(default=20, ge=1, le=200),
-    glob: str | None = None,
+    glob: str | list[str] | None = None,
 ) -> FindResult:
     """Ranked search for a question or an identifier: "where is the retry policy?".
 
     Ranks definitions and files by BM25 over their names (snake_case and CamelCase split
     into words), paths, signatures, docstrings and comments, with a bonus for identifiers
     named in the query. No LLM involved. Each hit is a path, line range, qualified name,
-    kind, one-line snippet and score; read the best ones with rlm_read.
+    kind, one-line snippet and score; read the best ones with rlm_read. `glob` is one glob
+    or a list, read as by rlm_search.
     """
     return await _on_repo(
         ctx, repo, lambda r: find_result(r.search(query, limit, glob), r.version, r.partial_note())
@@ -200,7 +201,7 @@ async def rlm_search(
     pattern: str,
     ctx: ServiceContext,
     repo: str | None = None,
-    glob: str | None = None,
+    glob: str | list[str] | None = None,
     max_results: int = Field(default=100, ge=1, le=10_000),
     ignore_case: bool = False,
     fixed_strings: bool = False,
@@ -212,8 +213,9 @@ async def rlm_search(
     `pattern` is a Python regular expression, or a literal string with
     `fixed_strings=true` (use it for text with regex characters like `foo(` or `a.b`).
     `total` counts every matching line; page with `offset`. `context` adds that many
-    lines around each hit. Files skipped at load (binary, too large, generated) are not
-    searched: rlm_load's report lists them.
+    lines around each hit. `glob` is one glob or a list with ripgrep's rules: `!` excludes,
+    braces expand (`*.{py,pyi}`), the last matching glob wins. Files skipped at load
+    (binary, too large, generated) are not searched: rlm_load's report lists them.
     """
 
     def work(r: Repository) -> GrepResult:
@@ -243,7 +245,7 @@ async def rlm_symbols(
     ctx: ServiceContext,
     repo: str | None = None,
     kind: str | None = None,
-    path_glob: str | None = None,
+    path_glob: str | list[str] | None = None,
     match: Literal["auto", "exact", "prefix", "substring", "regex"] = "auto",
     limit: int = Field(default=50, ge=1, le=5_000),
 ) -> SymbolsResult:
