@@ -101,7 +101,7 @@ def extension(result: RLMResult) -> dict[str, Any]:
         "error_kind": result.error_kind,
         "citations": [c.as_dict() for c in result.citations],
         "trajectory": result.trajectory.name if result.trajectory else None,
-        "session": getattr(result, "session", None),
+        "session": result.session,
     }
 
 
