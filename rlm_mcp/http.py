@@ -9,6 +9,11 @@ Defences, outermost first:
 * the SDK's body limit (413) and its method / content-type / ``Accept``
   checks (405, 400, 406).
 
+The OpenAI-compatible routes under ``/v1`` (:mod:`rlm_mcp.openai`) sit beside
+``/mcp`` on the same port and apply the same token and the same ``Host`` /
+``Origin`` lists themselves, answering in OpenAI's error shape; ``openai_only``
+serves them alone.
+
 A server bound to a non-loopback address must have a token: anyone who can
 reach the port could otherwise read every file under the allowed roots.
 
@@ -25,7 +30,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from mcp.server import MCPServer
@@ -36,11 +41,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rlm_mcp.errors import ConfigError
 
+if TYPE_CHECKING:
+    from rlm_mcp.openai import OpenAIOptions
+    from rlm_mcp.service import RlmService
+
 __all__ = ["BearerAuthMiddleware", "bind", "build_http_app", "is_loopback", "serve_http"]
 
 log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
+OPENAI_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("localhost",)
 
 
@@ -96,8 +106,42 @@ def _security(
     )
 
 
+class _Routes:
+    """``/v1`` to the OpenAI app, everything else to the MCP app (or 404 without one).
+
+    The lifespan goes to the MCP app, whose server creates and closes the shared
+    service; without one the OpenAI app owns the service and gets the lifespan.
+    """
+
+    def __init__(self, mcp: ASGIApp | None, v1: ASGIApp) -> None:
+        self.mcp = mcp
+        self.v1 = v1
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await (self.mcp or self.v1)(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path == OPENAI_PREFIX or path.startswith(OPENAI_PREFIX + "/"):
+            await self.v1(scope, receive, send)
+        elif self.mcp is not None:
+            await self.mcp(scope, receive, send)
+        elif scope["type"] == "http":
+            await JSONResponse(
+                {
+                    "error": {
+                        "message": f"no route {path}",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "unknown_route",
+                    }
+                },
+                status_code=404,
+            )(scope, receive, send)
+
+
 def build_http_app(
-    server: MCPServer[Any],
+    server: MCPServer[Any] | None,
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
@@ -105,26 +149,51 @@ def build_http_app(
     allowed_origins: Sequence[str] = (),
     allowed_hosts: Sequence[str] = (),
     max_request_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
+    service: Callable[[], RlmService] | None = None,
+    openai: OpenAIOptions | None = None,
 ) -> ASGIApp:
     """The ASGI app: the SDK's Streamable HTTP app at ``/mcp``, wrapped in the auth check.
 
     The SDK app's own lifespan starts the session manager, which enters the
     MCP server's lifespan (creating the service); uvicorn must run lifespans.
+
+    With ``service`` (the getter of the service the MCP server's lifespan
+    creates, or with ``server=None`` a factory the ``/v1`` app calls once at
+    startup and closes at shutdown), the OpenAI-compatible routes are served
+    under ``/v1`` with ``openai``'s caps.
     """
     if not is_loopback(host) and not auth_token:
         raise ConfigError(
             f"refusing to serve HTTP on {host} without authentication: set --auth-token or "
             "RLM_AUTH_TOKEN, or bind 127.0.0.1"
         )
-    app: ASGIApp = server.streamable_http_app(
-        streamable_http_path=MCP_PATH,
-        max_request_body_size=max_request_body_size,
-        transport_security=_security(host, port, allowed_hosts, allowed_origins),
-        host=host,
+    if server is None and service is None:
+        raise ConfigError("nothing to serve: neither the MCP server nor the OpenAI routes")
+    security = _security(host, port, allowed_hosts, allowed_origins)
+    app: ASGIApp | None = None
+    if server is not None:
+        app = server.streamable_http_app(
+            streamable_http_path=MCP_PATH,
+            max_request_body_size=max_request_body_size,
+            transport_security=security,
+            host=host,
+        )
+        if auth_token:
+            app = BearerAuthMiddleware(app, auth_token)
+    if service is None:
+        assert app is not None
+        return app
+    from rlm_mcp.openai import OpenAIApp
+
+    v1 = OpenAIApp(
+        service,
+        openai,
+        owns_service=server is None,
+        token=auth_token,
+        allowed_hosts=security.allowed_hosts,
+        allowed_origins=security.allowed_origins,
     )
-    if auth_token:
-        app = BearerAuthMiddleware(app, auth_token)
-    return app
+    return _Routes(app, v1)
 
 
 def _os_error(code: int | None, message: str) -> OSError:
@@ -166,11 +235,11 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_for(sock: socket.socket) -> str:
+def url_for(sock: socket.socket, path: str = MCP_PATH) -> str:
     """``http://host:port/mcp`` for a bound socket (the real port when 0 was asked for)."""
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}{MCP_PATH}"
+    return f"http://{shown}:{port}{path}"
 
 
 class _Server(uvicorn.Server):
@@ -187,7 +256,7 @@ class _Server(uvicorn.Server):
 
 
 async def serve_http(
-    server: MCPServer[Any],
+    server: MCPServer[Any] | None,
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
@@ -196,12 +265,17 @@ async def serve_http(
     allowed_hosts: Sequence[str] = (),
     log_level: str = "WARNING",
     on_listening: Callable[[str], None] | None = None,
+    service: Callable[[], RlmService] | None = None,
+    openai: OpenAIOptions | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; uvicorn's logs go through :mod:`logging` to stderr.
 
     Args:
         on_listening: called with the server's URL once the port is bound and the
-            app has started, never before.
+            app has started, never before (``.../mcp``, or ``.../v1`` with no
+            MCP server).
+        service / openai: serve the OpenAI-compatible routes too
+            (:func:`build_http_app`).
 
     Raises:
         ConfigError: a non-loopback address without a token.
@@ -215,9 +289,11 @@ async def serve_http(
         auth_token=auth_token,
         allowed_origins=allowed_origins,
         allowed_hosts=allowed_hosts,
+        service=service,
+        openai=openai,
     )
     sock = bind(host, port)
-    url = url_for(sock)
+    url = url_for(sock, MCP_PATH if server is not None else OPENAI_PREFIX)
     config = uvicorn.Config(
         app,
         host=host,
