@@ -90,7 +90,48 @@ def _serve(sub: Any) -> None:
         description="Run the MCP server. Over stdio, stdout carries only protocol; logs go to "
         "stderr. Over HTTP the address is printed once the port is bound; a busy port exits 3.",
     )
-    p.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    p.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default=None,
+        help="stdio, or Streamable HTTP at /mcp plus the OpenAI-compatible /v1 routes "
+        "[default: stdio; http with --openai-only]",
+    )
+    p.add_argument(
+        "--openai-only",
+        action="store_true",
+        help="over HTTP, serve only the OpenAI-compatible routes (GET /v1/models, "
+        "POST /v1/chat/completions), no /mcp",
+    )
+    p.add_argument(
+        "--openai-max-body-mb",
+        type=float,
+        default=32.0,
+        metavar="MB",
+        help="largest /v1 request body, in MiB (413 above it) [default: 32]",
+    )
+    p.add_argument(
+        "--openai-max-concurrent",
+        type=int,
+        default=8,
+        metavar="N",
+        help="most /v1 chat completions running at once (429 when full) [default: 8]",
+    )
+    p.add_argument(
+        "--openai-max-messages",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="most messages in one /v1 request (400 above it) [default: 10000]",
+    )
+    p.add_argument(
+        "--openai-heartbeat-seconds",
+        type=float,
+        default=4.0,
+        metavar="SECONDS",
+        help="a streamed /v1 response sends an SSE comment at least this often while the query "
+        "runs [default: 4]",
+    )
     p.add_argument("--host", default="127.0.0.1", help="HTTP bind address [default: 127.0.0.1]")
     p.add_argument(
         "--port", type=int, default=8765, help="HTTP port; 0 picks a free one [default: 8765]"
