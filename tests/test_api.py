@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from llm_script import Script, code
 
 import rlm_mcp
 from rlm_mcp import RLM, IndexSettings, ModelEndpoint
 from rlm_mcp.errors import BackendError, RepositoryNotFound
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.llm_script import Script, code
 
 
 def test_public_api_is_explicit_and_importable() -> None:

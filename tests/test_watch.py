@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "index"))
-from index_helpers import write
-
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
 from rlm_mcp.watch import RepositoryWatcher
+from tests.index.index_helpers import write
 
 # watchdog warns when a new directory is both walked and reported; harmless, but the
 # warnings-as-errors setting would turn it into a dead inotify thread.

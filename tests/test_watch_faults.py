@@ -21,12 +21,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "index"))
-from index_helpers import write
-
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
 from rlm_mcp.watch import RepositoryWatcher
+from tests.index.index_helpers import write
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux"),

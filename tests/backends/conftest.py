@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from backend_helpers import BackendFactory
 
 from rlm_mcp.backends import OpenAICompatibleBackend
 from rlm_mcp.config import ModelEndpoint
 from rlm_mcp.testing import LoopbackLLMServer
+from tests.backends.backend_helpers import BackendFactory
 
 
 def _loopback_threads() -> set[threading.Thread]:

@@ -7,8 +7,6 @@ import json
 import socket
 
 import pytest
-from backend_helpers import BackendFactory, ask
-from polling import eventually
 
 from rlm_mcp.backends import Attempt, OpenAICompatibleBackend, TokenUsage
 from rlm_mcp.backends.base import CompletionRequest, Message
@@ -23,6 +21,8 @@ from rlm_mcp.errors import (
     BackendUnreachable,
 )
 from rlm_mcp.testing import LoopbackLLMServer, Reply, ScriptedBackend
+from tests.backends.backend_helpers import BackendFactory, ask
+from tests.polling import eventually
 
 
 def listened(text: str = "q") -> tuple[CompletionRequest, list[Attempt]]:

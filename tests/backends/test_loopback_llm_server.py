@@ -12,9 +12,9 @@ from typing import Any
 
 import openai
 import pytest
-from polling import wait_until
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.polling import wait_until
 
 
 def _post(url: str, body: Any) -> tuple[int, dict[str, Any]]:

@@ -9,8 +9,6 @@ import socket
 import time
 
 import pytest
-from backend_helpers import BackendFactory, ask
-from polling import eventually
 
 from rlm_mcp.backends import LLMBackend, Message, OpenAICompatibleBackend, TokenUsage
 from rlm_mcp.backends.base import CompletionRequest
@@ -18,6 +16,8 @@ from rlm_mcp.backends.openai_compat import backoff_delay, parse_retry_after
 from rlm_mcp.config import ModelEndpoint
 from rlm_mcp.errors import BackendError, BackendResponseError, BackendTimeout
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.backends.backend_helpers import BackendFactory, ask
+from tests.polling import eventually
 
 
 class SleepRecorder:

@@ -6,12 +6,12 @@ import asyncio
 import threading
 
 import pytest
-from backend_helpers import ask
 
 from rlm_mcp.backends import Completion, LLMBackend, TokenUsage
 from rlm_mcp.backends.base import CompletionRequest
 from rlm_mcp.errors import BackendError, BackendResponseError, BackendTimeout
 from rlm_mcp.testing import ScriptedBackend
+from tests.backends.backend_helpers import ask
 
 
 async def test_replies_come_back_in_order_and_every_request_is_recorded() -> None:

@@ -1,3 +1,3 @@
-from cli_helpers import env, repo
+from tests.cli.cli_helpers import env, repo
 
 __all__ = ["env", "repo"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_helpers import code, isolated_env, run_cli, run_cli_tty, write_tree
-
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.cli.cli_helpers import code, isolated_env, run_cli, run_cli_tty, write_tree
 
 
 def test_ask_prints_the_answer_on_stdout_and_progress_on_stderr_when_asked(

@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from cli_helpers import SAMPLE, run_cli, write_tree
+from tests.cli.cli_helpers import SAMPLE, run_cli, write_tree
 
 DAY = 86_400
 

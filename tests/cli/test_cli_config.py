@@ -7,7 +7,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from cli_helpers import isolated_env, run_cli
 
 from rlm_mcp.errors import ConfigError
 from rlm_mcp.settings_loader import (
@@ -16,6 +15,7 @@ from rlm_mcp.settings_loader import (
     load_config,
     render_markdown_table,
 )
+from tests.cli.cli_helpers import isolated_env, run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import code, run_cli, run_cli_tty
 
 from rlm_mcp.testing import LoopbackLLMServer
+from tests.cli.cli_helpers import code, run_cli, run_cli_tty
 
 
 @pytest.fixture

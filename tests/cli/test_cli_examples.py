@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import SAMPLE, code, write_tree
 
 from rlm_mcp.cli import build_parser, main
 from rlm_mcp.settings_loader import SETTINGS
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.cli.cli_helpers import SAMPLE, code, write_tree
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CONFIGS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_helpers import run_cli, write_tree
+from tests.cli.cli_helpers import run_cli, write_tree
 
 
 def test_index_prints_a_summary_and_is_quiet_on_stderr_without_a_terminal(

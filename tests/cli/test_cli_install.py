@@ -13,9 +13,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from cli_helpers import code, isolated_env, write_tree
-
 from rlm_mcp.testing import LoopbackLLMServer
+from tests.cli.cli_helpers import code, isolated_env, write_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 

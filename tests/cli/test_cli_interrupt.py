@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import isolated_env
 
 from rlm_mcp.index.store.sqlite import db_path_for
+from tests.cli.cli_helpers import isolated_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import code, run_cli
 
 from rlm_mcp.review import Finding, judge, parse_answer, parse_findings
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.cli.cli_helpers import code, run_cli
 
 
 def _git(repo: Path, *args: str) -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli_helpers import isolated_env, run_cli
+from tests.cli.cli_helpers import isolated_env, run_cli
 
 
 def test_a_busy_port_is_one_line_and_exit_3_without_announcing(tmp_path: Path) -> None:

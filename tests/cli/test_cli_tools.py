@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import run_cli
 from mcp.client import Client
 
 from rlm_mcp.config import IndexSettings, Settings
 from rlm_mcp.server import create_server
+from tests.cli.cli_helpers import run_cli
 
 # command line (after PATH) -> the MCP tool and its arguments for the same question
 SAME_QUESTION: list[tuple[list[str], str, dict[str, Any]]] = [

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llm_script import Script, code, is_sub_call, last_user
 
 from rlm_mcp.backends import OpenAICompatibleBackend
 from rlm_mcp.budget import Limits, PriceTable
@@ -16,6 +15,7 @@ from rlm_mcp.config import DEFAULT_CONTEXT_WINDOW, IndexSettings, ModelEndpoint,
 from rlm_mcp.engine.core import EngineOptions, ModelSpec, RLMEngine
 from rlm_mcp.index import Repository, load
 from rlm_mcp.testing import LoopbackLLMServer
+from tests.llm_script import Script, code, is_sub_call, last_user
 
 __all__ = ["SAMPLE_FILES", "Script", "code", "is_sub_call", "last_user"]
 

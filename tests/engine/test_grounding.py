@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.engine.grounding import check_citations
 from rlm_mcp.engine.result import Citation
 from rlm_mcp.index import Repository, load
 from rlm_mcp.testing import LoopbackLLMServer
+from tests.engine.engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
 
 NODE = '''"""Tree nodes."""
 

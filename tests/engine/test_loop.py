@@ -8,7 +8,6 @@ from typing import Any
 
 import anyio
 import pytest
-from engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
 
 from rlm_mcp.backends import Pricing
 from rlm_mcp.budget import Limits
@@ -16,6 +15,7 @@ from rlm_mcp.engine.progress import ProgressEvent
 from rlm_mcp.errors import ConfigError
 from rlm_mcp.index import Repository
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.engine.engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
 
 
 async def test_one_step_answer_comes_from_executed_final(

@@ -10,8 +10,6 @@ from typing import Any
 
 import anyio
 import pytest
-from engine_helpers import EngineFactory, Script, code, trajectory_events
-from polling import eventually, wait_until
 
 from rlm_mcp.backends import Message, Pricing
 from rlm_mcp.budget import Limits
@@ -20,6 +18,8 @@ from rlm_mcp.engine.trajectory import TrajectoryWriter
 from rlm_mcp.errors import TimeLimitExceeded, TimeLimitWhileRateLimited
 from rlm_mcp.index import Repository
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.engine.engine_helpers import EngineFactory, Script, code, trajectory_events
+from tests.polling import eventually, wait_until
 
 CATCH_AND_FINISH = """
 try:

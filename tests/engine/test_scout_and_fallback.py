@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
-
 from rlm_mcp.budget import Limits
 from rlm_mcp.engine.prompts import SCOUTED
 from rlm_mcp.index import Repository
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.engine.engine_helpers import EngineFactory, Script, code, last_user, trajectory_events
 
 QUESTION = "Where is a percentage discount applied to an amount?"
 DISCOUNT = "shop/pricing.py:1-3: function apply_discount"

@@ -1,16 +1,11 @@
-"""Make the ``benchmarks`` package importable from the eval tests; a tiny polyglot repository."""
+"""Fixtures for the eval tests: a tiny polyglot repository (``benchmarks`` imports via pythonpath)."""
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
 # Three languages, each with documented definitions, a function with two callers and a
 # file-level comment over a file that imports another one.

@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from index_helpers import GIT_ENV
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
+from tests.index.index_helpers import GIT_ENV
 
 
 @pytest.fixture(autouse=True)

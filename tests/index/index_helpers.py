@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 import subprocess
 from pathlib import Path
+
+from rlm_mcp.index.search.grepworker import matching_lines
 
 GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -37,3 +41,38 @@ def write(root: Path, files: dict[str, str | bytes]) -> None:
             p.write_bytes(body)
         else:
             p.write_text(body, encoding="utf-8")
+
+
+def make_tree(root: Path, files: int = 320) -> Path:
+    for i in range(files):
+        d = root / f"pkg{i % 12}"
+        d.mkdir(parents=True, exist_ok=True)
+        body = "".join(
+            f'def func_{i}_{j}(x):\n    """Compute part {j} of item {i}."""\n'
+            f"    return helper_{(i + j) % 7}(x) + {j}\n\n\n"
+            for j in range(12)
+        )
+        (d / f"mod{i}.py").write_text(body + f"class Thing{i}:\n    pass\n")
+    (root / "blob.bin").write_bytes(b"\0\1\2" * 100)
+    return root
+
+
+def snapshot(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(db) as conn:
+        return {
+            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
+            for t in ("files", "skipped", "defs", "refs")
+        } | {"docs": sorted(conn.execute("SELECT path, start_line, qualname FROM docs").fetchall())}
+
+
+# Words for random texts (trigram and ripgrep tests), with case-folding traps.
+WORDS = [
+    "load_config", "parse", "Parser", "HTTPError", "token", "Kelvin", "straße", "İstanbul",
+    "ſtrange", "self", "return", "def", "class", "import os", "x = 1", "foo.bar(baz)",
+    "naïve", "日本語", "a\tb", "if (x) {", "}", "#include <stdio.h>", "2024-01-31", "ǅ",
+    "\u212aelvin", "KELVIN", "kelvin", "ISTANBUL", "istanbul", "strange", "STRANGE",
+]  # fmt: skip
+
+
+def scan(texts: dict[str, str], rx: re.Pattern[str]) -> list[tuple[str, int]]:
+    return [(p, line) for p in sorted(texts) for line, _s, _e in matching_lines(rx, "", texts[p])]

@@ -9,11 +9,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from index_helpers import write
-
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
 from rlm_mcp.index.store.sqlite import db_path_for
+from tests.index.index_helpers import write
 
 
 def _tree(n: int) -> dict[str, str | bytes]:

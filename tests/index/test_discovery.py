@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from index_helpers import git, write
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load, sync
@@ -31,6 +30,7 @@ from rlm_mcp.index.discover.walker import (
 from rlm_mcp.index.model import FileEntry, file_entries
 from rlm_mcp.index.store.base import IndexStore
 from rlm_mcp.index.store.sqlite import SQLiteStore
+from tests.index.index_helpers import git, write
 from tests.pg_cluster import postgres_store
 
 

@@ -17,6 +17,7 @@ from rlm_mcp.config import IndexSettings
 from rlm_mcp.errors import IndexCorrupted
 from rlm_mcp.index import load
 from rlm_mcp.index.store.sqlite import db_path_for
+from tests.index.index_helpers import make_tree, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 LOADER = (
@@ -29,28 +30,6 @@ LOADER = (
     "    print(repo.report.files, repo.report.symbols)\n"
     "    repo.close()\n"
 )
-
-
-def make_tree(root: Path, files: int = 320) -> Path:
-    for i in range(files):
-        d = root / f"pkg{i % 12}"
-        d.mkdir(parents=True, exist_ok=True)
-        body = "".join(
-            f'def func_{i}_{j}(x):\n    """Compute part {j} of item {i}."""\n'
-            f"    return helper_{(i + j) % 7}(x) + {j}\n\n\n"
-            for j in range(12)
-        )
-        (d / f"mod{i}.py").write_text(body + f"class Thing{i}:\n    pass\n")
-    (root / "blob.bin").write_bytes(b"\0\1\2" * 100)
-    return root
-
-
-def snapshot(db: Path) -> dict[str, list[tuple[object, ...]]]:
-    with sqlite3.connect(db) as conn:
-        return {
-            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
-            for t in ("files", "skipped", "defs", "refs")
-        } | {"docs": sorted(conn.execute("SELECT path, start_line, qualname FROM docs").fetchall())}
 
 
 def indexes(db: Path) -> set[str]:

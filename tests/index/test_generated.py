@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from index_helpers import write
 
 from rlm_mcp.index import Repository
 from rlm_mcp.index.discover.classify import classify
+from tests.index.index_helpers import write
 
 LICENSE = (
     "/*\nCopyright The Kubernetes Authors.\n\n"

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from index_helpers import git, write
 
 from rlm_mcp.index import Repository
 from rlm_mcp.index.discover.ignore import IgnoreMatcher, compile_pattern
+from tests.index.index_helpers import git, write
 
 
 def _matches(pattern: str, path: str, is_dir: bool = False) -> bool:

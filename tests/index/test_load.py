@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from index_helpers import write
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.errors import RepositoryNotFound, SearchError
 from rlm_mcp.index import Repository, load
+from tests.index.index_helpers import write
 
 
 def _reasons(repo: Repository) -> dict[str, str]:
@@ -195,7 +195,7 @@ def test_the_report_counts_files_bytes_tokens_languages_and_time(
 def test_a_directory_that_its_enclosing_git_repo_ignores_still_loads(
     tmp_path: Path, loader: Callable[..., Repository]
 ) -> None:
-    from index_helpers import git
+    from tests.index.index_helpers import git
 
     outer = tmp_path / "outer"
     write(

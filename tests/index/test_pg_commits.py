@@ -7,14 +7,13 @@ import os
 import shutil
 from pathlib import Path
 
-from index_helpers import GIT_ENV, git, write
-
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index.model import DefQuery
 from rlm_mcp.index.repository import load
 from rlm_mcp.index.store.open import nearest_commit, repo_identity, worktree_commit
 from rlm_mcp.index.store.postgres.store import PostgresStore
 from tests.cli.cli_helpers import isolated_env, run_cli
+from tests.index.index_helpers import GIT_ENV, git, write
 from tests.pg_cluster import shared
 
 

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
-from index_helpers import write
 
 from rlm_mcp.config import IndexSettings, Settings
 from rlm_mcp.index.follow import Follower
 from rlm_mcp.index.repository import load
 from rlm_mcp.index.store.postgres.store import PostgresStore
 from rlm_mcp.service import RlmService
+from tests.index.index_helpers import write
 from tests.pg_cluster import shared
 
 FILES = {"a.py": "def alpha():\n    return 1\n", "b.py": "def beta():\n    return alpha()\n"}

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from index_helpers import GIT_ENV, git
 
 from rlm_mcp.testing import LoopbackLLMServer
 from tests.cli.cli_helpers import SAMPLE, code, isolated_env, run_cli, write_tree
+from tests.index.index_helpers import GIT_ENV, git
 from tests.pg_cluster import shared
 
 

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from index_helpers import write
 
 from rlm_mcp.errors import SearchError
 from rlm_mcp.index import Repository
 from rlm_mcp.index.search.ranked import SearchHit
 from rlm_mcp.index.search.ranking import query_terms, words
 from rlm_mcp.index.store.sqlite import ranked as store_module
+from tests.index.index_helpers import write
 
 ROTATION = '''"""Log file housekeeping."""
 

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from index_helpers import write
 
 from rlm_mcp.index import Repository, repomap
 from rlm_mcp.index.model import DefQuery
+from tests.index.index_helpers import write
 
 
 def _reference_pagerank(

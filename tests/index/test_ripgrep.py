@@ -5,18 +5,15 @@ from __future__ import annotations
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_trigram import WORDS, _scan
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
 from rlm_mcp.index.search import ripgrep
 from rlm_mcp.index.search.ripgrep import relax
+from tests.index.index_helpers import WORDS, scan
 
 pytestmark = pytest.mark.skipif(ripgrep.ripgrep() is None, reason="ripgrep is not installed")
 
@@ -180,7 +177,7 @@ def test_grep_through_ripgrep_returns_exactly_what_a_scan_returns(
                 (h.path, h.line)
                 for h in repo.grep(pattern, max_results=10_000, ignore_case=ignore_case)
             ]
-            assert got == _scan(texts, rx), (pattern, ignore_case)
+            assert got == scan(texts, rx), (pattern, ignore_case)
             checked += 1
         assert checked > 150
         assert sum(calls) > 100, "ripgrep should have picked files and lines for most patterns"

@@ -6,12 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from index_helpers import write
 
 from rlm_mcp.errors import SearchError
 from rlm_mcp.index import GrepHit, Repository
 from rlm_mcp.index.parse.worker import estimate_tokens
 from rlm_mcp.index.search.grep import required_literal
+from tests.index.index_helpers import write
 
 CORE = '''"""Core."""
 

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from index_helpers import write
 
 from rlm_mcp.index import Repository
 from rlm_mcp.index.parse.languages import language_for_path
+from tests.index.index_helpers import write
 
 SCRIPTS = {
     "bin/deploy": ("#!/usr/bin/env python3\n\ndef deploy_site():\n    pass\n", "deploy_site"),

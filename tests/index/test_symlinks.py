@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from index_helpers import git, write
 
 from rlm_mcp.index import Repository
+from tests.index.index_helpers import git, write
 
 
 def _skips(repo: Repository) -> dict[str, tuple[str, str]]:

@@ -12,16 +12,9 @@ import pytest
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import load
 from rlm_mcp.index.model import FileRow
-from rlm_mcp.index.search.grepworker import matching_lines
 from rlm_mcp.index.search.literals import FOLD_UNSAFE, literal_query
 from rlm_mcp.index.store.sqlite import SQLiteStore
-
-WORDS = [
-    "load_config", "parse", "Parser", "HTTPError", "token", "Kelvin", "straße", "İstanbul",
-    "ſtrange", "self", "return", "def", "class", "import os", "x = 1", "foo.bar(baz)",
-    "naïve", "日本語", "a\tb", "if (x) {", "}", "#include <stdio.h>", "2024-01-31", "ǅ",
-    "\u212aelvin", "KELVIN", "kelvin", "ISTANBUL", "istanbul", "strange", "STRANGE",
-]  # fmt: skip
+from tests.index.index_helpers import WORDS, scan
 
 
 def _text(rng: random.Random) -> str:
@@ -154,10 +147,6 @@ def test_store_candidates_are_a_superset_of_the_matching_files(tmp_path: Path) -
         store.close()
 
 
-def _scan(texts: dict[str, str], rx: re.Pattern[str]) -> list[tuple[str, int]]:
-    return [(p, line) for p in sorted(texts) for line, _s, _e in matching_lines(rx, "", texts[p])]
-
-
 def test_grep_with_the_prefilter_returns_exactly_what_a_scan_returns(tmp_path: Path) -> None:
     rng = random.Random(99)
     root = tmp_path / "repo"
@@ -186,7 +175,7 @@ def test_grep_with_the_prefilter_returns_exactly_what_a_scan_returns(tmp_path: P
                 (h.path, h.line)
                 for h in repo.grep(pattern, max_results=10_000, ignore_case=ignore_case)
             ]
-            assert got == _scan(texts, rx), pattern
+            assert got == scan(texts, rx), pattern
             checked += 1
             alts = literal_query(pattern, rx.flags)
             if alts is not None:

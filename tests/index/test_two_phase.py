@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from test_durability import make_tree, snapshot
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import load, sync
 from rlm_mcp.index.store.sqlite import SQLiteStore, db_path_for
+from tests.index.index_helpers import make_tree, snapshot
 
 
 class GatedStore(SQLiteStore):

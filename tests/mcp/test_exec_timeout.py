@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llm_script import Script, code, last_user
 from mcp.client import Client
 
 from rlm_mcp.budget import Limits
 from rlm_mcp.server import create_server
 from rlm_mcp.service import RlmService
 from rlm_mcp.testing import LoopbackLLMServer
+from tests.llm_script import Script, code, last_user
 
 
 def _settings(tmp_path: Path, workspace: Path, llm: LoopbackLLMServer) -> Any:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from llm_script import Script, code
 from mcp import Client
 from mcp.server import MCPServer
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.llm_script import Script, code
 
 HIT_KEYS = {"path", "line", "end_line", "qualname", "kind", "snippet", "score"}
 

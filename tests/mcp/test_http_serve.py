@@ -14,9 +14,16 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
-from serve_helpers import SERVE, free_port, full_env, server_env, wait_for_port, write_sample
 
 from rlm_mcp.testing import LoopbackLLMServer
+from tests.mcp.serve_helpers import (
+    SERVE,
+    free_port,
+    full_env,
+    server_env,
+    wait_for_port,
+    write_sample,
+)
 
 TOKEN = "s3cret-token-for-tests"
 INIT = {

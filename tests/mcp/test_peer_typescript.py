@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from serve_helpers import SERVE, full_env, server_env, write_sample
+
+from tests.mcp.serve_helpers import SERVE, full_env, server_env, write_sample
 
 PEER = Path(__file__).parent / "peer"
 NODE = shutil.which("node")

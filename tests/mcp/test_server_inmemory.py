@@ -8,11 +8,11 @@ from typing import Any
 
 import anyio
 import pytest
-from llm_script import Script, code
 from mcp import Client
 from mcp.server import MCPServer
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.llm_script import Script, code
 
 EXPECTED_TOOLS = [
     "rlm_load",
@@ -211,8 +211,11 @@ async def test_without_an_llm_query_names_the_settings_and_other_tools_work(
         assert structured(await c.call_tool("rlm_search", {"pattern": "helper"}))["hits"]
         out = structured(await c.call_tool("rlm_exec", {"code": "n = len(repo.files())\nn * 10"}))
         assert out["value"] == "20"
-        again = structured(await c.call_tool("rlm_exec", {"code": "n + 1"}))
-        assert again["value"] == "3"
+        handle = out["session"]
+        again = structured(await c.call_tool("rlm_exec", {"code": "n + 1", "session": handle}))
+        assert again["value"] == "3" and again["session"] == handle
+        fresh = structured(await c.call_tool("rlm_exec", {"code": "'n' in globals()"}))
+        assert fresh["value"] == "False" and fresh["session"] != handle
         denied = structured(await c.call_tool("rlm_exec", {"code": "llm_query('x')"}))
         assert denied["error"] and "without an LLM" in denied["error"]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
-from serve_helpers import SERVE, full_env, server_env, write_sample
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply
+from tests.mcp.serve_helpers import SERVE, full_env, server_env, write_sample
 
 
 def _descendants(pid: int) -> set[int]:

@@ -9,9 +9,9 @@ from pathlib import Path
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
-from serve_helpers import SERVE, full_env, server_env, write_sample
 
 from rlm_mcp.testing import LoopbackLLMServer
+from tests.mcp.serve_helpers import SERVE, full_env, server_env, write_sample
 
 TOOLS = [
     "rlm_load",

@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sandbox_helpers import MakeSession
 
 from sandbox import Session, SessionConfig
+from tests.sandbox.sandbox_helpers import MakeSession
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import json
 import threading
 
 import pytest
-from sandbox_helpers import MakeSession, assert_usable, wait_until
 
 from sandbox import ExecResult, SessionConfig
 from sandbox._frames import HEADER
 from sandbox._hostcalls import HostCalls
+from tests.sandbox.sandbox_helpers import MakeSession, assert_usable, wait_until
 
 
 def test_twelve_sandbox_threads_never_have_more_than_four_host_calls_in_flight(

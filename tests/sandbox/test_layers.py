@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import MakeSession
 
 from sandbox import detect_isolation
+from tests.sandbox.sandbox_helpers import MakeSession
 
 REPO = Path(__file__).resolve().parents[2]
 

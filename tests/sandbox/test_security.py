@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import MakeSession, assert_usable
 
 from sandbox import Session
+from tests.sandbox.sandbox_helpers import MakeSession, assert_usable
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import MakeSession, assert_usable
 
 import sandbox.session as session_module
 from sandbox import (
@@ -20,6 +19,7 @@ from sandbox import (
     SessionConfig,
     detect_isolation,
 )
+from tests.sandbox.sandbox_helpers import MakeSession, assert_usable
 
 
 def test_variables_persist_between_execs(session: Session) -> None:

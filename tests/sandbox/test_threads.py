@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from sandbox_helpers import MakeSession, assert_usable, wait_until, wait_until_idle
+
+from tests.sandbox.sandbox_helpers import MakeSession, assert_usable, wait_until, wait_until_idle
 
 SPIN = "def spin():\n    while True:\n        pass\n"
 
