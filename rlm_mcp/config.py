@@ -16,6 +16,7 @@ __all__ = [
     "IndexSettings",
     "ModelEndpoint",
     "SandboxSettings",
+    "SessionSettings",
     "Settings",
     "default_cache_dir",
 ]
@@ -123,11 +124,29 @@ class ModelEndpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """How long and how many sessions (REPL and history kept for follow-ups) live.
+
+    Attributes:
+        ttl_seconds: a session unused this long expires (its REPL is stopped).
+        max_sessions: the most live sessions; a new one evicts the least
+            recently used idle session beyond it (each holds a REPL process).
+        max_bytes: the most bytes all sessions' histories and context texts may
+            hold together; beyond it the least recently used idle ones go.
+    """
+
+    ttl_seconds: float = 1800.0
+    max_sessions: int = 32
+    max_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the server needs, built once at start-up."""
 
     index: IndexSettings = field(default_factory=IndexSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    sessions: SessionSettings = field(default_factory=SessionSettings)
     root_model: ModelEndpoint | None = None
     sub_model: ModelEndpoint | None = None
     allowed_roots: tuple[Path, ...] = ()

@@ -11,6 +11,7 @@ Every error the package raises on purpose derives from :class:`RlmMcpError`::
     │   ├── IndexUnavailable        the index database cannot be reached
     │   └── SearchError             a bad pattern, glob or path in a search call
     ├── UnknownRepository           no loaded repository has that name
+    ├── SessionNotFound             a session handle is unknown, expired or evicted
     ├── SandboxUnavailable          model code cannot be run safely here
     ├── BackendError                an LLM provider failed (after retries); ``kind`` names how
     │   ├── BackendNotConfigured    no endpoint/model configured
@@ -62,6 +63,7 @@ __all__ = [
     "RlmMcpError",
     "SandboxUnavailable",
     "SearchError",
+    "SessionNotFound",
     "SpendingStopped",
     "TimeLimitExceeded",
     "TimeLimitWhileRateLimited",
@@ -111,6 +113,22 @@ class SearchError(IndexingError):
 
 class UnknownRepository(RlmMcpError):
     """No loaded repository has the requested name."""
+
+
+class SessionNotFound(RlmMcpError):
+    """A session handle that names no live session: never issued, expired or evicted.
+
+    Attributes:
+        kind: ``session_expired`` (it lived and ended: idle too long, evicted,
+            closed) or ``unknown_session`` (this server never issued it).
+    """
+
+    kind: str = "unknown_session"
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
 
 
 class SandboxUnavailable(RlmMcpError):

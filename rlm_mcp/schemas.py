@@ -177,6 +177,10 @@ class QueryResult(TypedDict):
     citations: list[CitationOut]
     """paths, path:line and symbols the answer names, checked against the index"""
     partial: NotRequired[str | None]
+    session: NotRequired[str]
+    """pass back as `session` to ask a follow-up in the same REPL"""
+    session_ttl_seconds: NotRequired[float]
+    """how long the session lives unused"""
 
 
 class FindResult(TypedDict):
@@ -251,6 +255,9 @@ class ExecOut(TypedDict):
     restarted: bool
     """the REPL was restarted and its variables were lost"""
     duration: float
+    session: NotRequired[str]
+    """pass back as `session` to run in the same REPL (variables kept)"""
+    session_ttl_seconds: NotRequired[float]
 
 
 class RepoOut(TypedDict):

@@ -11,10 +11,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,17 @@ import anyio.to_thread
 
 from rlm_mcp.backends import LLMBackend
 from rlm_mcp.budget import Limits
-from rlm_mcp.config import Settings
+from rlm_mcp.config import IndexSettings, Settings
 from rlm_mcp.engine.build import build_engine
+from rlm_mcp.engine.calls import Sampling
 from rlm_mcp.engine.core import ProgressCallback, RLMEngine
-from rlm_mcp.engine.replapi import LLM_FUNCTIONS, repo_functions, session_config, start_session
+from rlm_mcp.engine.replapi import (
+    LLM_FUNCTIONS,
+    RepositoryLike,
+    repo_functions,
+    session_config,
+    start_session,
+)
 from rlm_mcp.engine.result import EvidenceLog, RLMResult
 from rlm_mcp.errors import (
     BackendNotConfigured,
@@ -41,6 +49,7 @@ from rlm_mcp.errors import (
 from rlm_mcp.index import LoadReport, Repository, SkippedFile
 from rlm_mcp.index.follow import Follower
 from rlm_mcp.index.repository import load
+from rlm_mcp.sessions import ChatSession, SessionStore
 from rlm_mcp.watch import Mode, RepositoryWatcher
 from sandbox import ExecResult, SandboxError, Session, detect_isolation
 
@@ -55,14 +64,12 @@ FINAL_PROGRESS_WAIT = 5.0
 
 @dataclass(slots=True)
 class LoadedRepo:
-    """A repository the server has loaded, with its watcher and REPL session."""
+    """A repository the server has loaded, with its watcher."""
 
     name: str
     repo: Repository
     watcher: RepositoryWatcher | None
     loaded_at: float
-    session: Session | None = None
-    session_lock: threading.Lock = field(default_factory=threading.Lock)
     checker: threading.Thread | None = None
     follower: Follower | None = None
 
@@ -197,6 +204,11 @@ class RlmService:
         self._sub_backend = sub_backend
         self._engine: RLMEngine | None = None
         self._owned: list[LLMBackend] = []
+        self.sessions = SessionStore(settings.sessions)
+        self.sessions.start_sweeper()
+        self._scratch: Repository | None = None
+        self._scratch_dirs: list[tempfile.TemporaryDirectory[str]] = []
+        self._scratch_lock = threading.Lock()
         roots = settings.allowed_roots or (Path.home(),)
         self.allowed_roots = tuple(Path(r).expanduser().resolve() for r in roots)
 
@@ -287,6 +299,7 @@ class RlmService:
             )
             loaded.checker.start()
         if old is not None:
+            await anyio.to_thread.run_sync(self.sessions.close_repo, old.name)
             await anyio.to_thread.run_sync(self._close_repo, old)
         return loaded, self._summary(loaded, repo.report, reloaded=False)
 
@@ -387,6 +400,7 @@ class RlmService:
         loaded = self.get(name)
         with self._lock:
             self._repos.pop(loaded.name, None)
+        await anyio.to_thread.run_sync(self.sessions.close_repo, loaded.name)
         await anyio.to_thread.run_sync(self._close_repo, loaded)
         return Unloaded(loaded.name, str(loaded.repo.root))
 
@@ -398,8 +412,6 @@ class RlmService:
             loaded.checker.join()
         if loaded.watcher is not None:
             loaded.watcher.stop()
-        if loaded.session is not None:
-            loaded.session.close()
         loaded.repo.close()
 
     # -- the LLM ----------------------------------------------------------------------
@@ -429,32 +441,106 @@ class RlmService:
         progress: ProgressCallback | None = None,
         context: str | None = None,
         context_label: str = "",
+        session: str | None = None,
+        sampling: Sampling | None = None,
+        scratch: bool = False,
     ) -> RLMResult:
-        """Ask the engine; it validates the question and the limits (:meth:`RLMEngine.run`)."""
-        loaded = self.get(repo)
-        return await self.engine().run(
-            question,
-            loaded.repo,
-            limits=limits,
-            progress=progress,
-            context=context,
-            context_label=context_label,
-        )
+        """Ask the engine; it validates the question and the limits (:meth:`RLMEngine.run`).
+
+        ``session``: a handle from an earlier result continues that session (its
+        REPL variables, its history, its repository); ``None`` starts a fresh,
+        private one. The result's ``session`` is the handle to continue with.
+        ``scratch``: no repository; the question is over ``context`` alone.
+
+        Raises:
+            SessionNotFound: ``session`` expired, was evicted, or was never issued.
+            ConfigError: ``session`` belongs to another repository than ``repo``.
+        """
+        chat, target = await self._open_session(session, repo, scratch)
+        engine = self.engine()
+        try:
+            async with chat.busy:
+                result = await engine.run(
+                    question,
+                    target,
+                    limits=limits,
+                    progress=progress,
+                    context=context,
+                    context_label=context_label,
+                    conversation=chat.conversation,
+                    sampling=sampling,
+                )
+        finally:
+            chat.users -= 1
+            self.sessions.touch(chat)
+        result.session = chat.handle
+        return result
+
+    async def _open_session(
+        self, handle: str | None, repo: str | None, scratch: bool
+    ) -> tuple[ChatSession, RepositoryLike]:
+        """The session to run in (marked in use) and the repository it reads."""
+        if handle is None:
+            target: RepositoryLike = (
+                await anyio.to_thread.run_sync(self._scratch_repo)
+                if scratch
+                else self.get(repo).repo
+            )
+            name = None if scratch else self.get(repo).name
+            chat = await anyio.to_thread.run_sync(self.sessions.create, name)
+        else:
+            chat = await anyio.to_thread.run_sync(self.sessions.get, handle)
+            if chat.repo is None:
+                if repo is not None:
+                    raise ConfigError(
+                        "this session has no repository (it was started over a text); "
+                        "start a new session to ask about a repository"
+                    )
+                target = await anyio.to_thread.run_sync(self._scratch_repo)
+            else:
+                if repo not in (None, "", chat.repo):
+                    raise ConfigError(
+                        f"this session belongs to the repository {chat.repo!r}, not {repo!r}; "
+                        "omit the repository or start a new session"
+                    )
+                target = self.get(chat.repo).repo
+        chat.users += 1
+        return chat, target
+
+    def _scratch_repo(self) -> Repository:
+        """An empty repository for questions over a text alone (made once)."""
+        with self._scratch_lock:
+            if self._scratch is None:
+                root = tempfile.TemporaryDirectory(prefix="rlm-scratch-")
+                cache = tempfile.TemporaryDirectory(prefix="rlm-scratch-cache-")
+                self._scratch_dirs += [root, cache]
+                index = IndexSettings(watch=False, cache_dir=Path(cache.name))
+                self._scratch = load(Path(root.name), index)
+            return self._scratch
 
     # -- the client-driven REPL -------------------------------------------------------
 
-    def _session(self, loaded: LoadedRepo) -> Session:
-        if loaded.session is not None:
-            return loaded.session
-        host: dict[str, Callable[..., Any]] = dict(repo_functions(loaded.repo, EvidenceLog()))
+    def _exec_functions(self, repo: Repository) -> dict[str, Callable[..., Any]]:
+        host: dict[str, Callable[..., Any]] = dict(repo_functions(repo, EvidenceLog()))
         host.update(dict.fromkeys(LLM_FUNCTIONS, self._no_llm))
+        return host
+
+    def _repl(self, chat: ChatSession, repo: Repository) -> Session:
+        """The session's REPL, started on first use, bound for ``rlm_exec`` (no LLM)."""
+        conv = chat.conversation
+        host = self._exec_functions(repo)
+        if conv.session is not None:
+            conv.session.rebind(host)
+            return conv.session
         config = session_config(
             self.settings.sandbox,
-            loaded.repo.root,
+            repo.root,
             exec_timeout=self.limits.exec_timeout_seconds,
+            readable_paths=(conv.directory,),
+            lazy_text={"context": conv.context_path},
         )
-        loaded.session = start_session(config, host)
-        return loaded.session
+        conv.session = start_session(config, host)
+        return conv.session
 
     @staticmethod
     def _no_llm(*args: Any, **kwargs: Any) -> Any:
@@ -463,25 +549,38 @@ class RlmService:
             "about it yourself (or use rlm_query for the server's own model)"
         )
 
-    async def exec(self, code: str, repo: str | None = None) -> ExecResult:
-        """Run ``code`` in the repository's persistent REPL (variables survive between calls)."""
+    async def exec(
+        self, code: str, repo: str | None = None, *, session: str | None = None
+    ) -> tuple[ExecResult, ChatSession]:
+        """Run ``code`` in a session's REPL; returns the output and the session.
+
+        With no ``session`` a fresh, private REPL starts (its handle is in the
+        returned session); passing the handle back runs in the same REPL, whose
+        variables survive between calls until the session ends.
+        """
         if not isinstance(code, str) or not code.strip():
             raise ConfigError("the code is empty")
-        loaded = self.get(repo)
+        chat, target = await self._open_session(session, repo, False)
+        if not isinstance(target, Repository):  # pragma: no cover - service repos are Repository
+            raise ConfigError("rlm_exec needs a loaded repository")
 
         def run() -> ExecResult:
-            with loaded.session_lock:
-                try:
-                    return self._session(loaded).exec(code)
-                except SandboxError as exc:
-                    raise SandboxUnavailable(f"the REPL failed: {exc}") from None
+            try:
+                return self._repl(chat, target).exec(code)
+            except SandboxError as exc:
+                raise SandboxUnavailable(f"the REPL failed: {exc}") from None
 
         try:
-            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
-        except anyio.get_cancelled_exc_class():
-            if (session := loaded.session) is not None:
-                session.interrupt()
-            raise
+            async with chat.busy:
+                try:
+                    return await anyio.to_thread.run_sync(run, abandon_on_cancel=True), chat
+                except anyio.get_cancelled_exc_class():
+                    if (repl := chat.conversation.session) is not None:
+                        repl.interrupt()
+                    raise
+        finally:
+            chat.users -= 1
+            self.sessions.touch(chat)
 
     @staticmethod
     def isolation() -> dict[str, Any]:
@@ -495,8 +594,15 @@ class RlmService:
     async def aclose(self) -> None:
         with self._lock:
             repos, self._repos = list(self._repos.values()), {}
+        await anyio.to_thread.run_sync(self.sessions.close_all)
         for loaded in repos:
             await anyio.to_thread.run_sync(self._close_repo, loaded)
+        scratch, self._scratch = self._scratch, None
+        if scratch is not None:
+            await anyio.to_thread.run_sync(scratch.close)
+        for d in self._scratch_dirs:
+            d.cleanup()
+        self._scratch_dirs = []
         self._engine = None
         owned, self._owned = self._owned, []
         for backend in owned:

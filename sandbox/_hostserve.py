@@ -40,6 +40,11 @@ class HostCallServer:
             max_workers=config.max_concurrent_host_calls, thread_name_prefix="sandbox-call"
         )
 
+    def reset_budget(self) -> None:
+        """Start counting host calls against ``max_host_calls`` from zero again."""
+        with self._lock:
+            self.calls = 0
+
     def shutdown(self) -> None:
         """Drop queued calls and wait for the running ones (host functions cannot be stopped)."""
         self._pool.shutdown(wait=True, cancel_futures=True)

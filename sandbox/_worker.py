@@ -101,7 +101,7 @@ class Worker:
         self.limit = int(init["output_limit"])
         self.max_message = int(init["max_message_bytes"])
         self.lazy: dict[str, str] = dict(init["lazy"])
-        self.lazy_cache: dict[str, str] = {}
+        self.lazy_cache: dict[str, tuple[tuple[int, int, int] | None, str]] = {}
         self.ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self.write_lock = threading.Lock()
         self.default_timeout = float(init["exec_timeout"])
@@ -183,10 +183,19 @@ class Worker:
         for name in names & self.lazy.keys():
             if name in self.ns:
                 continue
-            text = self.lazy_cache.get(name)
-            if text is None:
-                text = self._load_text(self.lazy[name])
-                self.lazy_cache[name] = text
+            path = self.lazy[name]
+            try:
+                st = os.stat(path)
+                stamp: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+            except OSError:
+                stamp = None
+            cached = self.lazy_cache.get(name)
+            if cached is not None and cached[0] == stamp:
+                text = cached[1]
+            else:
+                # A host that replaces the file (a follow-up's new context) gets the new text.
+                text = self._load_text(path)
+                self.lazy_cache[name] = (stamp, text)
             self.ns[name] = text
 
     @staticmethod

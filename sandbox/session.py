@@ -129,6 +129,20 @@ class Session:
             self._started = False
             raise
 
+    def rebind(self, functions: Mapping[str, HostFunction]) -> None:
+        """Point host function names at new callables and restart the host-call budget.
+
+        A REPL kept across queries (a session's follow-ups) keeps its variables while
+        each query binds its own ``llm_query`` and friends. Only names the session
+        started with can be rebound: the worker's allow-list is fixed at spawn.
+        """
+        unknown = sorted(set(functions) - set(self.functions))
+        if unknown:
+            raise ValueError(f"cannot bind host functions the session did not start with: {unknown}")
+        self.functions.update(functions)
+        if self._server is not None:
+            self._server.reset_budget()
+
     def close(self) -> None:
         """Kill the worker and join every thread the session started."""
         with self._state_lock:

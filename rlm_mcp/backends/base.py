@@ -49,6 +49,7 @@ class CompletionRequest:
         model: ``None`` uses the backend's default model.
         max_tokens: ``None`` uses the backend's default (or the provider's).
         temperature: ``None`` leaves it to the backend or provider.
+        seed: asks the provider for reproducible sampling where it supports it.
         stop: stop sequences; empty sends none.
         on_attempt: told about every attempt the backend makes for this
             request, failed and cancelled ones included, so spend on retries
@@ -60,6 +61,7 @@ class CompletionRequest:
     model: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    seed: int | None = None
     stop: tuple[str, ...] = ()
     on_attempt: AttemptListener | None = field(default=None, compare=False, repr=False)
 

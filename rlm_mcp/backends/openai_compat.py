@@ -331,6 +331,8 @@ class OpenAICompatibleBackend:
         )
         if temperature is not None:
             params["temperature"] = temperature
+        if request.seed is not None:
+            params["seed"] = request.seed
         if request.stop and not _REASONING_MODEL.match(model):
             params["stop"] = list(request.stop)
         return params

@@ -83,6 +83,19 @@ class ModelSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Sampling:
+    """How a query's root and sub calls sample, passed through to the provider.
+
+    Attributes:
+        temperature: ``None`` leaves each endpoint's own setting.
+        seed: reproducible sampling where the provider supports it.
+    """
+
+    temperature: float | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EngineConfig:
     """What the calling machinery needs from the engine: the two models and the prices."""
 
@@ -115,8 +128,10 @@ class QueryRun:
         limits: Limits,
         progress: ProgressCallback | None,
         trajectory: TrajectoryWriter,
+        sampling: Sampling | None = None,
     ) -> None:
         self.engine = engine
+        self.sampling = sampling or Sampling()
         self.repo = repo
         self.limits = limits
         self.budget = Budget(limits, prices=engine.pricing)
@@ -240,7 +255,11 @@ class QueryRun:
         seconds = self.budget.check_before_call(input_tokens=est, final=final)
         root = self.engine.root
         request = CompletionRequest(
-            messages=tuple(messages), max_tokens=root.max_output_tokens, stop=prompts.ROOT_STOP
+            messages=tuple(messages),
+            max_tokens=root.max_output_tokens,
+            temperature=self.sampling.temperature,
+            seed=self.sampling.seed,
+            stop=prompts.ROOT_STOP,
         )
         if final:
             # The reserved final-answer call may pass max_wall_seconds, but only by a bounded slice.
@@ -372,6 +391,8 @@ class QueryRun:
                         messages=(Message("system", prompts.SUB_SYSTEM), Message("user", prompt)),
                         model=model,
                         max_tokens=self.engine.sub.max_output_tokens,
+                        temperature=self.sampling.temperature,
+                        seed=self.sampling.seed,
                     ),
                     seconds,
                 )

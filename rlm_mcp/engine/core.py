@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rlm_mcp.budget import Limits, PriceTable
 from rlm_mcp.config import SandboxSettings
-from rlm_mcp.engine.calls import EngineConfig, ModelSpec, ProgressCallback, QueryRun
+from rlm_mcp.engine.calls import EngineConfig, ModelSpec, ProgressCallback, QueryRun, Sampling
+from rlm_mcp.engine.compaction import compact
+from rlm_mcp.engine.conversation import Conversation
 from rlm_mcp.engine.level import QueryLevel
 from rlm_mcp.engine.replapi import RepositoryLike
 from rlm_mcp.engine.result import Candidate, Outcome, RLMResult
@@ -56,11 +58,15 @@ class EngineOptions:
         confirm_blind_final: a first turn that sets the answer in code whose
             output the model never saw is asked to confirm it.
         scout: ranked search on the question before the first root call.
+        functions: the caller's own REPL functions by name (trusted host code,
+            called through the sandbox's bounded host-call path; see
+            :func:`~rlm_mcp.engine.hostfns.caller_functions`).
     """
 
     pricing: PriceTable | None = None
     confirm_blind_final: bool = True
     scout: bool = True
+    functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 class RLMEngine:
@@ -104,6 +110,8 @@ class RLMEngine:
         progress: ProgressCallback | None = None,
         context: str | None = None,
         context_label: str = "text given with the question",
+        conversation: Conversation | None = None,
+        sampling: Sampling | None = None,
     ) -> RLMResult:
         """Answer ``question`` about ``repo``; never raises for model or provider failures.
 
@@ -114,6 +122,11 @@ class RLMEngine:
         Cancellation propagates (after the REPL workers are killed and
         in-flight requests cancelled).
 
+        ``conversation`` continues a session: the top level runs in its REPL, its
+        first message recalls the earlier turns (compacted by the sub model when
+        they outgrow their share of the window), and the turn is recorded after.
+        ``sampling`` (temperature, seed) goes to every root and sub call.
+
         Raises:
             ConfigError: the question is empty, or a limit is malformed. This is
                 the one place requests are validated; the service and the
@@ -122,13 +135,28 @@ class RLMEngine:
         if not isinstance(question, str) or not question.strip():
             raise ConfigError("the question is empty: pass the question to answer")
         effective = self.limits.tighten(limits)
-        run = QueryRun(self.calls, repo, effective, progress, TrajectoryWriter(self.trajectory_dir))
+        if conversation is not None and conversation.closed:
+            raise ConfigError("the session is closed: start a new one")
+        run = QueryRun(
+            self.calls,
+            repo,
+            effective,
+            progress,
+            TrajectoryWriter(self.trajectory_dir),
+            sampling,
+        )
 
         async def spawn(prompt: str, ctx: str | None, depth: int) -> str:
             return await self._child(run, prompt, ctx, depth)
 
         run.spawn = spawn
-        return await self._top(run, question, context, context_label)
+        if conversation is None:
+            return await self._top(run, question, context, context_label, None)
+        if conversation.needs_compaction(self.root.context_window):
+            await compact(run, conversation)
+        result = await self._top(run, question, context, context_label, conversation)
+        conversation.record(question, result.answer, result.status)
+        return result
 
     def _level(self, run: QueryRun, **kwargs: Any) -> QueryLevel:
         return QueryLevel(
@@ -136,11 +164,17 @@ class RLMEngine:
             sandbox=self.sandbox,
             confirm_blind_final=self.options.confirm_blind_final,
             scout=self.options.scout,
+            functions=self.options.functions,
             **kwargs,
         )
 
     async def _top(
-        self, run: QueryRun, question: str, context: str | None, context_label: str
+        self,
+        run: QueryRun,
+        question: str,
+        context: str | None,
+        context_label: str,
+        conversation: Conversation | None,
     ) -> RLMResult:
         started = time.monotonic()
         run.writer.write(
@@ -151,7 +185,12 @@ class RLMEngine:
             root=str(run.repo.root),
         )
         level = self._level(
-            run, depth=0, question=question, context_text=context, context_label=context_label
+            run,
+            depth=0,
+            question=question,
+            context_text=context,
+            context_label=context_label,
+            conversation=conversation,
         )
         try:
             outcome = await level.run()

@@ -7,9 +7,10 @@ until executed code sets the final answer or a guardrail stops the loop.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from rlm_mcp.backends.base import Message, estimate_tokens
 from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine import prompts
 from rlm_mcp.engine.calls import LevelSignals, QueryRun
+from rlm_mcp.engine.conversation import Conversation
 from rlm_mcp.engine.grounding import check_citations
+from rlm_mcp.engine.hostfns import describe
 from rlm_mcp.engine.parsing import (
     extract_code_blocks,
     mentions_final_in_prose,
@@ -71,6 +74,8 @@ class QueryLevel:
         question: str,
         context_text: str | None,
         context_label: str = "",
+        conversation: Conversation | None = None,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         self.q = query
         self.sandbox = sandbox
@@ -81,7 +86,13 @@ class QueryLevel:
         self.question = question
         self.context_text = context_text
         self.context_label = context_label or "text given with the question"
-        self.context_path = Path(query.tmp.name) / f"context-{depth}-{id(self)}.txt"
+        self.conversation = conversation if depth == 0 else None
+        self.functions = dict(functions or {})
+        self.context_path = (
+            self.conversation.context_path
+            if self.conversation is not None
+            else Path(query.tmp.name) / f"context-{depth}-{id(self)}.txt"
+        )
         self.context_built = context_text is not None
         self.signals = LevelSignals()
         self.session: Session | None = None
@@ -96,10 +107,7 @@ class QueryLevel:
     # -- sandbox -------------------------------------------------------------------------
 
     async def _start_session(self) -> Session:
-        if self.context_text is not None:
-            self.context_path.write_text(self.context_text, encoding="utf-8")
-        else:
-            self.context_path.touch()
+        _replace_text(self.context_path, self.context_text or "")
         q = self.q
         d = self.depth
         sig = self.signals
@@ -109,16 +117,29 @@ class QueryLevel:
             lambda prompts_, model=None: q.batched(prompts_, model, d, sig)
         )
         host["rlm_query"] = q.bridge(lambda prompt, context=None: q.child(prompt, context, d))
+        host.update(self.functions)
+        conv = self.conversation
+        if conv is not None and conv.session is not None:
+            # A follow-up: the session's REPL keeps its variables; this query binds its own
+            # llm_query and friends, starts with no answer and re-reads ``context``.
+            conv.session.rebind(host)
+            await anyio.to_thread.run_sync(conv.session.exec, _FOLLOW_UP)
+            return conv.session
         config = session_config(
             self.sandbox,
             q.repo.root,
             exec_timeout=q.limits.exec_timeout_seconds,
             output_limit=self.output_limit,
-            readable_paths=(self.context_path,),
+            # The directory, not the file: a follow-up replaces the file, and a bind
+            # mount of the file would keep showing the old one.
+            readable_paths=(self.context_path.parent if conv is not None else self.context_path,),
             lazy_text={"context": self.context_path},
         )
         session = await anyio.to_thread.run_sync(start_session, config, host)
-        q.sessions.append(session)
+        if conv is not None:
+            conv.session = session
+        else:
+            q.sessions.append(session)
         return session
 
     async def _scout(self) -> str:
@@ -155,7 +176,8 @@ class QueryLevel:
         if self.context_built:
             return
         self.context_built = True
-        with self.context_path.open("w", encoding="utf-8") as fh:
+        tmp = self.context_path.with_name(self.context_path.name + ".part")
+        with tmp.open("w", encoding="utf-8") as fh:
             for path in self.q.repo.files():
                 try:
                     text = self.q.repo.text(path)
@@ -165,6 +187,7 @@ class QueryLevel:
                 fh.write(text)
                 if not text.endswith("\n"):
                     fh.write("\n")
+        os.replace(tmp, self.context_path)
 
     async def _exec(self, code: str) -> ExecResult:
         assert self.session is not None
@@ -224,6 +247,8 @@ class QueryLevel:
     def _system_prompt(self) -> str:
         lim = self.q.limits
         functions = prompt_function_list(self.q.engine.sub.context_window)
+        if self.functions:
+            functions += "\nThe caller's own functions:\n" + describe(self.functions)
         if self.context_text is not None:
             note = prompts.CONTEXT_IS_GIVEN.format(
                 label=self.context_label,
@@ -287,6 +312,14 @@ class QueryLevel:
         self.session = await self._start_session()
         scouted = await self._scout()
         first = prompts.FIRST_TURN.format(turn=self._turn(1), question=self.question)
+        if self.conversation is not None and (history := self.conversation.history()):
+            first = (
+                prompts.SESSION_HISTORY.format(
+                    history=prompts.untrusted(history, "session history")
+                )
+                + "\n\n"
+                + first
+            )
         if scouted:
             first += "\n\n" + prompts.SCOUTED.format(candidates=scouted)
         messages = [Message("system", self._system_prompt()), Message("user", first)]
@@ -526,6 +559,14 @@ class QueryLevel:
 
 
 _RESET_ANSWER = 'answer = {"content": "", "ready": False}\n'
+_FOLLOW_UP = _RESET_ANSWER + 'globals().pop("context", None)\n'
+
+
+def _replace_text(path: Path, text: str) -> None:
+    """Write ``path`` anew (a new file, so a REPL's cached copy of the old one is not reused)."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _endpoint_stalled(reason: BudgetExceeded) -> bool:

@@ -87,6 +87,12 @@ Question: {question}
 Start by exploring the repository with code. Do not answer yet unless the question is trivial. \
 If the question asks for an answer format, that format applies to the value you pass to FINAL."""
 
+SESSION_HISTORY = """\
+This question continues a session. Your REPL still holds the variables from the earlier \
+turns (call SHOW_VARS() to list them); `context` holds this question's text, if any. \
+The earlier questions and answers:
+{history}"""
+
 SCOUTED = """\
 Ranked search already found these places for the question (the REPL variable `candidates` \
 holds them as dicts). Check the promising ones with repo.read before you answer:

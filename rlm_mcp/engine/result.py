@@ -112,6 +112,8 @@ class RLMResult:
             model call (shown to the model, and the fallback answer).
         citations: the paths, ``path:line`` and symbols the answer names, each
             checked against the index.
+        session: the handle that continues this query's session (set by the
+            service, which keeps sessions; never written to trajectories).
     """
 
     answer: str
@@ -128,6 +130,7 @@ class RLMResult:
     trajectory: Path | None = None
     candidates: list[Candidate] = field(default_factory=list)
     citations: list[Citation] = field(default_factory=list)
+    session: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
