@@ -253,7 +253,7 @@ def _cold(ctx: Ctx, path: Path) -> bool:
 
 def _index_in_background(args: argparse.Namespace, ctx: Ctx, path: Path) -> int | None:
     """Start ``rlm-mcp index PATH`` detached (its own session, no terminal); its pid."""
-    argv = [sys.executable, "-m", "rlm_mcp", "index", str(path)]
+    argv = [sys.executable, "-P", "-m", "rlm_mcp", "index", str(path.resolve())]
     for flag, value in (("--config", args.config), ("--cache-dir", args.cache_dir)):
         if value is not None:
             argv += [flag, str(value)]

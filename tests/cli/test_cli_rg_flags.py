@@ -176,6 +176,25 @@ def test_a_first_search_of_a_big_cold_tree_answers_from_a_scan_and_indexes_behin
     assert note, first.stderr
     assert note.group(1) == "1,051"
     assert _gone(int(note.group(3)), time.monotonic() + 120), "the background index never ended"
+    fresh = dict(env, RLM_CACHE_DIR=str(tmp_path / "other-cache"))
+    regex = run_cli("search", "-w", r"needle_\w+|f100\d", env=fresh, cwd=root)
+    assert regex.returncode == 0, regex.stderr
+    assert regex.stdout.splitlines() == [
+        "pkg0/m1000.py:1:def f1000():",
+        "pkg1/m1001.py:1:def f1001():",
+        "pkg2/m1002.py:1:def f1002():",
+        "pkg3/m1003.py:1:def f1003():",
+        "pkg3/target.py:1:def needle_here():",
+        "pkg4/m1004.py:1:def f1004():",
+        "pkg5/m1005.py:1:def f1005():",
+        "pkg6/m1006.py:1:def f1006():",
+        "pkg7/m1007.py:1:def f1007():",
+        "pkg8/m1008.py:1:def f1008():",
+        "pkg9/m1009.py:1:def f1009():",
+    ]
+    pid = re.search(r"pid (\d+)", regex.stderr)
+    assert "direct scan" in regex.stderr and pid
+    assert _gone(int(pid.group(1)), time.monotonic() + 120)
     again = run_cli("search", "needle", "--json", env=env, cwd=root)
     assert again.returncode == 0 and "direct scan" not in again.stderr
     payload = json.loads(again.stdout)

@@ -36,7 +36,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-__all__ = ["GrepInterrupted", "GrepRequest", "GrepTimeout", "GrepWorker", "Hit", "matching_lines"]
+__all__ = [
+    "GrepInterrupted",
+    "GrepRequest",
+    "GrepTimeout",
+    "GrepWorker",
+    "Hit",
+    "clip_text",
+    "matching_lines",
+]
 
 Hit = tuple[str, int, str, list[str], list[str]]
 """path, line, text, the lines before, the lines after."""
@@ -155,7 +163,7 @@ def hinted_lines(
             yield line_no, ls, le
 
 
-def _clip(line: str) -> str:
+def clip_text(line: str) -> str:
     line = line.rstrip("\r")
     return line if len(line) <= HIT_TEXT_CHARS else line[:HIT_TEXT_CHARS] + "…"
 
@@ -166,7 +174,7 @@ def _around(text: str, ls: int, le: int, context: int) -> tuple[list[str], list[
     pos = ls
     while len(before) < context and pos > 0:
         start = text.rfind("\n", 0, pos - 1) + 1
-        before.append(_clip(text[start : pos - 1]))
+        before.append(clip_text(text[start : pos - 1]))
         pos = start
     before.reverse()
     after: list[str] = []
@@ -176,7 +184,7 @@ def _around(text: str, ls: int, le: int, context: int) -> tuple[list[str], list[
         end = len(text) if end < 0 else end
         if pos + 1 > len(text):
             break
-        after.append(_clip(text[pos + 1 : end]))
+        after.append(clip_text(text[pos + 1 : end]))
         pos = end
     return before, after
 
@@ -246,7 +254,7 @@ class _Child:
                         before, after = (
                             _around(text, ls, le, req.context) if req.context else ([], [])
                         )
-                        hits.append((path, line_no, _clip(text[ls:le]), before, after))
+                        hits.append((path, line_no, clip_text(text[ls:le]), before, after))
                     if seen >= req.count_limit or (
                         len(hits) >= req.max_results
                         and seen >= req.offset + req.max_results
@@ -333,7 +341,9 @@ class GrepWorker:
         """A fresh ``python -c`` child on one end of a socket pair.
 
         Not ``multiprocessing``'s spawn: that re-runs the caller's ``__main__``
-        (a script without a main guard would run again in the helper).
+        (a script without a main guard would run again in the helper). ``-P``: the
+        working directory (often the repository searched) is not put on the module
+        path, so a ``re.py`` or ``socket.py`` there is never imported.
         """
         if self._proc is not None and self._proc.poll() is None and self._conn is not None:
             return self._conn
@@ -342,7 +352,7 @@ class GrepWorker:
         code = f"from rlm_mcp.index.search.grepworker import serve_fd; serve_fd({theirs.fileno()})"
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-c", code],
+                [sys.executable, "-P", "-c", code],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
@@ -352,6 +362,12 @@ class GrepWorker:
         self._proc, self._conn = proc, Connection(ours.detach())
         self.synced_version = -1
         return self._conn
+
+    def start(self) -> None:
+        """Start the helper now (it takes about 0.1 s), so the first :meth:`run` need not wait."""
+        with self._lock:
+            if not self._interrupted:
+                self._start()
 
     def run(self, req: GrepRequest, timeout: float) -> tuple[list[Hit], int, bool]:
         """Run ``req`` in the helper; :class:`GrepTimeout` after ``timeout`` seconds (helper killed)."""

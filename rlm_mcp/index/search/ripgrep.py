@@ -52,7 +52,7 @@ from typing import Any
 
 from rlm_mcp.index.search.literals import parse_pattern
 
-__all__ = ["MIN_BYTES", "candidates", "interrupt", "relax", "ripgrep"]
+__all__ = ["MIN_BYTES", "candidates", "forget", "interrupt", "popen", "relax", "ripgrep"]
 
 MIN_BYTES = 32 << 20
 """Below this many bytes of text Python's scan is as fast as starting ripgrep."""
@@ -376,6 +376,23 @@ def _run(args: list[str], root: Path, deadline: float) -> tuple[int, bytes] | No
 
 _running: set[subprocess.Popen[bytes]] = set()
 _running_lock = threading.Lock()
+
+
+def popen(args: list[str], root: Path) -> subprocess.Popen[bytes]:
+    """ripgrep started with its output piped, stopped by :func:`interrupt` until
+    :func:`forget` is called (raises ``OSError`` as ``Popen`` does)."""
+    proc = subprocess.Popen(
+        args, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    with _running_lock:
+        _running.add(proc)
+    return proc
+
+
+def forget(proc: subprocess.Popen[bytes]) -> None:
+    with _running_lock:
+        _running.discard(proc)
 
 
 def interrupt() -> None:

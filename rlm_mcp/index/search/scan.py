@@ -16,17 +16,21 @@ file is passed over, a minified or generated one is searched.
 from __future__ import annotations
 
 import os
+import re
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from re import _constants as C  # type: ignore[attr-defined]
+from re import _parser  # type: ignore[attr-defined]
 
 import rlm_mcp.index.search.ripgrep as ripgrep
 from rlm_mcp.index.discover.scope import Scope
 from rlm_mcp.index.search.globs import GlobSpec, paths_matching
-from rlm_mcp.index.search.grepworker import GrepRequest, GrepWorker, Hit
+from rlm_mcp.index.search.grepworker import GrepRequest, GrepWorker, Hit, clip_text
 
-__all__ = ["DiskReader", "ScanPage", "open_text_reader", "scan"]
+__all__ = ["DiskReader", "ScanPage", "open_text_reader", "plain_literal", "scan"]
 
 _BINARY_SNIFF = 8192
 
@@ -71,6 +75,101 @@ class ScanPage:
     engine: str
 
 
+def plain_literal(source: str, flags: int) -> str | None:
+    """The string ``source`` matches exactly when it is nothing but literal characters (and
+    case matters): then ripgrep's lines are the hits, with no regex of Python's to confirm."""
+    if flags & re.IGNORECASE:
+        return None
+    try:
+        parsed = _parser.parse(source, flags)
+    except (re.error, RecursionError, OverflowError, ValueError):
+        return None
+    chars = []
+    for op, av in parsed:
+        if op is not C.LITERAL:
+            return None
+        chars.append(chr(av))
+    text = "".join(chars)
+    return text if text and "\n" not in text and "\r" not in text else None
+
+
+def _rg_lines(root: Path, literal: str, max_file_bytes: int) -> list[Hit] | None:
+    """ripgrep's matching lines for ``literal`` over everything under ``root``
+    (``None``: ripgrep failed, was interrupted, or found more than :data:`PLAIN_LIMIT`)."""
+    rg = ripgrep.ripgrep()
+    if rg is None:
+        return None
+    args = [
+        rg, "--no-config", "--no-ignore", "--hidden", "--glob", "!.git", "--no-messages",
+        "--max-filesize", str(max_file_bytes), "--color", "never", "--null", "--line-number",
+        "--with-filename", "--no-heading", "--max-columns", "4096", "--max-columns-preview",
+        "--fixed-strings", "--regexp", literal, "--", ".",
+    ]  # fmt: skip
+    try:
+        proc = ripgrep.popen(args, root)
+    except OSError:
+        return None
+    hits: list[Hit] = []
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            name, sep, rest = raw.partition(b"\0")
+            number, colon, text = rest.partition(b":")
+            if not sep or not colon or not number.isdigit():
+                continue
+            path = os.fsdecode(name)
+            path = path[2:] if path.startswith("./") else path
+            line = text.rstrip(b"\n").decode("utf-8", errors="replace")
+            hits.append((path, int(number), clip_text(line), [], []))
+            if len(hits) > PLAIN_LIMIT:
+                proc.kill()
+                return None
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        ripgrep.forget(proc)
+    return hits if proc.returncode in (0, 1) else None
+
+
+def _rg_hints(root: Path, relaxed: str, max_file_bytes: int) -> dict[str, array[int]] | None:
+    """Per file under ``root``, the lines ripgrep finds ``relaxed`` on (``None``: it failed,
+    refused the regex or was interrupted: then every file is scanned whole)."""
+    rg = ripgrep.ripgrep()
+    if rg is None:
+        return None
+    args = [
+        rg, "--no-config", "--no-ignore", "--hidden", "--glob", "!.git", "--no-messages",
+        "--max-filesize", str(max_file_bytes), "--color", "never", "--null", "--heading",
+        "--with-filename", "--line-number", "--only-matching", "--replace", "",
+        "--encoding", "none", "--regexp", relaxed, "--", ".",
+    ]  # fmt: skip
+    try:
+        proc = ripgrep.popen(args, root)
+    except OSError:
+        return None
+    try:
+        out, _ = proc.communicate()
+    finally:
+        ripgrep.forget(proc)
+    if proc.returncode not in (0, 1):
+        return None
+    hints: dict[str, array[int]] = {}
+    for record in out.split(b"\n\n"):
+        name, sep, body = record.partition(b"\0")
+        if not sep:
+            continue  # "binary file matches": the reader passes binary files over too
+        path = os.fsdecode(name.lstrip(b"\n"))
+        path = path[2:] if path.startswith("./") else path
+        hints[path] = array("L", sorted({int(n[:-1]) for n in body.split() if n[:-1].isdigit()}))
+    return hints
+
+
+PLAIN_LIMIT = 200_000
+"""Lines ripgrep may find for a plain string before the scan takes the capped path instead."""
+
+
 def scan(
     path: Path,
     *,
@@ -92,36 +191,41 @@ def scan(
 
     ``worker`` runs the regex; the caller may kill it (``worker.interrupt()``) to stop.
     ``None`` when the tree has fewer than ``min_files`` candidate files (indexing it
-    costs about what this scan would).
+    costs about what this scan would). The walk, ripgrep and the helper's start run
+    at once: a plain string needs no helper (ripgrep's lines are the hits); anything
+    else is confirmed by Python's ``re`` on the lines ripgrep found for its relaxed form.
     """
     resolved = path.expanduser().resolve()
     root, single = (resolved, None) if resolved.is_dir() else (resolved.parent, resolved.name)
-    candidates, _ = Scope(
-        root, single=single, follow_symlinks=follow_symlinks, exclude=exclude
-    ).listed()
+    plain = None if context or single else plain_literal(pattern, flags)
+    relaxed = None
+    if plain is None and not single and ripgrep.ripgrep() is not None:
+        relaxed = ripgrep.relax(pattern, flags)
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="rlm-scan") as pool:
+        listed = pool.submit(
+            Scope(root, single=single, follow_symlinks=follow_symlinks, exclude=exclude).listed
+        )
+        lines = pool.submit(_rg_lines, root, plain, max_file_bytes) if plain else None
+        hinted = pool.submit(_rg_hints, root, relaxed, max_file_bytes) if relaxed else None
+        if lines is None:
+            pool.submit(worker.start)
+        candidates, _ = listed.result()
+        found = lines.result() if lines is not None else None
+        hints = hinted.result() if hinted is not None else None
     if len(candidates) < min_files:
         return None
     sizes = {c.path: c.size for c in candidates if c.size <= max_file_bytes}
     paths = list(sizes) if glob is None or single else paths_matching(sizes, glob)
     files = len(paths)
+    if found is not None:
+        wanted = set(paths)
+        rows = sorted((h for h in found if h[0] in wanted), key=lambda h: (h[0], h[1]))
+        seen = len(rows)
+        return ScanPage(rows[:max_results], seen, seen > max_results, files, "ripgrep")
     engine = "python"
-    hints: Mapping[str, Sequence[int]] | None = None
-    relaxed = ripgrep.relax(pattern, flags) if paths and ripgrep.ripgrep() is not None else None
-    if relaxed is not None:
-        found = ripgrep.candidates(
-            root,
-            frozenset(paths),
-            relaxed,
-            max(timeout, ripgrep.TIMEOUT),
-            universe=paths,
-            version=-1,
-            max_bytes=max_file_bytes,
-        )
-        if found is not None:
-            engine = "ripgrep"
-            paths = [p for p in paths if p in found]
-            lines: dict[str, array[int]] = {p: n for p in paths if (n := found[p]) is not None}
-            hints = lines
+    if hints is not None:
+        engine = "ripgrep"
+        paths = [p for p in paths if p in hints]
     if not paths:
         return ScanPage([], 0, False, files, engine)
     request = GrepRequest(
@@ -138,5 +242,5 @@ def scan(
         count=count,
         lines=hints,
     )
-    rows, seen, stopped = worker.run(request, timeout)
-    return ScanPage(rows, seen, stopped, files, engine)
+    rows2, seen2, stopped = worker.run(request, timeout)
+    return ScanPage(rows2, seen2, stopped, files, engine)
