@@ -17,6 +17,7 @@ import threading
 import time
 
 from rlm_mcp.errors import LoadInterrupted
+from rlm_mcp.index.discover.names import unescape
 from rlm_mcp.index.model import IndexProgress, SkippedFile
 from rlm_mcp.index.parse.worker import Parsed
 from rlm_mcp.index.sync import BULK_THRESHOLD, IndexState, Progress, Syncer
@@ -113,7 +114,7 @@ class Completer:
         state = self._state
         entries = state.table.entries
         items = [
-            (p, str(state.root / p), e.size, e.mtime_ns)
+            (p, str(state.root / unescape(p)), e.size, e.mtime_ns)
             for p in state.store.unparsed_paths()
             if (e := entries.get(p)) is not None
         ]

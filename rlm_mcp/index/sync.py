@@ -27,6 +27,7 @@ from pathlib import Path
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.errors import LoadInterrupted
+from rlm_mcp.index.discover.names import unescape
 from rlm_mcp.index.discover.scope import Scope
 from rlm_mcp.index.discover.walker import Candidate, GitListing
 from rlm_mcp.index.files import FileTable
@@ -315,7 +316,7 @@ class Syncer:
 
     def _stat(self, rel: str) -> tuple[int, int] | None:
         try:
-            st = os.stat(self.state.root / rel)
+            st = os.stat(self.state.root / unescape(rel))
         except OSError:
             return None
         return st.st_size, st.st_mtime_ns

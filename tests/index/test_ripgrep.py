@@ -244,8 +244,8 @@ def test_a_file_whose_name_ripgrep_output_cannot_carry_is_scanned_whole(
     files = {"a.py": "when = '2024-02-29'\nx = 1\n", "odd\nname.py": "x = 1\nwhen = '2024-01-31'\n"}
     with _repo(tmp_path, monkeypatch, files) as repo:
         names = sorted(repo.entries())
-        assert names == ["a.py", "odd\nname.py"]
+        assert names == ["a.py", "odd\\x0aname.py"]  # the index escapes a newline (names.py)
         paths, hints = repo.searcher._grep.ripgrep_candidates(r"\d{4}-\d\d", re.MULTILINE, names)
         assert paths == names
         assert hints is not None and list(hints) == ["a.py"] and list(hints["a.py"]) == [1]
-        assert _hits(repo, r"\d{4}-\d\d") == [("a.py", 1), ("odd\nname.py", 2)]
+        assert _hits(repo, r"\d{4}-\d\d") == [("a.py", 1), ("odd\\x0aname.py", 2)]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rlm_mcp.errors import RepositoryNotFound
 from rlm_mcp.index.discover.ignore import IgnoreMatcher
+from rlm_mcp.index.discover.names import escape, unescape
 from rlm_mcp.index.discover.walker import Candidate, GitListing, discover, git_list, stat_candidate
 from rlm_mcp.index.model import SkippedFile
 
@@ -24,6 +25,8 @@ class Scope:
 
     ``exclude`` is a path under which nothing is a candidate (a store kept
     inside the root). ``git`` says whether the last listing was git's.
+    ``single`` is an OS name; what :meth:`listed` and :meth:`changed` return is
+    spelled as the index spells paths (:mod:`.names`).
     """
 
     def __init__(
@@ -65,10 +68,13 @@ class Scope:
     ) -> tuple[list[Candidate], list[SkippedFile], set[str]]:
         """What ``changed`` and ``deleted`` paths stand for now: the candidates, the skips,
         and the paths that are gone (what was below a deleted directory among ``known``
-        and ``known_skips`` included, and what the ignore rules now leave out)."""
+        and ``known_skips`` included, and what the ignore rules now leave out).
+
+        ``changed`` and ``deleted`` are OS names (as a watcher sees them); ``known``
+        and ``known_skips`` and what comes back are index paths."""
         root, follow = self.root, self.follow_symlinks
-        changed = {p for p in changed if not _in_git_dir(p)}
-        deleted = {p for p in deleted if not _in_git_dir(p)}
+        changed = {escape(p) for p in changed if not _in_git_dir(p)}
+        deleted = {escape(p) for p in deleted if not _in_git_dir(p)}
         files: set[str] = set()
         gone: set[str] = set(deleted)
         for p in deleted:
@@ -77,7 +83,7 @@ class Scope:
             gone.update(k for k in known_skips if k.startswith(prefix))
         unlisted: dict[str, SkippedFile] = {}
         for p in changed:
-            full = root / p
+            full = root / unescape(p)
             if full.is_dir() and not full.is_symlink():
                 try:
                     sub = discover(full, follow_symlinks=follow, use_git=False)
@@ -103,7 +109,7 @@ class Scope:
             if p in unlisted:
                 skips.append(unlisted[p])
                 continue
-            res = stat_candidate(str(root), p, follow_symlinks=follow, check_parents=True)
+            res = stat_candidate(str(root), unescape(p), follow_symlinks=follow, check_parents=True)
             if isinstance(res, Candidate):
                 candidates.append(res)
             elif res is None:
@@ -116,17 +122,19 @@ class Scope:
         """Which of ``paths`` the ignore rules let in (existence not checked)."""
         paths = list(paths)
         if self.single is not None:
-            return {p for p in paths if p == self.single}
+            return {p for p in paths if p == escape(self.single)}
+        os_names = {p: unescape(p) for p in paths}
         if self.git:
-            listed = git_list(self.root, paths if len(paths) <= 200 else ())
+            specs = list(os_names.values()) if len(paths) <= 200 else []
+            listed = git_list(self.root, specs)
             if listed is not None:
                 allowed = set(listed)
                 rlm = IgnoreMatcher(self.root, names=(".rlmignore",), use_info_exclude=False)
-                return {p for p in paths if p in allowed and not rlm.is_ignored(p)}
+                return {p for p, o in os_names.items() if o in allowed and not rlm.is_ignored(o)}
         if self._matcher is None:
             self._matcher = IgnoreMatcher(self.root)
         m = self._matcher
-        return {p for p in paths if not m.is_ignored(p)}
+        return {p for p, o in os_names.items() if not m.is_ignored(o)}
 
 
 def _in_git_dir(path: str) -> bool:

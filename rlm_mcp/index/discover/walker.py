@@ -6,6 +6,10 @@ Every path it passes over (a symlink, an unreadable directory, a
 non-regular file) is recorded as a :class:`SkippedFile`; nothing is dropped
 silently, so the model can be told what it cannot see. What a candidate's
 content is (text, binary, generated, minified) is :mod:`.classify`'s call.
+
+Names come in as the OS gives them and leave spelled as the index spells
+them (:func:`.names.escape`): a candidate's ``path`` is escaped, its
+``abspath`` is what ``open`` takes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import IO, NamedTuple
 
 from rlm_mcp.errors import RepositoryNotFound
 from rlm_mcp.index.discover.ignore import IgnoreMatcher
+from rlm_mcp.index.discover.names import escape
 from rlm_mcp.index.model import SkippedFile
 
 __all__ = [
@@ -43,6 +48,8 @@ log = logging.getLogger(__name__)
 
 class Candidate(NamedTuple):
     """A regular file, stat'ed; never a symlink (see :func:`stat_candidate`).
+
+    ``path`` is the index's spelling (:mod:`.names`), ``abspath`` the OS name.
 
     A named tuple, not a dataclass: discovery makes one per file, 170,000 on a
     monorepo, and a tuple costs a third less to build than a frozen dataclass.
@@ -76,6 +83,7 @@ def _symlink_skip(root_real: str, rel: str, abspath: str, follow: bool) -> Skipp
     outside the root is ``symlink_outside_root``. Git lists a symlink as one
     entry and the walker sees the same, so both discoveries agree.
     """
+    rel = escape(rel)
     if not follow:
         return SkippedFile(rel, "not_regular", "symlink (follow_symlinks is off)")
     try:
@@ -86,8 +94,8 @@ def _symlink_skip(root_real: str, rel: str, abspath: str, follow: bool) -> Skipp
         return SkippedFile(rel, "unreadable", f"dangling symlink: {exc.strerror}")
     real = os.path.realpath(abspath)
     if not _inside(real, root_real):
-        return SkippedFile(rel, "symlink_outside_root", real)
-    target = os.path.relpath(real, root_real).replace(os.sep, "/")
+        return SkippedFile(rel, "symlink_outside_root", escape(real))
+    target = escape(os.path.relpath(real, root_real).replace(os.sep, "/"))
     if not stat.S_ISDIR(st.st_mode):
         return SkippedFile(rel, "symlink_duplicate", f"same as {target}")
     shown = "./" if target == "." else f"{target}/"
@@ -100,7 +108,7 @@ def _symlink_skip(root_real: str, rel: str, abspath: str, follow: bool) -> Skipp
 def stat_candidate(
     root_real: str, rel: str, *, follow_symlinks: bool = True, check_parents: bool = False
 ) -> Candidate | SkippedFile | None:
-    """Stat one root-relative path; ``None`` when it does not exist (any more).
+    """Stat one root-relative OS name; ``None`` when it does not exist (any more).
 
     A symlink is never a candidate: it comes back as a :class:`SkippedFile`
     saying what it aliases (``follow_symlinks`` off: ``not_regular``).
@@ -114,7 +122,7 @@ def stat_candidate(
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return SkippedFile(rel, "unreadable", exc.strerror or str(exc))
+        return SkippedFile(escape(rel), "unreadable", exc.strerror or str(exc))
     if stat.S_ISLNK(st.st_mode):
         return _symlink_skip(root_real, rel, abspath, follow_symlinks)
     if check_parents:
@@ -122,10 +130,10 @@ def stat_candidate(
         if parent != root_real and os.path.realpath(parent) != parent:
             return _symlink_skip(root_real, rel, abspath, follow_symlinks)
     if stat.S_ISDIR(st.st_mode):
-        return SkippedFile(rel, "not_regular", "directory (submodule?)")
+        return SkippedFile(escape(rel), "not_regular", "directory (submodule?)")
     if not stat.S_ISREG(st.st_mode):
-        return SkippedFile(rel, "not_regular", "not a regular file")
-    return Candidate(rel, abspath, st.st_size, st.st_mtime_ns)
+        return SkippedFile(escape(rel), "not_regular", "not a regular file")
+    return Candidate(escape(rel), abspath, st.st_size, st.st_mtime_ns)
 
 
 def stat_candidates(
@@ -151,7 +159,7 @@ def stat_candidates(
         except OSError:
             st = None
         if st is not None and isreg(st.st_mode):
-            add(Candidate(rel, abspath, st.st_size, st.st_mtime_ns))
+            add(Candidate(escape(rel), abspath, st.st_size, st.st_mtime_ns))
             continue
         res = stat_candidate(root_real, rel, follow_symlinks=follow_symlinks)
         if isinstance(res, Candidate):
@@ -209,7 +217,7 @@ class GitListing:
             self.close()
 
     def result(self) -> list[str] | None:
-        """Tracked plus untracked-not-ignored files, or ``None`` outside a work tree
+        """Tracked plus untracked-not-ignored files (OS names), or ``None`` outside a work tree
         (or when git is missing, fails, or runs past :data:`GIT_TIMEOUT`)."""
         if self._cmd is None:
             return None
@@ -286,7 +294,7 @@ def _walk(root_real: str, matcher: IgnoreMatcher, follow: bool, found: Discovery
         except OSError as exc:
             if not rel_dir:
                 raise _unlistable(root_real, exc) from None
-            found.skipped.append(SkippedFile(rel_dir, "unreadable", str(exc.strerror)))
+            found.skipped.append(SkippedFile(escape(rel_dir), "unreadable", str(exc.strerror)))
             continue
         subdirs: list[str] = []
         files: list[str] = []

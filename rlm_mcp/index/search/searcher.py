@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from rlm_mcp.errors import SearchError
+from rlm_mcp.index.discover.names import escape, is_raw
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.model import Definition, DefQuery, LoadReport, Reference
 from rlm_mcp.index.repomap import render_repo_map
@@ -35,6 +36,11 @@ from rlm_mcp.index.store.base import IndexStore
 __all__ = ["MATCH_MODES", "Searcher"]
 
 MATCH_MODES = ("auto", "exact", "prefix", "substring", "regex")
+
+
+def _shown(path: str) -> str:
+    """``path`` as output can carry it (an OS name escaped, see :mod:`..discover.names`)."""
+    return escape(path) if is_raw(path) else path
 
 
 class Searcher:
@@ -96,7 +102,7 @@ class Searcher:
         base = "/" + p.rsplit("/", 1)[-1]
         names = [k for k in entries if k.endswith(base)][:5]
         hint = f"; did you mean {', '.join(names)}?" if names else ""
-        raise SearchError(f"unknown path: {path!r}{hint}")
+        raise SearchError(f"unknown path: '{_shown(path)}'{hint}")
 
     def files(self, glob: GlobSpec = "**") -> list[str]:
         """Indexed paths matching ``glob`` (``**`` spans directories), sorted."""
@@ -106,7 +112,7 @@ class Searcher:
         p = self.known(path)
         got = self.store.text(p)
         if got is None:
-            raise SearchError(f"unknown path: {path!r}")
+            raise SearchError(f"unknown path: '{_shown(path)}'")
         return got
 
     def read(self, path: str, start: int = 1, end: int | None = None) -> str:

@@ -8,6 +8,11 @@ protocol and passes ``tests/index/test_store_conformance.py``.
 
 Writes go through a :class:`StoreBatch`: one atomic unit (a transaction),
 so a reader never sees half a file and a crash never leaves one.
+
+Every path a store is given or returns is spelled as
+:mod:`rlm_mcp.index.discover.names` spells it (valid UTF-8, no lone
+surrogates), so a ``TEXT`` column holds any file name and a path read back
+is the key it was written under.
 """
 
 from __future__ import annotations
