@@ -323,19 +323,29 @@ async def _scan(
 
 
 class _Printer:
-    """ripgrep's layout and colours: ``path:line:text`` hits, ``path-line-text`` context."""
+    """ripgrep's layout and colours: ``path:line:text`` hits, ``path-line-text`` context.
 
-    def __init__(self, rx: re.Pattern[str] | None) -> None:
-        self.rx = rx
+    Matches are highlighted by running the regex again here, outside the killable grep
+    helper, so only for a regex that cannot backtrack exponentially (on a line the helper
+    already matched, clipped to 300 characters).
+    """
+
+    def __init__(self, color: bool, source: str, flags: int) -> None:
+        from rlm_mcp.index.search.literals import backtracks_linearly
+
+        self.color = color
+        self.rx = (
+            re.compile(source, flags) if color and backtracks_linearly(source, flags) else None
+        )
 
     def path(self, path: str) -> str:
-        return paint(path, PATH_COLOR, self.rx is not None)
+        return paint(path, PATH_COLOR, self.color)
 
     def line(self, path: str, no: int, text: str, hit: bool) -> str:
         sep = ":" if hit else "-"
-        if self.rx is None:
+        if not self.color:
             return f"{path}{sep}{no}{sep}{text}"
-        if hit:
+        if hit and self.rx is not None:
             text = self.rx.sub(lambda m: paint(m.group(0), MATCH_COLOR, True), text)
         return f"{self.path(path)}{sep}{paint(str(no), LINE_COLOR, True)}{sep}{text}"
 
@@ -445,8 +455,7 @@ async def cmd_search(args: argparse.Namespace, ctx: Ctx) -> int:
         (hits, version, parts), summary = await _on_index(ctx, path, work)
         page, around = parts
     total, capped = len(hits), len(hits) >= MAX_GREP_RESULTS
-    color = _color(args, ctx)
-    printer = _Printer(re.compile(source, flags) if color else None)
+    printer = _Printer(_color(args, ctx), source, flags)
     if listing:
         counts = _per_file(hits)
         if args.json:

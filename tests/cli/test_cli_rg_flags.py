@@ -225,11 +225,25 @@ def _helper_running(pgid: int) -> bool:
     return False
 
 
-def test_ctrl_c_during_a_catastrophic_regex_ends_the_search_at_once(
-    tmp_path: Path, env: dict[str, str]
+def test_a_regex_that_could_backtrack_exponentially_is_not_run_again_to_highlight(
+    tree: Path, env: dict[str, str]
 ) -> None:
-    root = write_tree(tmp_path / "slow", {"a.txt": "a" * 60 + "!\n", "b.py": "x = 1\n"})
-    assert run_cli("index", str(root), env=env).returncode == 0
+    write_tree(tree, {"slow.txt": "ab " + "a" * 40 + "\n"})
+    proc = run_cli("search", "--color", "always", "(a+)+b", "-g", "slow.txt", env=env, cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "\x1b[35mslow.txt\x1b[0m:\x1b[32m1\x1b[0m:ab " + "a" * 40 + "\n"
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["indexed", "first-search-scan"])
+def test_ctrl_c_during_a_catastrophic_regex_ends_the_search_at_once(
+    tmp_path: Path, env: dict[str, str], indexed: bool
+) -> None:
+    files = {"a.txt": "a" * 60 + "!\n", "b.py": "x = 1\n"}
+    if not indexed:
+        files.update({f"d{i % 10}/f{i}.py": f"v = {i}\n" for i in range(1_000)})
+    root = write_tree(tmp_path / "slow", files)
+    if indexed:
+        assert run_cli("index", str(root), env=env).returncode == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "rlm_mcp", "search", "(a+)+$", str(root)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -105,3 +105,12 @@ def test_the_regex_carries_its_flags_so_a_store_can_compile_it_again() -> None:
     again = re.compile(rx.pattern)
     assert [p for p in PATHS if again.match(p)] == paths_matching(PATHS, ["*.py", "!tests/**"])
     assert again.match("odd\nname.py"), "a newline in a name is just a character"
+
+
+def test_only_regexes_without_nested_repeats_count_as_safe_to_run_outside_the_helper() -> None:
+    from rlm_mcp.index.search.literals import backtracks_linearly
+
+    for safe in (r"def \w+", r"\b\d{4}-\d\d-\d\d\b", "foo|bar", r"(?<!\w)(?:x)(?!\w)", "(?:ab)+"):
+        assert backtracks_linearly(safe), safe
+    for unsafe in ("(a+)+$", "(a|aa)*b", r"(\w+)\1", "(?:x*)*", "(unclosed"):
+        assert not backtracks_linearly(unsafe), unsafe

@@ -22,7 +22,7 @@ from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as P  # type: ignore[attr-defined]
 from typing import Any
 
-__all__ = ["FOLD_UNSAFE", "MIN_LITERAL", "literal_query", "parse_pattern"]
+__all__ = ["FOLD_UNSAFE", "MIN_LITERAL", "backtracks_linearly", "literal_query", "parse_pattern"]
 
 MIN_LITERAL = 3
 """A trigram index can only use literals of at least three characters."""
@@ -133,3 +133,37 @@ def _seq(items: list[tuple[Any, Any]], icase: bool) -> Query:
             flush()
     flush()
     return acc
+
+
+def backtracks_linearly(pattern: str, flags: int = 0) -> bool:
+    """Whether ``re`` runs ``pattern`` in time about linear in a line's length: no repeat holds
+    another repeat or an alternation, and no backreference or conditional (the shapes that
+    backtrack exponentially, like ``(a+)+`` or ``(a|a)*``).
+
+    Only for work outside the grep helper that may run a user's regex again on a line the
+    helper already matched (the CLI's highlighting): ``False`` when unsure.
+    """
+    got = parse_pattern(pattern, flags)
+    if got is None:
+        return False
+    return _linear(got[0], inside_repeat=False)
+
+
+def _linear(items: Any, inside_repeat: bool) -> bool:
+    for op, av in items:
+        if op in _REPEATS:
+            _, hi, sub = av
+            if inside_repeat or not _linear(sub, inside_repeat=hi != 1):
+                return False
+        elif op is C.BRANCH:
+            if inside_repeat or not all(_linear(s, inside_repeat) for s in av[1]):
+                return False
+        elif op is C.SUBPATTERN:
+            if not _linear(av[-1], inside_repeat):
+                return False
+        elif op in (C.ASSERT, C.ASSERT_NOT):
+            if not _linear(av[1], inside_repeat):
+                return False
+        elif op in (C.GROUPREF, C.GROUPREF_EXISTS) or op is getattr(C, "ATOMIC_GROUP", None):
+            return False
+    return True
