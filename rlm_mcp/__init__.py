@@ -13,9 +13,15 @@ from typing import TYPE_CHECKING, Any
 from rlm_mcp._version import __version__
 
 if TYPE_CHECKING:
-    from rlm_mcp.api import RLM
+    from rlm_mcp.api import RLM, RLMSession
     from rlm_mcp.budget import Limits, Usage
-    from rlm_mcp.config import IndexSettings, ModelEndpoint, SandboxSettings, Settings
+    from rlm_mcp.config import (
+        IndexSettings,
+        ModelEndpoint,
+        SandboxSettings,
+        SessionSettings,
+        Settings,
+    )
     from rlm_mcp.engine.core import EngineOptions, ModelSpec, RLMEngine
     from rlm_mcp.engine.result import Evidence, RLMResult
     from rlm_mcp.errors import RlmMcpError
@@ -32,6 +38,8 @@ _EXPORTS = {
     "ModelSpec": "rlm_mcp.engine.core",
     "RLMEngine": "rlm_mcp.engine.core",
     "RLMResult": "rlm_mcp.engine.result",
+    "RLMSession": "rlm_mcp.api",
+    "SessionSettings": "rlm_mcp.config",
     "Repository": "rlm_mcp.index",
     "RlmMcpError": "rlm_mcp.errors",
     "RlmService": "rlm_mcp.service",
@@ -62,10 +70,12 @@ __all__ = [
     "ModelSpec",
     "RLMEngine",
     "RLMResult",
+    "RLMSession",
     "Repository",
     "RlmMcpError",
     "RlmService",
     "SandboxSettings",
+    "SessionSettings",
     "Settings",
     "Usage",
     "__version__",

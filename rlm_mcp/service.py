@@ -31,15 +31,10 @@ from rlm_mcp.engine.build import build_engine
 from rlm_mcp.engine.calls import Sampling
 from rlm_mcp.engine.core import ProgressCallback, RLMEngine
 from rlm_mcp.engine.replapi import (
-    LLM_FUNCTIONS,
     RepositoryLike,
-    repo_functions,
-    session_config,
-    start_session,
 )
-from rlm_mcp.engine.result import EvidenceLog, RLMResult
+from rlm_mcp.engine.result import RLMResult
 from rlm_mcp.errors import (
-    BackendNotConfigured,
     ConfigError,
     PathNotAllowed,
     RepositoryNotFound,
@@ -49,9 +44,9 @@ from rlm_mcp.errors import (
 from rlm_mcp.index import LoadReport, Repository, SkippedFile
 from rlm_mcp.index.follow import Follower
 from rlm_mcp.index.repository import load
-from rlm_mcp.sessions import ChatSession, SessionStore
+from rlm_mcp.sessions import ChatSession, SessionStore, exec_repl
 from rlm_mcp.watch import Mode, RepositoryWatcher
-from sandbox import ExecResult, SandboxError, Session, detect_isolation
+from sandbox import ExecResult, SandboxError, detect_isolation
 
 __all__ = ["LoadSummary", "LoadedRepo", "RepoStatus", "RlmService", "Unloaded"]
 
@@ -471,41 +466,40 @@ class RlmService:
                     sampling=sampling,
                 )
         finally:
-            chat.users -= 1
-            self.sessions.touch(chat)
+            self.sessions.release(chat)
         result.session = chat.handle
         return result
 
     async def _open_session(
         self, handle: str | None, repo: str | None, scratch: bool
     ) -> tuple[ChatSession, RepositoryLike]:
-        """The session to run in (marked in use) and the repository it reads."""
+        """The session to run in (in use: release it after) and the repository it reads."""
         if handle is None:
-            target: RepositoryLike = (
-                await anyio.to_thread.run_sync(self._scratch_repo)
-                if scratch
-                else self.get(repo).repo
-            )
-            name = None if scratch else self.get(repo).name
-            chat = await anyio.to_thread.run_sync(self.sessions.create, name)
-        else:
-            chat = await anyio.to_thread.run_sync(self.sessions.get, handle)
+            if scratch:
+                target: RepositoryLike = await anyio.to_thread.run_sync(self._scratch_repo)
+                name = None
+            else:
+                loaded = self.get(repo)
+                target, name = loaded.repo, loaded.name
+            return await anyio.to_thread.run_sync(self.sessions.create, name), target
+        chat = await anyio.to_thread.run_sync(self.sessions.get, handle)
+        try:
             if chat.repo is None:
                 if repo is not None:
                     raise ConfigError(
                         "this session has no repository (it was started over a text); "
                         "start a new session to ask about a repository"
                     )
-                target = await anyio.to_thread.run_sync(self._scratch_repo)
-            else:
-                if repo not in (None, "", chat.repo):
-                    raise ConfigError(
-                        f"this session belongs to the repository {chat.repo!r}, not {repo!r}; "
-                        "omit the repository or start a new session"
-                    )
-                target = self.get(chat.repo).repo
-        chat.users += 1
-        return chat, target
+                return chat, await anyio.to_thread.run_sync(self._scratch_repo)
+            if repo not in (None, "", chat.repo):
+                raise ConfigError(
+                    f"this session belongs to the repository {chat.repo!r}, not {repo!r}; "
+                    "omit the repository or start a new session"
+                )
+            return chat, self.get(chat.repo).repo
+        except BaseException:
+            self.sessions.release(chat)
+            raise
 
     def _scratch_repo(self) -> Repository:
         """An empty repository for questions over a text alone (made once)."""
@@ -519,35 +513,6 @@ class RlmService:
             return self._scratch
 
     # -- the client-driven REPL -------------------------------------------------------
-
-    def _exec_functions(self, repo: Repository) -> dict[str, Callable[..., Any]]:
-        host: dict[str, Callable[..., Any]] = dict(repo_functions(repo, EvidenceLog()))
-        host.update(dict.fromkeys(LLM_FUNCTIONS, self._no_llm))
-        return host
-
-    def _repl(self, chat: ChatSession, repo: Repository) -> Session:
-        """The session's REPL, started on first use, bound for ``rlm_exec`` (no LLM)."""
-        conv = chat.conversation
-        host = self._exec_functions(repo)
-        if conv.session is not None:
-            conv.session.rebind(host)
-            return conv.session
-        config = session_config(
-            self.settings.sandbox,
-            repo.root,
-            exec_timeout=self.limits.exec_timeout_seconds,
-            readable_paths=(conv.directory,),
-            lazy_text={"context": conv.context_path},
-        )
-        conv.session = start_session(config, host)
-        return conv.session
-
-    @staticmethod
-    def _no_llm(*args: Any, **kwargs: Any) -> Any:
-        raise BackendNotConfigured(
-            "rlm_exec runs without an LLM: you are the root model, so read the data and reason "
-            "about it yourself (or use rlm_query for the server's own model)"
-        )
 
     async def exec(
         self, code: str, repo: str | None = None, *, session: str | None = None
@@ -566,7 +531,10 @@ class RlmService:
 
         def run() -> ExecResult:
             try:
-                return self._repl(chat, target).exec(code)
+                repl = exec_repl(
+                    chat, target, self.settings.sandbox, self.limits.exec_timeout_seconds
+                )
+                return repl.exec(code)
             except SandboxError as exc:
                 raise SandboxUnavailable(f"the REPL failed: {exc}") from None
 
@@ -579,8 +547,7 @@ class RlmService:
                         repl.interrupt()
                     raise
         finally:
-            chat.users -= 1
-            self.sessions.touch(chat)
+            self.sessions.release(chat)
 
     @staticmethod
     def isolation() -> dict[str, Any]:

@@ -24,13 +24,19 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from rlm_mcp.config import SessionSettings
+from rlm_mcp.config import SandboxSettings, SessionSettings
 from rlm_mcp.engine.conversation import Conversation
-from rlm_mcp.errors import ConfigError, SessionNotFound
+from rlm_mcp.engine.replapi import LLM_FUNCTIONS, repo_functions, session_config, start_session
+from rlm_mcp.engine.result import EvidenceLog
+from rlm_mcp.errors import BackendNotConfigured, ConfigError, SessionNotFound
+from rlm_mcp.index import Repository
+from sandbox import Session
 
-__all__ = ["HANDLE_PREFIX", "ChatSession", "SessionStore"]
+__all__ = ["HANDLE_PREFIX", "ChatSession", "SessionStore", "exec_repl"]
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +84,13 @@ class SessionStore:
     # -- handles ------------------------------------------------------------------------
 
     def create(self, repo: str | None) -> ChatSession:
-        """A fresh private session; evicts idle ones beyond the limits."""
+        """A fresh private session, in use by the caller (``users`` is 1: release it after).
+
+        Evicts idle sessions beyond the limits; never the new one, which is
+        counted as in use before the lock is let go.
+        """
         handle = HANDLE_PREFIX + secrets.token_urlsafe(32)
-        session = ChatSession(handle, repo)
+        session = ChatSession(handle, repo, users=1)
         with self._lock:
             self._live[handle] = session
             doomed = self._over_limits_locked()
@@ -88,7 +98,7 @@ class SessionStore:
         return session
 
     def get(self, handle: object) -> ChatSession:
-        """The live session ``handle`` names, marked used now.
+        """The live session ``handle`` names, in use by the caller (release it after).
 
         Raises:
             SessionNotFound: the handle expired, was evicted or closed
@@ -104,6 +114,7 @@ class SessionStore:
             session = self._live.get(handle)
             if session is not None:
                 session.last_used = time.monotonic()
+                session.users += 1
                 self._live.move_to_end(handle)
                 return session
             why = self._ended.get(handle)
@@ -119,8 +130,11 @@ class SessionStore:
             kind="unknown_session",
         )
 
-    def touch(self, session: ChatSession) -> None:
-        session.last_used = time.monotonic()
+    def release(self, session: ChatSession) -> None:
+        """The caller is done with ``session`` (from :meth:`create` or :meth:`get`)."""
+        with self._lock:
+            session.users -= 1
+            session.last_used = time.monotonic()
 
     def expires_in(self, session: ChatSession) -> float:
         return max(0.0, session.last_used + self.settings.ttl_seconds - time.monotonic())
@@ -229,6 +243,37 @@ class SessionStore:
                 self._bury_locked(s.handle, "the server closed it")
             self._live.clear()
         self._close_all(doomed)
+
+
+def exec_repl(
+    chat: ChatSession, repo: Repository, sandbox: SandboxSettings, exec_timeout: float
+) -> Session:
+    """The session's REPL bound for ``rlm_exec``: the index, no LLM; started on first use.
+
+    Blocking. A REPL a query started is rebound: its variables stay.
+    """
+    conv = chat.conversation
+    host: dict[str, Callable[..., Any]] = dict(repo_functions(repo, EvidenceLog()))
+    host.update(dict.fromkeys(LLM_FUNCTIONS, _no_llm))
+    if conv.session is not None:
+        conv.session.rebind(host)
+        return conv.session
+    config = session_config(
+        sandbox,
+        repo.root,
+        exec_timeout=exec_timeout,
+        readable_paths=(conv.directory,),
+        lazy_text={"context": conv.context_path},
+    )
+    conv.session = start_session(config, host)
+    return conv.session
+
+
+def _no_llm(*args: Any, **kwargs: Any) -> Any:
+    raise BackendNotConfigured(
+        "rlm_exec runs without an LLM: you are the root model, so read the data and reason "
+        "about it yourself (or use rlm_query for the server's own model)"
+    )
 
 
 def _short(handle: str) -> str:

@@ -24,6 +24,7 @@ from rlm_mcp.config import (
     IndexSettings,
     ModelEndpoint,
     SandboxSettings,
+    SessionSettings,
     Settings,
 )
 from rlm_mcp.errors import ConfigError
@@ -151,6 +152,20 @@ _GENERAL: tuple[Setting, ...] = (
         "Where query trajectories (JSON Lines) are written; `off` writes none.",
         "`$XDG_STATE_HOME/rlm-mcp/trajectories`",
         "--trajectory-dir",
+    ),
+    Setting(
+        "session_ttl_seconds",
+        "RLM_SESSION_TTL_SECONDS",
+        "float",
+        "Seconds an unused session (a REPL kept for follow-ups) lives.",
+        "1800",
+    ),
+    Setting(
+        "max_sessions",
+        "RLM_MAX_SESSIONS",
+        "int",
+        "Most live sessions; beyond it the least recently used idle one ends.",
+        "32",
     ),
     Setting(
         "trajectory_retention_days",
@@ -451,7 +466,15 @@ def load_config(
             "index_url must be a postgresql:// URL (e.g. postgresql://user@host/db), "
             f"got {urlparse(index_url).scheme or 'no scheme'}://..."
         )
+    default_sessions = SessionSettings()
+    sessions = SessionSettings(
+        ttl_seconds=v.get("session_ttl_seconds", default_sessions.ttl_seconds),
+        max_sessions=v.get("max_sessions", default_sessions.max_sessions),
+    )
+    if sessions.ttl_seconds <= 0 or sessions.max_sessions < 1:
+        raise ConfigError("session_ttl_seconds must be positive and max_sessions at least 1")
     settings = Settings(
+        sessions=sessions,
         index=IndexSettings(
             max_file_bytes=max_file_bytes,
             cache_dir=v.get("cache_dir") or _xdg(env, "XDG_CACHE_HOME", ".cache"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from rlm_mcp.backends import LLMBackend, Pricing, make_backend
 from rlm_mcp.budget import Limits
 from rlm_mcp.config import DEFAULT_CONTEXT_WINDOW, ModelEndpoint, Settings
@@ -16,12 +19,14 @@ def build_engine(
     *,
     root_backend: LLMBackend | None = None,
     sub_backend: LLMBackend | None = None,
+    functions: Mapping[str, Callable[..., Any]] | None = None,
 ) -> tuple[RLMEngine, list[LLMBackend]]:
     """An engine for ``settings``, and the backends it created (the caller closes them).
 
     ``root_backend`` / ``sub_backend`` replace the backends the endpoints
     would give (tests, custom providers); the endpoints still size the
-    prompts. Raises :class:`~rlm_mcp.errors.BackendNotConfigured` naming the
+    prompts. ``functions``: the caller's REPL functions, already wrapped by
+    :func:`~rlm_mcp.engine.hostfns.caller_functions`. Raises :class:`~rlm_mcp.errors.BackendNotConfigured` naming the
     settings when no root model is configured.
     """
     owned: list[LLMBackend] = []
@@ -43,7 +48,9 @@ def build_engine(
         _spec(sub, sub_ep),
         limits=limits,
         sandbox=settings.sandbox,
-        options=EngineOptions(pricing=Pricing(overrides=settings.prices_usd_per_mtok)),
+        options=EngineOptions(
+            pricing=Pricing(overrides=settings.prices_usd_per_mtok), functions=dict(functions or {})
+        ),
         trajectory_dir=settings.trajectory_dir,
     )
     return engine, owned

@@ -41,6 +41,7 @@ from rlm_mcp.errors import (
     ConfigError,
     RlmMcpError,
     SandboxUnavailable,
+    SessionNotFound,
     TimeLimitWhileRateLimited,
 )
 
@@ -136,7 +137,10 @@ class RLMEngine:
             raise ConfigError("the question is empty: pass the question to answer")
         effective = self.limits.tighten(limits)
         if conversation is not None and conversation.closed:
-            raise ConfigError("the session is closed: start a new one")
+            raise SessionNotFound(
+                "the session ended while this query waited for it; start a new session",
+                kind="session_expired",
+            )
         run = QueryRun(
             self.calls,
             repo,

@@ -130,9 +130,9 @@ class QueryLevel:
             q.repo.root,
             exec_timeout=q.limits.exec_timeout_seconds,
             output_limit=self.output_limit,
-            # The directory, not the file: a follow-up replaces the file, and a bind
-            # mount of the file would keep showing the old one.
-            readable_paths=(self.context_path.parent if conv is not None else self.context_path,),
+            # The directory (the query's or the session's own), not the file: the file is
+            # replaced when written, and a bind mount of it would keep showing the old one.
+            readable_paths=(self.context_path.parent,),
             lazy_text={"context": self.context_path},
         )
         session = await anyio.to_thread.run_sync(start_session, config, host)
