@@ -5,6 +5,8 @@ progress, logs and errors go to stderr, so ``rlm-mcp serve`` over stdio
 writes nothing but protocol to stdout and the other commands pipe cleanly.
 Progress and colours appear only when stderr is a terminal (``NO_COLOR``
 turns colours off); an error is one line on stderr naming what to fix.
+A reader that stops early (``rlm-mcp search . def | head``) is not a failure:
+like ripgrep, the command stops quietly and exits 0 when stdout is closed.
 
 exit codes (the same for every command):
   0    success: an answer, hits, a clean review, the command's work done
@@ -20,9 +22,6 @@ exit codes (the same for every command):
   4    incomplete: a limit stopped the query (ask prints the best answer so
        far); review: no verdict (neither findings nor NO FINDINGS)
   130  interrupted (Ctrl-C)
-
-A reader that stops early (``rlm-mcp search . def | head``) is not a failure:
-like ripgrep, the command stops quietly and exits 0 when stdout is closed.
 """
 
 from __future__ import annotations
