@@ -287,7 +287,7 @@ async def rlm_symbols(
     match: Literal["auto", "exact", "prefix", "substring", "regex"] = "auto",
     limit: int = Field(default=50, ge=1, le=5_000),
 ) -> SymbolsResult:
-    """Find definitions (functions, classes, methods, ...) by name; `Class.method` works.
+    """Find definitions by name; `Class.meth` prefixes, `pkg.mod.func` and any case work.
 
     Each result has kind, path, line range, signature and the first docstring line.
     """

@@ -31,6 +31,7 @@ from rlm_mcp.cli._common import (
     on_repo,
     one_shot,
     relative_file,
+    say,
 )
 from rlm_mcp.errors import RepositoryNotFound, SearchError
 
@@ -122,17 +123,19 @@ def _signature(d: Any) -> str:
 
 async def cmd_symbols(args: argparse.Namespace, ctx: Ctx) -> int:
     _positive(args.limit, "--limit")
-    out, _ = await on_repo(
-        ctx,
-        args.path,
-        lambda r: (r.symbols(args.query, args.kind, args.glob, args.match, args.limit), r.version),
-    )
-    defs, version = out
+
+    def work(r: Repository) -> tuple[list[Any], int, list[str]]:
+        defs = r.symbols(args.query, args.kind, args.glob, args.match, args.limit)
+        return defs, r.version, [] if defs else r.did_you_mean(args.query)
+
+    (defs, version, close), _ = await on_repo(ctx, args.path, work)
     if args.json:
         dump(schemas.symbols_result(defs, version))
     else:
         for d in defs:
             print(f"{d.path}:{d.start_line}-{d.end_line}: {d.kind} {d.qualname}{_signature(d)}")
+    if close:
+        say(f"rlm-mcp: no symbol matches {args.query!r}; did you mean {', '.join(close)}?")
     return EXIT_OK if defs else EXIT_NEGATIVE
 
 

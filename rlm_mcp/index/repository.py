@@ -177,6 +177,7 @@ class Repository:
     grep = _ReadSide(Searcher.grep)
     search = _ReadSide(Searcher.search)
     symbols = _ReadSide(Searcher.symbols)
+    did_you_mean = _ReadSide(Searcher.did_you_mean)
     definition = _ReadSide(Searcher.definition)
     references = _ReadSide(Searcher.references)
     callers = _ReadSide(Searcher.callers)

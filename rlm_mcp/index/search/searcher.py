@@ -19,7 +19,7 @@ from rlm_mcp.index.discover.names import escape, is_raw
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.model import Definition, DefQuery, LoadReport, Reference
 from rlm_mcp.index.repomap import render_repo_map
-from rlm_mcp.index.search import ranked
+from rlm_mcp.index.search import qualified, ranked
 from rlm_mcp.index.search.globs import GlobSpec
 from rlm_mcp.index.search.grep import (
     GREP_TIMEOUT,
@@ -175,6 +175,9 @@ class Searcher:
         ``auto`` lists exact matches, then prefix matches (both use an index);
         a substring match scans every name (seconds over millions of
         definitions), so it runs only when nothing starts with ``query``.
+        A dotted query names a definition by its class (``Console.print_j``)
+        or its module (``pkg.mod.func``), see :mod:`.qualified`; when its exact
+        spelling finds nothing, the parts are compared case-insensitively.
         """
         if match not in MATCH_MODES:
             raise SearchError(f"unknown match mode {match!r}; use one of {', '.join(MATCH_MODES)}")
@@ -190,23 +193,64 @@ class Searcher:
         path_rx = glob_regex(path_glob).pattern if path_glob else None
         out: list[Definition] = []
         seen: set[Definition] = set()
-        for mode in modes:
-            for d in self.store.find_defs(DefQuery(mode, q, kinds, path_rx, limit)):
-                if d not in seen:
-                    seen.add(d)
-                    out.append(d)
-            if len(out) >= limit or (mode == "prefix" and out):
+        dotted = match != "regex" and "." in q.strip(".")
+        for fold in (False, True) if dotted else (False,):
+            for mode in modes:
+                # A dotted query matches no name, only an exact qualname: a prefix or
+                # substring look-up of it in the store would find nothing (the latter slowly).
+                found = (
+                    self.store.find_defs(DefQuery(mode, q, kinds, path_rx, limit))
+                    if not dotted or mode in ("exact", "regex")
+                    else []
+                )
+                if dotted and mode != "regex":
+                    found += qualified.resolve(
+                        self.store,
+                        self.table.entries,
+                        q,
+                        mode,
+                        fold=fold,
+                        kinds=kinds,
+                        path_regex=path_rx,
+                        limit=limit,
+                    )
+                for d in found:
+                    if d not in seen:
+                        seen.add(d)
+                        out.append(d)
+                if len(out) >= limit or (mode == "prefix" and out):
+                    break
+            if out:
                 break
         return out[:limit]
 
+    def did_you_mean(self, query: str, limit: int = 5) -> list[str]:
+        """The qualified names nearest ``query`` when :meth:`symbols` finds nothing."""
+        return qualified.close_names(self.store, query, limit)
+
     def definition(self, name: str) -> list[Definition]:
-        """Definitions whose name or qualified name is exactly ``name``."""
-        return self.store.find_defs(DefQuery("exact", name, limit=200))
+        """Definitions whose name or qualified name is exactly ``name`` (or, dotted,
+        whose class or module path it names; see :meth:`symbols`)."""
+        found = self.store.find_defs(DefQuery("exact", name, limit=200))
+        return found or self.symbols(name, match="exact", limit=200)
+
+    def _used_names(self, name: str) -> list[str]:
+        """The names whose uses ``name`` asks for: itself when it is used as spelled,
+        else the names of the definitions it resolves to (dotted, a prefix, another case)."""
+        short = name.rsplit(".", 1)[-1].strip()
+        if "." not in name.strip(".") and self.store.refs(short, 1):
+            return [short]
+        defs = self.symbols(name, limit=50)
+        return list(dict.fromkeys(d.name for d in defs)) or [short]
 
     def references(self, name: str, limit: int = 200) -> list[Reference]:
-        """Where ``name`` (or the last part of a dotted name) is used."""
-        short = name.rsplit(".", 1)[-1].strip()
-        return self.store.refs(short, limit)
+        """Where ``name`` is used; it takes the forms :meth:`symbols` takes (``Class.meth``,
+        ``pkg.mod.func``, a prefix), and uses are of the last part (not type-resolved)."""
+        names = self._used_names(name)
+        refs = [r for n in names for r in self.store.refs(n, limit)]
+        if len(names) > 1:
+            refs.sort(key=lambda r: (r.path, r.line))
+        return refs[:limit]
 
     def outline(self, path: str) -> list[Definition]:
         return self.store.find_defs(DefQuery("path", self.known(path)))
@@ -220,8 +264,11 @@ class Searcher:
 
         Answers "which functions call X" without the caller reading every hit;
         each file's definitions are read once however many uses it holds.
+        ``name`` takes the forms :meth:`references` takes.
         """
-        return list(enclosing_uses(self.store, name, limit))
+        pairs = [p for n in self._used_names(name) for p in enclosing_uses(self.store, n, limit)]
+        pairs.sort(key=lambda p: (p[0].path, p[0].line))
+        return pairs[:limit]
 
     # -- ranked search -------------------------------------------------------
 
