@@ -289,6 +289,8 @@ class ReposResult(TypedDict):
     llm_configured: bool
     sandbox: str
     """isolation level of the REPL sandbox"""
+    sessions: NotRequired[int]
+    """live sessions (REPLs kept for follow-ups) across every caller"""
 
 
 class UnloadResult(TypedDict):

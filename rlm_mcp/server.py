@@ -387,6 +387,7 @@ async def rlm_repos(ctx: ServiceContext) -> ReposResult:
         "repositories": [cast(RepoOut, asdict(r)) for r in svc.list()],
         "llm_configured": svc.llm_configured,
         "sandbox": svc.isolation()["level"],
+        "sessions": len(svc.sessions),
     }
 
 

@@ -10,7 +10,7 @@ import rlm_mcp
 from rlm_mcp import RLM, IndexSettings, ModelEndpoint
 from rlm_mcp.errors import BackendError, RepositoryNotFound
 from rlm_mcp.testing import LoopbackLLMServer, Reply
-from tests.llm_script import Script, code
+from tests.llm_script import Script, code, last_user
 
 
 def test_public_api_is_explicit_and_importable() -> None:
@@ -100,3 +100,82 @@ def test_model_code_may_call_only_the_configured_models(
     answer = _rlm(llm, tmp_path).completion("Which?", "a text\nof two lines\n")
     assert "only the configured models may be called" in answer
     assert script.sub_prompts == []
+
+
+def test_a_session_keeps_the_repl_and_recalls_earlier_answers(tmp_path: Path) -> None:
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    (repo / "a.py").write_text("def only():\n    pass\n")
+    with LoopbackLLMServer() as llm:
+        script = Script(
+            [
+                code('where = repo.symbols("only")[0]["path"]\nFINAL(where)'),
+                code('FINAL("still " + where)'),
+            ]
+        )
+        llm.responder = script
+        rlm = RLM(
+            ModelEndpoint("root-model", base_url=llm.base_url),
+            index=IndexSettings(cache_dir=tmp_path / "c", watch=False),
+        )
+        with rlm.session(repo) as s:
+            assert s.completion("Where is only?") == "a.py"
+            assert s.completion("And now?") == "still a.py"
+            assert s.turns == 2
+            assert "Q: Where is only?" in last_user(script.root_bodies[1])
+        with pytest.raises(rlm_mcp.errors.ConfigError, match="session is closed"):
+            s.completion("after close")
+
+
+def test_caller_functions_are_callable_from_model_code_with_errors_as_output(
+    tmp_path: Path,
+) -> None:
+    tickets = {"T-1": "retry storms in the client"}
+
+    def lookup_ticket(key: str) -> str:
+        """Return a ticket's title."""
+        return tickets[key]
+
+    with LoopbackLLMServer() as llm:
+        script = Script(
+            [
+                code(
+                    "try:\n    lookup_ticket('T-9')\nexcept Exception as e:\n    missing = repr(e)\n"
+                    "FINAL(lookup_ticket('T-1') + ' | ' + missing)"
+                )
+            ]
+        )
+        llm.responder = script
+        rlm = RLM(
+            ModelEndpoint("root-model", base_url=llm.base_url),
+            index=IndexSettings(cache_dir=tmp_path, watch=False),
+            functions={"lookup_ticket": lookup_ticket},
+        )
+        answer = rlm.completion("What is T-1 about?", "a text\nwith lines\n")
+    assert answer.startswith("retry storms in the client | ")
+    assert "T-9" in answer
+    system = script.root_bodies[0]["messages"][0]["content"]
+    assert "lookup_ticket(key: str) -> str: Return a ticket's title." in system
+
+
+def test_caller_functions_with_a_taken_or_bad_name_are_refused() -> None:
+    with pytest.raises(rlm_mcp.errors.ConfigError, match="taken"):
+        RLM(ModelEndpoint("m", base_url="http://127.0.0.1:9"), functions={"FINAL": print})
+    with pytest.raises(rlm_mcp.errors.ConfigError, match="identifiers"):
+        RLM(ModelEndpoint("m", base_url="http://127.0.0.1:9"), functions={"a-b": print})
+
+
+def test_rlm_with_no_arguments_reads_the_environment_like_the_cli(tmp_path: Path) -> None:
+    env = {
+        "HOME": str(tmp_path),
+        "RLM_MODEL": "env-model",
+        "RLM_BASE_URL": "http://127.0.0.1:9/v1",
+        "RLM_CACHE_DIR": str(tmp_path / "cache-here"),
+        "RLM_MAX_LLM_CALLS": "7",
+    }
+    rlm = RLM(env=env)
+    assert rlm.root_endpoint is not None and rlm.root_endpoint.model == "env-model"
+    assert rlm.root_endpoint.base_url == "http://127.0.0.1:9/v1"
+    assert rlm.index.cache_dir == tmp_path / "cache-here"
+    assert rlm.limits.max_llm_calls == 7
+    assert rlm_mcp.Limits is rlm_mcp.budget.Limits

@@ -99,9 +99,12 @@ def describe(functions: Mapping[str, Callable[..., Any]]) -> str:
     for name, fn in functions.items():
         original = getattr(fn, "__wrapped__", fn)
         try:
-            sig = str(inspect.signature(original))
-        except (TypeError, ValueError):
-            sig = "(...)"
+            sig = str(inspect.signature(original, eval_str=True))
+        except Exception:  # an annotation that does not evaluate: show it as written
+            try:
+                sig = str(inspect.signature(original))
+            except (TypeError, ValueError):
+                sig = "(...)"
         doc = (inspect.getdoc(original) or "a function of the caller's").splitlines()[0]
         lines.append(f"- {name}{sig}: {doc}")
     return "\n".join(lines)

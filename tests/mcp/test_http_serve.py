@@ -176,3 +176,27 @@ def test_serving_http_beyond_loopback_without_a_token_is_refused(tmp_path: Path)
     assert proc.returncode == 2
     assert "without authentication" in proc.stderr
     assert proc.stdout == ""
+
+
+async def test_two_http_clients_get_private_repls_and_the_first_continues_with_its_handle(
+    served: Running,
+) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with (
+        httpx2.AsyncClient(headers=auth, timeout=httpx2.Timeout(30, read=60)) as http_a,
+        Client(streamable_http_client(served.url, http_client=http_a)) as first,
+        httpx2.AsyncClient(headers=auth, timeout=httpx2.Timeout(30, read=60)) as http_b,
+        Client(streamable_http_client(served.url, http_client=http_b)) as second,
+    ):
+        loaded = await first.call_tool("rlm_load", {"path": str(served.repo)})
+        assert not loaded.is_error, loaded.content
+        mine = await first.call_tool("rlm_exec", {"code": "secret = open.__name__ + '-41'"})
+        assert not mine.is_error, mine.content
+        handle = mine.structured_content["session"]
+        peek = await second.call_tool("rlm_exec", {"code": "'secret' in globals()"})
+        assert not peek.is_error, peek.content
+        assert peek.structured_content["value"] == "False"
+        assert peek.structured_content["session"] != handle
+        again = await first.call_tool("rlm_exec", {"code": "secret", "session": handle})
+        assert not again.is_error, again.content
+        assert again.structured_content["value"] == "'open-41'"
