@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command(args: argparse.Namespace) -> Command:
-    from rlm_mcp.cli import _cache, _index_cmds, _model_cmds, _search, _serve
+    from rlm_mcp.cli import _cache, _chat, _index_cmds, _model_cmds, _search, _serve
 
     if args.command == "cache":
         return _cache.cmd_cache_list if args.cache_command == "list" else _cache.cmd_cache_prune
@@ -77,6 +77,7 @@ def _command(args: argparse.Namespace) -> Command:
         "serve": _serve.cmd_serve,
         "index": _index_cmds.cmd_index,
         "ask": _model_cmds.cmd_ask,
+        "chat": _chat.cmd_chat,
         "find": _index_cmds.cmd_find,
         "search": _search.cmd_search,
         "symbols": _index_cmds.cmd_symbols,

@@ -132,7 +132,7 @@ async def run_query(
     return result
 
 
-def _usage_line(result: RLMResult) -> str:
+def usage_line(result: RLMResult) -> str:
     u = result.usage
     line = (
         f"rlm-mcp: {result.status}"
@@ -144,7 +144,7 @@ def _usage_line(result: RLMResult) -> str:
     return line
 
 
-def _report_error(ctx: Ctx, message: str) -> None:
+def report_error(ctx: Ctx, message: str) -> None:
     say(error_line(message, ctx.color))
     hint = endpoint_hint(message, ctx.config)
     if hint:
@@ -181,9 +181,9 @@ async def cmd_ask(args: argparse.Namespace, ctx: Ctx) -> int:
         dump(result.as_dict())
     elif result.answer:
         print(result.answer)
-    say(_usage_line(result))
+    say(usage_line(result))
     if result.status == "error":
-        _report_error(ctx, str(result.error))
+        report_error(ctx, str(result.error))
         return EXIT_FAILED
     if result.error:
         say(f"rlm-mcp: {result.error}")
@@ -270,9 +270,9 @@ async def cmd_review(args: argparse.Namespace, ctx: Ctx) -> int:
     else:
         for f in review.findings:
             print(f)
-    say(_usage_line(result))
+    say(usage_line(result))
     if review.verdict == "failed":
-        _report_error(ctx, f"review failed: {review.problem}")
+        report_error(ctx, f"review failed: {review.problem}")
         return EXIT_FAILED
     if review.verdict == "incomplete":
         say(error_line(f"review incomplete: {review.problem}", ctx.color))

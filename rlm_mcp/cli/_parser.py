@@ -170,6 +170,20 @@ def _model_commands(sub: Any) -> None:
     _settings(p, *_MODEL, "cache_dir", "index_url", limits=True)
 
     p = sub.add_parser(
+        "chat",
+        help="an interactive prompt over a repository: follow-up questions in one session",
+        description="Load PATH and answer questions typed at the prompt, each a follow-up of "
+        "the ones before: the REPL keeps its variables and the earlier questions and answers "
+        "are recalled (the oldest summarised when they outgrow the model's window). /reset "
+        "starts a new session; /quit or Ctrl-D ends the chat. On a terminal the line editor "
+        "keeps a history; questions can also be piped in, one per line. Answers go to stdout, "
+        "progress to stderr.",
+    )
+    _path(p)
+    _progress(p)
+    _settings(p, *_MODEL, "cache_dir", "index_url", limits=True)
+
+    p = sub.add_parser(
         "review",
         help="review the working tree's changes with the whole repository as context",
         description="Review the git diff of the working tree against --base, reading the rest "
