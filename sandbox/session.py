@@ -138,7 +138,9 @@ class Session:
         """
         unknown = sorted(set(functions) - set(self.functions))
         if unknown:
-            raise ValueError(f"cannot bind host functions the session did not start with: {unknown}")
+            raise ValueError(
+                f"cannot bind host functions the session did not start with: {unknown}"
+            )
         self.functions.update(functions)
         if self._server is not None:
             self._server.reset_budget()
