@@ -69,6 +69,7 @@ __all__ = [
     "TimeLimitWhileRateLimited",
     "TokenLimitExceeded",
     "UnknownRepository",
+    "error_kind",
 ]
 
 
@@ -254,3 +255,37 @@ class SpendingStopped(BudgetExceeded):
         limit: str | None = None,
     ) -> None:
         super().__init__(message, limit=limit)
+
+
+_KINDS: tuple[tuple[type[BaseException], str], ...] = (
+    (RepositoryNotFound, "not_found"),
+    (PathNotAllowed, "path_not_allowed"),
+    (IndexCorrupted, "index_corrupted"),
+    (LoadInterrupted, "interrupted"),
+    (IndexUnavailable, "index_unavailable"),
+    (SearchError, "bad_pattern"),
+    (IndexingError, "indexing_failed"),
+    (UnknownRepository, "unknown_repository"),
+    (SandboxUnavailable, "sandbox_unavailable"),
+    (ConfigError, "bad_request"),
+    (BudgetExceeded, "limit_reached"),
+)
+
+
+def error_kind(exc: BaseException) -> str:
+    """One machine-readable word for why a call failed, for clients to branch on.
+
+    A provider failure gives its :attr:`BackendError.kind` (``timeout``,
+    ``rate_limited``, ``auth``...), a session error its
+    :attr:`SessionNotFound.kind`; the rest one word per class of this tree
+    (``not_found``, ``path_not_allowed``, ``bad_pattern``, ``limit_reached``...);
+    ``ValueError``/``TypeError`` from a tool's arguments are ``bad_request``.
+    """
+    if isinstance(exc, BackendError | SessionNotFound):
+        return exc.kind
+    for cls, kind in _KINDS:
+        if isinstance(exc, cls):
+            return kind
+    if isinstance(exc, ValueError | TypeError):
+        return "bad_request"
+    return "internal"

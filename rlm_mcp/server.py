@@ -22,15 +22,14 @@ import anyio
 import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, create_model
 
 from rlm_mcp._version import __version__
 from rlm_mcp.budget import LIMIT_FIELDS
 from rlm_mcp.config import Settings
 from rlm_mcp.engine.progress import ProgressEvent
-from rlm_mcp.errors import RlmMcpError
+from rlm_mcp.errors import BudgetExceeded, RlmMcpError, error_kind
 from rlm_mcp.index import Repository, grep_block
 from rlm_mcp.schemas import (
     CallersResult,
@@ -53,7 +52,7 @@ from rlm_mcp.schemas import (
 )
 from rlm_mcp.service import RlmService
 
-__all__ = ["INSTRUCTIONS", "TOOLS", "create_server"]
+__all__ = ["ERROR_META", "INSTRUCTIONS", "TOOLS", "create_server", "tool_error"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -96,12 +95,35 @@ else:
 
 
 async def _guard(call: Awaitable[T]) -> T:
+    """Run a tool's work; our errors become tool errors with a structured ``error_kind``."""
     try:
         return await call
-    except RlmMcpError as exc:
-        raise ToolError(str(exc)) from exc
-    except (ValueError, TypeError) as exc:
-        raise ToolError(str(exc)) from exc
+    except (RlmMcpError, ValueError, TypeError) as exc:
+        extra: dict[str, Any] = {}
+        if isinstance(exc, BudgetExceeded):
+            extra["limit"] = exc.limit
+        return cast(T, tool_error(str(exc), error_kind(exc), **extra))
+
+
+ERROR_META = "rlm-mcp/error"
+"""The ``_meta`` key of a failed tool result: ``{"error", "error_kind", "limit"?, "session"?...}``."""
+
+
+def tool_error(message: str, kind: str, **fields: Any) -> CallToolResult:
+    """A tool execution error the client's model reads and its code can branch on.
+
+    The text says what failed and names the kind; the result's ``_meta`` under
+    :data:`ERROR_META` carries ``error`` (the message), ``error_kind`` and any
+    ``fields`` (``limit``, ``session``...). Not ``structuredContent``: clients
+    such as the TypeScript SDK check it against the tool's output schema even
+    on an error, and that schema describes successes.
+    """
+    text = f"{message}\n\n(error_kind: {kind})"
+    payload = {"error": message, "error_kind": kind}
+    payload.update({k: v for k, v in fields.items() if v is not None})
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], is_error=True, _meta={ERROR_META: payload}
+    )
 
 
 def _svc(ctx: ServiceContext) -> RlmService:
@@ -160,6 +182,8 @@ async def rlm_load(path: str, ctx: ServiceContext, name: str | None = None) -> L
 
 
 def _progress_message(event: ProgressEvent) -> str:
+    if event.kind == "heartbeat":
+        return f"working for {event.elapsed_seconds:.0f} s; waiting on {event.waiting_on}"
     if event.kind == "iteration":
         msg = f"turn {event.iteration}/{event.max_iterations} (depth {event.depth})"
     else:
@@ -195,10 +219,22 @@ async def rlm_query(
         svc = _svc(ctx)
         result = await svc.query(question, repo, raw, progress=progress, session=session)
         if result.status == "error":
-            raise ToolError(
+            kind = result.error_kind or "query_failed"
+            message = (
                 f"the query failed: {result.error}"
                 + (f"\n\n{result.answer}" if result.answer else "")
                 + f"\n\n(session: {result.session}; pass it to retry in the same REPL)"
+            )
+            return cast(
+                QueryResult,
+                tool_error(
+                    message,
+                    kind,
+                    answer=result.answer or None,
+                    limit=result.limit,
+                    session=result.session,
+                    trajectory=str(result.trajectory) if result.trajectory else None,
+                ),
             )
         partial = None
         with contextlib.suppress(RlmMcpError):

@@ -80,6 +80,10 @@ class Progress:
 
     async def __call__(self, event: ProgressEvent) -> None:
         self.calls, self.cost = event.calls, event.cost_usd
+        if event.kind == "heartbeat":
+            if self.mode == "lines":
+                say(f"rlm-mcp: {event.elapsed_seconds:.0f}s; waiting on {event.waiting_on}")
+            return
         if event.kind == "iteration":
             done = f"turn {event.iteration}/{event.max_iterations} (depth {event.depth})"
             if event.depth == 0:

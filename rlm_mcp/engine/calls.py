@@ -18,6 +18,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -132,6 +133,8 @@ class QueryRun:
     ) -> None:
         self.engine = engine
         self.sampling = sampling or Sampling()
+        self.in_flight: dict[object, tuple[str, float]] = {}
+        self.last_report = time.monotonic()
         self.repo = repo
         self.limits = limits
         self.budget = Budget(limits, prices=engine.pricing)
@@ -171,11 +174,29 @@ class QueryRun:
                 await anyio.to_thread.run_sync(session.close)
         self.tmp.cleanup()
 
+    async def heartbeats(self, every: float) -> None:
+        """Report at least every ``every`` seconds, naming the calls in flight (a task)."""
+        while True:
+            await anyio.sleep(max(0.01, every - (time.monotonic() - self.last_report)))
+            if time.monotonic() - self.last_report >= every:
+                now = time.monotonic()
+                waiting = ", ".join(
+                    f"{model} {now - started:.1f} s" for model, started in self.in_flight.values()
+                )
+                await self.notify("heartbeat", 0, waiting_on=waiting or "the REPL or the index")
+
     async def notify(
-        self, kind: ProgressKind, depth: int, iteration: int = 0, max_iterations: int = 0
+        self,
+        kind: ProgressKind,
+        depth: int,
+        iteration: int = 0,
+        max_iterations: int = 0,
+        *,
+        waiting_on: str = "",
     ) -> None:
         if self.progress is None:
             return
+        self.last_report = time.monotonic()
         try:
             spend = self.budget.snapshot()
             await self.progress(
@@ -190,6 +211,7 @@ class QueryRun:
                     sub_calls=self.sub_calls,
                     iteration=iteration,
                     max_iterations=max_iterations,
+                    waiting_on=waiting_on,
                 )
             )
         except Exception:
@@ -277,6 +299,8 @@ class QueryRun:
         model = request.model or backend.model
         attempts: list[Attempt] = []
         request = dataclasses.replace(request, on_attempt=attempts.append)
+        token = object()
+        self.in_flight[token] = (model, time.monotonic())
         try:
             with anyio.fail_after(max(0.001, seconds)):
                 completion = await backend.complete(request)
@@ -290,6 +314,8 @@ class QueryRun:
                 attempts = [Attempt(model, "failed", kind=error.kind)]
             self.budget.book(CallUsage(model, attempts=tuple(attempts)))
             raise
+        finally:
+            self.in_flight.pop(token, None)
         self.budget.book(
             CallUsage(
                 completion.model or backend.model,

@@ -26,12 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from rlm_mcp.budget import Limits, PriceTable
 from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine.calls import EngineConfig, ModelSpec, ProgressCallback, QueryRun, Sampling
 from rlm_mcp.engine.compaction import compact
 from rlm_mcp.engine.conversation import Conversation
 from rlm_mcp.engine.level import QueryLevel
+from rlm_mcp.engine.progress import HEARTBEAT_SECONDS
 from rlm_mcp.engine.replapi import RepositoryLike
 from rlm_mcp.engine.result import Candidate, Outcome, RLMResult
 from rlm_mcp.engine.trajectory import TrajectoryWriter
@@ -62,12 +65,15 @@ class EngineOptions:
         functions: the caller's own REPL functions by name (trusted host code,
             called through the sandbox's bounded host-call path; see
             :func:`~rlm_mcp.engine.hostfns.caller_functions`).
+        heartbeat_seconds: with a progress callback, a query reports at least
+            this often (a ``heartbeat`` naming the calls in flight).
     """
 
     pricing: PriceTable | None = None
     confirm_blind_final: bool = True
     scout: bool = True
     functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    heartbeat_seconds: float = HEARTBEAT_SECONDS
 
 
 class RLMEngine:
@@ -154,6 +160,24 @@ class RLMEngine:
             return await self._child(run, prompt, ctx, depth)
 
         run.spawn = spawn
+        if progress is None:
+            return await self._converse(run, question, context, context_label, conversation)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run.heartbeats, self.options.heartbeat_seconds)
+            try:
+                result = await self._converse(run, question, context, context_label, conversation)
+            finally:
+                tg.cancel_scope.cancel()
+        return result
+
+    async def _converse(
+        self,
+        run: QueryRun,
+        question: str,
+        context: str | None,
+        context_label: str,
+        conversation: Conversation | None,
+    ) -> RLMResult:
         if conversation is None:
             return await self._top(run, question, context, context_label, None)
         if conversation.needs_compaction(self.root.context_window):

@@ -6,9 +6,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ProgressCallback", "ProgressEvent", "ProgressKind"]
+__all__ = ["HEARTBEAT_SECONDS", "ProgressCallback", "ProgressEvent", "ProgressKind"]
 
-ProgressKind = Literal["iteration", "sub_call"]
+HEARTBEAT_SECONDS = 4.0
+"""A query with a progress callback reports at least this often, heartbeats included."""
+
+ProgressKind = Literal["iteration", "sub_call", "heartbeat"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +25,10 @@ class ProgressEvent:
     whole query's so far: ``sub_calls`` returned, model ``calls`` that returned,
     HTTP ``attempts``, ``tokens``, ``cost_usd`` (a decimal, as text) and
     ``elapsed_seconds``.
+
+    ``heartbeat`` comes when nothing else was reported for a while (every
+    :data:`HEARTBEAT_SECONDS` at most): ``waiting_on`` names the model calls in
+    flight and how long each has waited (``"root-model (depth 0) 12.0 s"``).
     """
 
     kind: ProgressKind
@@ -34,6 +41,7 @@ class ProgressEvent:
     sub_calls: int = 0
     iteration: int = 0
     max_iterations: int = 0
+    waiting_on: str = ""
 
 
 ProgressCallback = Callable[[ProgressEvent], Awaitable[None]]
