@@ -21,7 +21,19 @@ from rlm_mcp.engine.conversation import Conversation
 from rlm_mcp.engine.core import ProgressCallback, RLMEngine
 from rlm_mcp.engine.hostfns import caller_functions
 from rlm_mcp.engine.result import RLMResult
-from rlm_mcp.errors import BackendError, BudgetExceeded, ConfigError, RepositoryNotFound
+from rlm_mcp.errors import (
+    BackendAuthError,
+    BackendConnectionLost,
+    BackendError,
+    BackendNotConfigured,
+    BackendRateLimited,
+    BackendResponseError,
+    BackendTimeout,
+    BackendUnreachable,
+    BudgetExceeded,
+    ConfigError,
+    RepositoryNotFound,
+)
 from rlm_mcp.index import Repository
 from rlm_mcp.index.repository import load
 from rlm_mcp.settings_loader import load_config
@@ -304,11 +316,24 @@ def _looks_like_path(text: str) -> bool:
     return "/" in t or "\\" in t or t.startswith("~") or Path(t).suffix != ""
 
 
+_BY_KIND: dict[str, type[BackendError]] = {
+    "not_configured": BackendNotConfigured,
+    "unreachable": BackendUnreachable,
+    "connection_lost": BackendConnectionLost,
+    "timeout": BackendTimeout,
+    "bad_response": BackendResponseError,
+    "rate_limited": BackendRateLimited,
+    "auth": BackendAuthError,
+}
+
+
 def _answer_or_raise(result: RLMResult) -> str:
-    if result.status == "error" and not result.answer.strip():
-        raise BackendError(result.error or "the query failed without an answer")
+    """The answer text; a failed query raises the provider's typed error (by its kind)."""
     if result.status == "error":
-        raise BackendError(f"{result.error} (partial answer: {result.answer[:200]!r})")
+        error = _BY_KIND.get(result.error_kind or "", BackendError)
+        if not result.answer.strip():
+            raise error(result.error or "the query failed without an answer")
+        raise error(f"{result.error} (partial answer: {result.answer[:200]!r})")
     if not result.answer.strip():
         raise BudgetExceeded(
             f"the query stopped ({result.limit or 'no answer'}) before any answer",
@@ -320,7 +345,12 @@ def _answer_or_raise(result: RLMResult) -> str:
 def _run_blocking(make: Callable[[], Awaitable[RLMResult]]) -> RLMResult:
     try:
         asyncio.get_running_loop()
+        in_loop = True
     except RuntimeError:
+        in_loop = False
+    if not in_loop:
+        # Outside the ``except``: errors raised in the query would otherwise carry this
+        # RuntimeError as their context, and a provider error reads its cause chain.
         result: RLMResult = anyio.run(make)
         return result
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:

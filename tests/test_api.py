@@ -179,3 +179,61 @@ def test_rlm_with_no_arguments_reads_the_environment_like_the_cli(tmp_path: Path
     assert rlm.index.cache_dir == tmp_path / "cache-here"
     assert rlm.limits.max_llm_calls == 7
     assert rlm_mcp.Limits is rlm_mcp.budget.Limits
+
+
+def test_sync_completion_raises_the_typed_provider_error_with_the_real_cause(
+    tmp_path: Path,
+) -> None:
+    rlm = RLM(
+        ModelEndpoint("m", base_url=f"http://127.0.0.1:{_closed_port()}/v1", max_retries=0),
+        index=IndexSettings(cache_dir=tmp_path, watch=False),
+    )
+    with pytest.raises(rlm_mcp.errors.BackendUnreachable) as caught:
+        rlm.completion("q?", "a text\nwith lines\n")
+    assert "ConnectionRefusedError" in str(caught.value)
+    assert "no running event loop" not in str(caught.value)
+
+
+def test_a_hosted_endpoint_without_a_key_fails_before_any_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("RLM_API_KEY", raising=False)
+    with LoopbackLLMServer() as llm:
+        # A hosted name that resolves nowhere: any network attempt would be a DNS error.
+        rlm = RLM(
+            ModelEndpoint("gpt-4.1-mini", base_url="https://api.example.invalid/v1"),
+            index=IndexSettings(cache_dir=tmp_path, watch=False),
+        )
+        with pytest.raises(rlm_mcp.errors.BackendNotConfigured, match="set RLM_API_KEY"):
+            rlm.completion("q?", "a text\nwith lines\n")
+        openai_rlm = RLM(
+            ModelEndpoint("gpt-4.1-mini"), index=IndexSettings(cache_dir=tmp_path, watch=False)
+        )
+        with pytest.raises(rlm_mcp.errors.BackendNotConfigured, match="OPENAI_API_KEY"):
+            openai_rlm.completion("q?", "a text\nwith lines\n")
+        assert llm.requests == []
+
+
+def test_local_and_private_endpoints_need_no_key() -> None:
+    from rlm_mcp.backends.openai_compat import is_hosted
+
+    for local in (
+        "http://localhost:11434/v1",
+        "http://127.0.0.1:8000/v1",
+        "http://10.0.0.5/v1",
+        "http://ollama:11434/v1",
+        "http://gpu-box.local/v1",
+        "http://[::1]:8080/v1",
+    ):
+        assert not is_hosted(local), local
+    for hosted in (None, "https://api.openai.com/v1", "https://openrouter.ai/api/v1"):
+        assert is_hosted(hosted), hosted
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

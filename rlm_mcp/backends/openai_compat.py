@@ -21,9 +21,11 @@ a pydantic validation dump.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import json
 import logging
 import math
+import os
 import random
 import re
 import socket
@@ -31,6 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlparse
 
 import anyio
 import openai
@@ -48,6 +51,7 @@ from rlm_mcp.errors import (
     BackendAuthError,
     BackendConnectionLost,
     BackendError,
+    BackendNotConfigured,
     BackendRateLimited,
     BackendResponseError,
     BackendTimeout,
@@ -70,6 +74,32 @@ DEFAULT_BACKOFF_CAP = 20.0
 DEFAULT_MAX_RETRY_AFTER = 60.0
 
 _PLACEHOLDER_API_KEY = "not-needed"
+_LOCAL_SUFFIXES = (".local", ".internal", ".lan", ".localhost", ".home.arpa")
+
+
+def _is_openai(base_url: str | None) -> bool:
+    return base_url is None or urlparse(base_url).hostname == "api.openai.com"
+
+
+def is_hosted(base_url: str | None) -> bool:
+    """True for an endpoint on the internet (it needs a key), false for local and private ones.
+
+    Local: no base URL is OpenAI's (hosted); loopback, private and link-local
+    addresses, ``localhost``, single-label names (``ollama``, a compose service)
+    and ``.local``/``.internal``/``.lan`` names are not hosted.
+    """
+    if base_url is None:
+        return True
+    host = (urlparse(base_url).hostname or "").lower()
+    if not host or host == "localhost" or "." not in host or host.endswith(_LOCAL_SUFFIXES):
+        return False
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return True
+    return not (ip.is_private or ip.is_loopback or ip.is_link_local)
+
+
 _SNIPPET_CHARS = 300
 # Models that reject ``max_tokens`` and want ``max_completion_tokens``.
 _REASONING_MODEL = re.compile(r"^(?:.*/)?(?:o\d|gpt-5)(?:$|[-.:])", re.IGNORECASE)
@@ -169,9 +199,19 @@ class OpenAICompatibleBackend:
         self._sleep: Sleep = sleep or anyio.sleep
         self._rng = rng or random.Random()
         self._owns_client = client is None
+        api_key = endpoint.api_key
+        if client is None and api_key is None and is_hosted(endpoint.base_url):
+            api_key = os.environ.get("OPENAI_API_KEY") if _is_openai(endpoint.base_url) else None
+            if not api_key:
+                where = endpoint.base_url or "OpenAI's API"
+                raise BackendNotConfigured(
+                    f"no API key for {where} (model {endpoint.model}): set RLM_API_KEY"
+                    + (" or OPENAI_API_KEY" if _is_openai(endpoint.base_url) else "")
+                    + " (a hosted endpoint needs one; local servers such as Ollama do not)"
+                )
         self._client = client or openai.AsyncOpenAI(
             base_url=endpoint.base_url,
-            api_key=endpoint.api_key or _PLACEHOLDER_API_KEY,
+            api_key=api_key or _PLACEHOLDER_API_KEY,
             timeout=endpoint.timeout_seconds,
             max_retries=0,
         )

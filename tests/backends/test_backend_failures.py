@@ -88,7 +88,11 @@ async def test_a_refused_connection_is_unreachable_and_says_could_not_reach() ->
 async def test_an_unknown_host_is_unreachable() -> None:
     backend = OpenAICompatibleBackend(
         ModelEndpoint(
-            model="m", base_url="http://no-such-host.invalid/v1", max_retries=0, timeout_seconds=5
+            model="m",
+            base_url="http://no-such-host.invalid/v1",
+            api_key="k",
+            max_retries=0,
+            timeout_seconds=5,
         )
     )
     try:
