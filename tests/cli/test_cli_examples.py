@@ -61,7 +61,10 @@ def test_client_config_names_a_valid_serve_command_by_its_absolute_path(
     args = [_substitute(a, tmp_path, tmp_path) for a in server["args"]]
     assert args[0] == "serve"
     parsed = build_parser().parse_args(args)
-    assert parsed.command == "serve" and parsed.transport == "stdio"
+    assert parsed.command == "serve" and parsed.transport in (
+        None,
+        "stdio",
+    )  # None: stdio unless --openai-only
     assert set(server.get("env", {})) <= KNOWN_ENV
     with pytest.raises(SystemExit) as exited:
         main([*args, "--help"])
