@@ -90,6 +90,19 @@ class GrepPage:
 _BREAKS = set(".^$()[]{}|")
 
 
+def _class_end(pattern: str, i: int) -> int:
+    """Where the character class opening at ``pattern[i]`` ends: its ``]``, or past the end."""
+    n = len(pattern)
+    j = i + 1
+    if pattern[j : j + 1] == "^":
+        j += 1
+    if pattern[j : j + 1] == "]":
+        j += 1
+    while j < n and pattern[j] != "]":
+        j += 2 if pattern[j] == "\\" else 1
+    return j
+
+
 def required_literal(pattern: str) -> str:
     """The longest literal run every match must contain, or "" if unsure."""
     if "|" in pattern or pattern.startswith("(?"):
@@ -121,14 +134,7 @@ def required_literal(pattern: str) -> str:
             i += 1
         elif c == "[":
             flush()
-            j = i + 1
-            if pattern[j : j + 1] == "^":
-                j += 1
-            if pattern[j : j + 1] == "]":
-                j += 1
-            while j < n and pattern[j] != "]":
-                j += 2 if pattern[j] == "\\" else 1
-            i = j
+            i = _class_end(pattern, i)
         elif c == "(":
             flush()
             depth += 1
