@@ -113,12 +113,28 @@ def test_the_cycle_check_would_catch_a_cycle() -> None:
 
 def test_lower_layers_never_import_upper_ones() -> None:
     graph = _graph()
-    upper = {"rlm_mcp.server", "rlm_mcp.service", "rlm_mcp.cli", "rlm_mcp.api", "rlm_mcp.http"}
+    upper = {
+        "rlm_mcp.server",
+        "rlm_mcp.service",
+        "rlm_mcp.cli",
+        "rlm_mcp.api",
+        "rlm_mcp.http",
+        "rlm_mcp.openai",
+        "rlm_mcp.openai.app",
+        "rlm_mcp.openai.request",
+        "rlm_mcp.openai.response",
+        "rlm_mcp.sessions",
+    }
     for name, deps in graph.items():
         if name.startswith(
             ("rlm_mcp.index", "rlm_mcp.engine", "rlm_mcp.backends", "rlm_mcp.testing")
         ):
             assert not deps & upper, f"{name} imports {deps & upper}"
+        if name.startswith("rlm_mcp.openai"):
+            # The /v1 routes sit beside the MCP server, on the service: neither imports the other.
+            assert "rlm_mcp.server" not in deps, name
+        if name == "rlm_mcp.server":
+            assert not any(d.startswith("rlm_mcp.openai") for d in deps)
         if name.startswith("rlm_mcp.testing"):
             # The test kit fakes models: it stands on the backends' value types only.
             assert not any(d.startswith(("rlm_mcp.engine", "rlm_mcp.index")) for d in deps), name
