@@ -69,6 +69,28 @@ def _name_matches(name: str, last: str, mode: NameMode, fold: bool) -> bool:
     return last.lower() in name.lower()
 
 
+def _wanted(d: Definition, kinds: frozenset[str] | None, path_rx: re.Pattern[str] | None) -> bool:
+    """Whether ``d`` passes the kind and path filters (``None``: no filter)."""
+    if kinds is not None and d.kind not in kinds:
+        return False
+    return path_rx is None or path_rx.match(d.path) is not None
+
+
+def _members(
+    outlines: Iterable[list[Definition]],
+    parents_ok: Callable[[list[str]], bool],
+    last: str,
+    mode: NameMode,
+    fold: bool,
+) -> Iterator[Definition]:
+    """The definitions in ``outlines`` (one per file, read lazily) whose enclosing names
+    pass ``parents_ok`` and whose own name matches ``last``."""
+    for defs in outlines:
+        for d in defs:
+            if parents_ok(d.qualname.split(".")[:-1]) and _name_matches(d.name, last, mode, fold):
+                yield d
+
+
 def resolve(
     store: IndexStore,
     paths: Iterable[str],
@@ -93,9 +115,7 @@ def resolve(
 
     def keep(defs: Iterable[Definition]) -> bool:
         for d in defs:
-            if kinds is not None and d.kind not in kinds:
-                continue
-            if path_rx is not None and not path_rx.match(d.path):
+            if not _wanted(d, kinds, path_rx):
                 continue
             out.setdefault(d)
             if len(out) >= limit:
@@ -113,12 +133,7 @@ def resolve(
     def members(
         files: Iterable[str], parents_ok: Callable[[list[str]], bool]
     ) -> Iterator[Definition]:
-        for f in files:
-            for d in outline(f):
-                if parents_ok(d.qualname.split(".")[:-1]) and _name_matches(
-                    d.name, last, mode, fold
-                ):
-                    yield d
+        return _members(map(outline, files), parents_ok, last, mode, fold)
 
     anchor = qual[-1]
     anchors = store.find_defs(DefQuery("prefix" if fold else "exact", anchor, limit=MAX_ANCHORS))
