@@ -51,6 +51,10 @@ DOCUMENT = "\n".join(f"line {i}: some text of a conversation" for i in range(500
 CONCURRENT = 50
 
 
+SESSION_TTL = 5.0
+"""The served process's session TTL, short so the bench sees every session end."""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,6 +78,7 @@ def _serve(tmp: Path, llm: LoopbackLLMServer) -> tuple[subprocess.Popen[bytes], 
         RLM_ALLOWED_ROOTS=str(tmp),
         RLM_CACHE_DIR=str(tmp / "cache"),
         RLM_NO_WATCH="1",
+        RLM_SESSION_TTL_SECONDS=str(SESSION_TTL),
         XDG_CONFIG_HOME=str(tmp / "xdg"),
     )
     proc = subprocess.Popen(
@@ -227,7 +232,15 @@ async def concurrent_streams(llm: LoopbackLLMServer, port: int, pid: int) -> dic
         await client.close()
     wall = time.perf_counter() - t0
     await asyncio.sleep(1.0)
+    kids_after = _tree_rss_mib(pid)
+    # Each stateless request leaves a session (its REPL) until the TTL: wait for them all to
+    # end, so a leak would show as children's RSS that never comes back down.
+    t_idle = time.monotonic()
+    while _tree_rss_mib(pid) > kids_before + 20 and time.monotonic() - t_idle < SESSION_TTL + 40:
+        await asyncio.sleep(0.25)
     return {
+        "children_rss_mib_after_ttl": round(_tree_rss_mib(pid), 1),
+        "seconds_until_sessions_ended": round(time.monotonic() - t_idle, 1),
         "requests": CONCURRENT,
         "errors": len(errors),
         "first_errors": errors[:3],
@@ -236,7 +249,7 @@ async def concurrent_streams(llm: LoopbackLLMServer, port: int, pid: int) -> dic
         "server_rss_mib_before": round(rss_before, 1),
         "server_rss_mib_after": round(_rss_mib(pid), 1),
         "children_rss_mib_before": round(kids_before, 1),
-        "children_rss_mib_after": round(_tree_rss_mib(pid), 1),
+        "children_rss_mib_after": round(kids_after, 1),
     }
 
 
@@ -270,6 +283,11 @@ def main() -> None:
                 f"server RSS {streams['server_rss_mib_before']} -> "
                 f"{streams['server_rss_mib_after']} MiB (its children "
                 f"{streams['children_rss_mib_before']} -> {streams['children_rss_mib_after']} MiB)"
+            )
+            print(
+                f"  after the {SESSION_TTL:g} s session TTL: children "
+                f"{streams['children_rss_mib_after_ttl']} MiB, "
+                f"{streams['seconds_until_sessions_ended']} s after the streams ended"
             )
             for line in streams["first_errors"]:
                 print("  ", line)
