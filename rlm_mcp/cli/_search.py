@@ -417,6 +417,37 @@ def _per_file(hits: list[GrepHit]) -> dict[str, int]:
     return counts
 
 
+def _checked_window(args: argparse.Namespace) -> tuple[int, int]:
+    """The lines of context before and after a hit (``-B``/``-A``, else ``-C``), once
+    ``--max-results``, ``--offset`` and the context options are checked."""
+    if args.max_results < 1:
+        raise UsageError("--max-results must be at least 1")
+    if args.offset < 0:
+        raise UsageError("--offset must be 0 or more")
+    before = args.before_context if args.before_context is not None else args.context
+    after = args.after_context if args.after_context is not None else args.context
+    if min(before, after, args.context) < 0:
+        raise UsageError("--context, -A and -B must be 0 or more")
+    return before, after
+
+
+def _print_listing(
+    args: argparse.Namespace, printer: _Printer, hits: list[GrepHit], capped: bool
+) -> None:
+    """``--files-with-matches`` or ``--count``: the files with hits, or their counts."""
+    total = len(hits)
+    counts = _per_file(hits)
+    if args.json:
+        key = "counts" if args.count else "files"
+        listed: Any = counts if args.count else list(counts)
+        dump({key: listed, "total": total, "total_is_lower_bound": capped})
+    else:
+        for p, n in counts.items():
+            print(f"{printer.path(p)}:{n}" if args.count else printer.path(p))
+    if capped:
+        say(f"rlm-mcp: stopped at {total:,} matching lines; the counts are lower bounds")
+
+
 async def cmd_search(args: argparse.Namespace, ctx: Ctx) -> int:
     from rlm_mcp.index.search.grep import MAX_GREP_RESULTS
 
@@ -426,14 +457,7 @@ async def cmd_search(args: argparse.Namespace, ctx: Ctx) -> int:
         for line in type_list():
             print(line)
         return EXIT_OK
-    if args.max_results < 1:
-        raise UsageError("--max-results must be at least 1")
-    if args.offset < 0:
-        raise UsageError("--offset must be 0 or more")
-    before = args.before_context if args.before_context is not None else args.context
-    after = args.after_context if args.after_context is not None else args.context
-    if min(before, after, args.context) < 0:
-        raise UsageError("--context, -A and -B must be 0 or more")
+    before, after = _checked_window(args)
     path, patterns = _words(args)
     source = _source(patterns, args.fixed_strings, args.word_regexp)
     flags = re.MULTILINE | (re.IGNORECASE if args.ignore_case else 0)
@@ -471,16 +495,7 @@ async def cmd_search(args: argparse.Namespace, ctx: Ctx) -> int:
     total, capped = len(hits), len(hits) >= MAX_GREP_RESULTS
     printer = _Printer(_color(args, ctx), source, flags)
     if listing:
-        counts = _per_file(hits)
-        if args.json:
-            key = "counts" if args.count else "files"
-            listed: Any = counts if args.count else list(counts)
-            dump({key: listed, "total": total, "total_is_lower_bound": capped})
-        else:
-            for p, n in counts.items():
-                print(f"{printer.path(p)}:{n}" if args.count else printer.path(p))
-        if capped:
-            say(f"rlm-mcp: stopped at {total:,} matching lines; the counts are lower bounds")
+        _print_listing(args, printer, hits, capped)
     else:
         more = capped or args.offset + len(page) < total
         if args.json:
