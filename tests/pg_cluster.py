@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -28,6 +27,7 @@ from urllib.parse import quote
 import pytest
 
 from rlm_mcp.index.store.postgres.store import PostgresStore
+from tests.polling import poll
 
 __all__ = ["Cluster", "pg_bin", "pg_cluster", "postgres_store", "private", "shared"]
 
@@ -129,13 +129,11 @@ class Cluster:
         self.start()
 
     def ready(self, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def accepting() -> bool:
             r = self._run("pg_isready", "-h", str(self.dir), "-U", _SUPERUSER, check=False)
-            if r.returncode == 0:
-                return True
-            time.sleep(0.05)
-        return False
+            return r.returncode == 0
+
+        return poll(accepting, timeout, interval=0.05)
 
     def destroy(self) -> None:
         """Stop the server and remove its directory; a second call does nothing."""

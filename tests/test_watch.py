@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,21 +13,13 @@ from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
 from rlm_mcp.watch import RepositoryWatcher
 from tests.index.index_helpers import write
+from tests.polling import wait_until
 
 # watchdog warns when a new directory is both walked and reported; harmless, but the
 # warnings-as-errors setting would turn it into a dead inotify thread.
 pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 
 DEADLINE = 10.0
-
-
-def eventually(check: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    """Poll ``check`` until it holds; fail with the deadline otherwise."""
-    end = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > end:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -59,44 +51,48 @@ def test_created_modified_and_deleted_files_reach_the_index(
     root: Path, repo: Repository, watcher: RepositoryWatcher
 ) -> None:
     write(root, {"new.py": "def fresh():\n    pass\n"})
-    eventually(lambda: bool(repo.definition("fresh")))
+    wait_until(lambda: bool(repo.definition("fresh")), timeout=DEADLINE)
     write(root, {"a.py": "def beta():\n    pass\n"})
-    eventually(lambda: bool(repo.definition("beta")) and not repo.definition("alpha"))
+    wait_until(
+        lambda: bool(repo.definition("beta")) and not repo.definition("alpha"), timeout=DEADLINE
+    )
     assert [h.path for h in repo.grep("def beta")] == ["a.py"]
     (root / "b.py").unlink()
-    eventually(lambda: "b.py" not in repo.files())
+    wait_until(lambda: "b.py" not in repo.files(), timeout=DEADLINE)
 
 
 def test_moved_files_and_directories_are_reindexed_under_the_new_path(
     root: Path, repo: Repository, watcher: RepositoryWatcher
 ) -> None:
     (root / "a.py").rename(root / "moved.py")
-    eventually(lambda: repo.files() == ["b.py", "moved.py"])
+    wait_until(lambda: repo.files() == ["b.py", "moved.py"], timeout=DEADLINE)
     write(root, {"d/one.py": "ONE = 1\n"})
-    eventually(lambda: "d/one.py" in repo.files())
+    wait_until(lambda: "d/one.py" in repo.files(), timeout=DEADLINE)
     (root / "d").rename(root / "e")
-    eventually(lambda: "e/one.py" in repo.files() and "d/one.py" not in repo.files())
+    wait_until(
+        lambda: "e/one.py" in repo.files() and "d/one.py" not in repo.files(), timeout=DEADLINE
+    )
 
 
 def test_editing_gitignore_changes_the_file_set(
     root: Path, repo: Repository, watcher: RepositoryWatcher
 ) -> None:
     write(root, {".gitignore": "b.py\n"})
-    eventually(lambda: "b.py" not in repo.files())
+    wait_until(lambda: "b.py" not in repo.files(), timeout=DEADLINE)
     write(root, {".gitignore": "\n"})
-    eventually(lambda: "b.py" in repo.files())
+    wait_until(lambda: "b.py" in repo.files(), timeout=DEADLINE)
     write(root, {".rlmignore": "a.py\n"})
-    eventually(lambda: "a.py" not in repo.files())
+    wait_until(lambda: "a.py" not in repo.files(), timeout=DEADLINE)
 
 
 def test_ignored_files_stay_out_of_the_index(
     root: Path, repo: Repository, watcher: RepositoryWatcher
 ) -> None:
     write(root, {".gitignore": "*.log\n"})
-    eventually(lambda: ".gitignore" in repo.files())
+    wait_until(lambda: ".gitignore" in repo.files(), timeout=DEADLINE)
     v = repo.version
     write(root, {"noise.log": "x\n", "c.py": "y = 2\n"})
-    eventually(lambda: "c.py" in repo.files())
+    wait_until(lambda: "c.py" in repo.files(), timeout=DEADLINE)
     assert repo.version > v
     assert "noise.log" not in repo.files()
 
@@ -127,7 +123,7 @@ def test_a_burst_of_2000_files_lands_in_few_passes_and_matches_a_fresh_load(
             root, {f"burst/d{i % 20}/f{i}.py": f"def burst_{i}():\n    pass\n" for i in range(2000)}
         )
         (root / "b.py").unlink()
-        eventually(lambda: len(repo.files("burst/**")) == 2000 and w.pending == 0, timeout=30)
+        wait_until(lambda: len(repo.files("burst/**")) == 2000 and w.pending == 0, timeout=30)
     assert 1 <= len(applies.sizes) <= 3, applies.sizes
     fresh = load(root, IndexSettings(cache_dir=tmp_path_factory.mktemp("fresh"), workers=2))
     try:
@@ -146,8 +142,8 @@ def test_pending_counts_changes_noted_but_not_yet_applied(root: Path, repo: Repo
         assert w.pending == 0
         assert w.last_applied_at is None
         write(root, {"slow.py": "def slow():\n    pass\n", "b.py": "y = 2\n"})
-        eventually(lambda: w.pending >= 2)
-        eventually(lambda: w.pending == 0 and bool(repo.definition("slow")))
+        wait_until(lambda: w.pending >= 2, timeout=DEADLINE)
+        wait_until(lambda: w.pending == 0 and bool(repo.definition("slow")), timeout=DEADLINE)
         assert w.last_applied_at is not None and w.last_applied_at >= before
         assert w.last_error is None
     assert w.mode == "stopped"
@@ -167,10 +163,10 @@ def test_the_index_survives_the_root_being_deleted_and_recreated(
     with RepositoryWatcher(repo, debounce=0.05):
         shutil.rmtree(root)
         write(root, {"reborn.py": "def reborn():\n    pass\n"})
-        eventually(lambda: repo.files() == ["reborn.py"])
+        wait_until(lambda: repo.files() == ["reborn.py"], timeout=DEADLINE)
         assert repo.grep("reborn")[0].path == "reborn.py"
         write(root, {"later.py": "LATER = 1\n"})
-        eventually(lambda: "later.py" in repo.files())
+        wait_until(lambda: "later.py" in repo.files(), timeout=DEADLINE)
 
 
 def test_wait_for_version_returns_false_on_timeout(repo: Repository) -> None:

@@ -25,6 +25,7 @@ from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import Repository, load
 from rlm_mcp.watch import RepositoryWatcher
 from tests.index.index_helpers import write
+from tests.polling import wait_until
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux"),
@@ -36,15 +37,6 @@ pytestmark = [
 DEADLINE = 10.0
 MAX_USER_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
 MAX_QUEUED_EVENTS = Path("/proc/sys/fs/inotify/max_queued_events")
-
-
-def eventually(check: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    """Poll ``check`` until it holds; fail with the deadline otherwise."""
-    end = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > end:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -161,8 +153,9 @@ def test_subdirectories_refused_a_watch_at_start_make_the_watcher_poll_and_miss_
         for i in range(6):
             write(root, {f"d{i}/m{i}.py": f"def new_{i}():\n    pass\n"})
             write(root, {f"d{i}/extra{i}.py": f"def extra_{i}():\n    pass\n"})
-        eventually(
-            indexed(repo, *[f"new_{i}" for i in range(6)], *[f"extra_{i}" for i in range(6)])
+        wait_until(
+            indexed(repo, *[f"new_{i}" for i in range(6)], *[f"extra_{i}" for i in range(6)]),
+            timeout=DEADLINE,
         )
         assert not any(repo.definition(f"old_{i}") for i in range(6))
         assert w.mode == "polling"
@@ -180,10 +173,10 @@ def test_directories_created_after_the_watch_budget_is_spent_are_still_indexed(
     with w:
         assert not budget.refused
         write(root, {f"n{i}/deep/f{i}.py": f"def later_{i}():\n    pass\n" for i in range(5)})
-        eventually(indexed(repo, *[f"later_{i}" for i in range(5)]))
+        wait_until(indexed(repo, *[f"later_{i}" for i in range(5)]), timeout=DEADLINE)
         write(root, {"n0/deep/after.py": "def after():\n    pass\n"})
         write(root, {"n4/deep/f4.py": "def rewritten():\n    pass\n"})
-        eventually(indexed(repo, "after", "rewritten"))
+        wait_until(indexed(repo, "after", "rewritten"), timeout=DEADLINE)
         assert budget.refused
         assert w.mode == "polling"
 
@@ -196,7 +189,7 @@ def test_the_root_refused_a_watch_still_falls_back_to_polling(
         assert w.mode == "polling"
         assert w.using_polling
         write(root, {"polled.py": "def polled():\n    pass\n"})
-        eventually(indexed(repo, "polled"))
+        wait_until(indexed(repo, "polled"), timeout=DEADLINE)
 
 
 def test_a_kernel_watch_limit_below_the_directory_count_is_detected_and_polled_around(
@@ -210,7 +203,7 @@ def test_a_kernel_watch_limit_below_the_directory_count_is_detected_and_polled_a
         w.start()
     try:
         write(root, {f"many/s{i}/x{i}.py": f"def changed_{i}():\n    pass\n" for i in range(30)})
-        eventually(indexed(repo, *[f"changed_{i}" for i in range(30)]))
+        wait_until(indexed(repo, *[f"changed_{i}" for i in range(30)]), timeout=DEADLINE)
         assert w.mode == "polling"
         assert "polling" in caplog.text
     finally:
@@ -241,8 +234,8 @@ def test_an_overflowing_inotify_queue_leads_to_a_rescan_that_misses_nothing(
     try:
         write(root, {f"d{i % 6}/storm{i}.py": f"def storm_{i}():\n    pass\n" for i in range(300)})
         reader_may_read.set()
-        eventually(lambda: len(repo.files("d*/storm*.py")) == 300)
-        eventually(indexed(repo, *[f"storm_{i}" for i in range(300)]))
+        wait_until(lambda: len(repo.files("d*/storm*.py")) == 300, timeout=DEADLINE)
+        wait_until(indexed(repo, *[f"storm_{i}" for i in range(300)]), timeout=DEADLINE)
         assert "overflowed" in caplog.text
         assert w.mode == "inotify", "an overflow costs a rescan, not inotify"
     finally:
@@ -272,12 +265,12 @@ def test_a_dead_inotify_thread_is_restarted_and_what_it_missed_is_rescanned(
     with w:
         write(root, {"boom.py": "def boom():\n    pass\n"})
         write(root, {"d0/m0.py": "def lost_with_the_thread():\n    pass\n"})
-        eventually(indexed(repo, "boom", "lost_with_the_thread"))
+        wait_until(indexed(repo, "boom", "lost_with_the_thread"), timeout=DEADLINE)
         assert crashed.is_set()
         write(root, {"d1/m1.py": "def after_restart():\n    pass\n"})
-        eventually(indexed(repo, "after_restart"))
+        wait_until(indexed(repo, "after_restart"), timeout=DEADLINE)
         assert w.mode == "inotify"
-        eventually(lambda: w.last_error is None)
+        wait_until(lambda: w.last_error is None, timeout=DEADLINE)
 
 
 # -- failed applies ---------------------------------------------------------------------
@@ -317,20 +310,22 @@ def test_a_batch_that_fails_on_a_full_disk_is_retried_with_backoff_until_it_land
     monkeypatch.setattr(repo, "apply_changes", disk)
     with RepositoryWatcher(repo, debounce=0.05) as w:
         write(root, {"first.py": "def first():\n    pass\n"})
-        eventually(lambda: w.last_error is not None and "No space left" in w.last_error)
+        wait_until(
+            lambda: w.last_error is not None and "No space left" in w.last_error, timeout=DEADLINE
+        )
         assert w.pending >= 1
         write(root, {"second.py": "def second():\n    pass\n"})
-        eventually(lambda: w.pending >= 2)
-        eventually(lambda: disk.failures >= 3)
+        wait_until(lambda: w.pending >= 2, timeout=DEADLINE)
+        wait_until(lambda: disk.failures >= 3, timeout=DEADLINE)
         t = disk.failed_at
         assert t[2] - t[1] > 1.5 * (t[1] - t[0]) > 0, "retries back off"
         disk.freed.set()
-        eventually(indexed(repo, "first", "second"))
-        eventually(lambda: w.pending == 0 and w.last_error is None)
+        wait_until(indexed(repo, "first", "second"), timeout=DEADLINE)
+        wait_until(lambda: w.pending == 0 and w.last_error is None, timeout=DEADLINE)
         assert w.last_applied_at is not None
         assert disk.successes == 1, "the retried batch and the newer changes land together"
         write(root, {"third.py": "def third():\n    pass\n"})
-        eventually(indexed(repo, "third"))
+        wait_until(indexed(repo, "third"), timeout=DEADLINE)
 
 
 def test_a_batch_that_fails_a_few_times_lands_without_any_further_change(
@@ -341,11 +336,11 @@ def test_a_batch_that_fails_a_few_times_lands_without_any_further_change(
     with RepositoryWatcher(repo, debounce=0.05) as w:
         write(root, {"d0/m0.py": "def rewritten():\n    pass\n"})
         (root / "d1" / "m1.py").unlink()
-        eventually(indexed(repo, "rewritten"))
-        eventually(lambda: "d1/m1.py" not in repo.files())
+        wait_until(indexed(repo, "rewritten"), timeout=DEADLINE)
+        wait_until(lambda: "d1/m1.py" not in repo.files(), timeout=DEADLINE)
         assert disk.failures == 2
         # The index changes inside apply_changes; the watcher clears its error just after.
-        eventually(lambda: w.last_error is None)
+        wait_until(lambda: w.last_error is None, timeout=DEADLINE)
 
 
 def test_a_rescan_that_fails_after_the_root_comes_back_is_retried(
@@ -358,5 +353,5 @@ def test_a_rescan_that_fails_after_the_root_comes_back_is_retried(
     with RepositoryWatcher(repo, debounce=0.05):
         shutil.rmtree(root)
         write(root, {"reborn.py": "def reborn():\n    pass\n"})
-        eventually(lambda: repo.files() == ["reborn.py"])
+        wait_until(lambda: repo.files() == ["reborn.py"], timeout=DEADLINE)
         assert disk.failures == 2

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rlm_mcp.testing import LoopbackLLMServer
+from tests.polling import poll
 
 SAMPLE = {
     "calc/ops.py": (
@@ -98,22 +99,24 @@ def run_cli_tty(*args: str, env: Mapping[str, str], timeout: float = 60) -> tupl
     )
     os.close(slave)
     chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+
+    def drained() -> bool:
+        """Read what the terminal holds; true at its end, or once the process is gone."""
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if not ready:
+            return proc.poll() is not None
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            return True
+        chunks.append(data)
+        return not data
+
     try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
+        poll(drained, timeout, interval=0)
         out = proc.stdout.read().decode() if proc.stdout else ""
-        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        code = proc.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -14,6 +14,7 @@ import pytest
 
 from rlm_mcp.index.store.sqlite import db_path_for
 from tests.cli.cli_helpers import isolated_env
+from tests.polling import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +42,16 @@ def _group(pgid: int) -> list[int]:
     return out
 
 
+def _has_rows(db: Path) -> bool:
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return bool(conn.execute("SELECT count(*) FROM files").fetchone()[0] > 0)
+    except sqlite3.Error:
+        return False
+
+
 @pytest.mark.parametrize("presses", [1, 2])
 def test_ctrl_c_during_index_exits_130_and_leaves_no_processes(
     tmp_path: Path, presses: int
@@ -58,16 +69,8 @@ def test_ctrl_c_during_index_exits_130_and_leaves_no_processes(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if db.exists():
-                try:
-                    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-                        if conn.execute("SELECT count(*) FROM files").fetchone()[0] > 0:
-                            break
-                except sqlite3.Error:
-                    pass
-            time.sleep(0.02)
+        # Until the first rows are written (or the run ends); then interrupt it either way.
+        poll(lambda: proc.poll() is not None or _has_rows(db), 60, interval=0.02)
         assert proc.poll() is None, "the index finished before it could be interrupted"
         for _ in range(presses):
             os.kill(proc.pid, signal.SIGINT)
@@ -75,9 +78,7 @@ def test_ctrl_c_during_index_exits_130_and_leaves_no_processes(
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
         assert "Traceback" not in err
-        deadline = time.monotonic() + 15
-        while _group(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        poll(lambda: not _group(proc.pid), 15, interval=0.05)
         assert _group(proc.pid) == []
     finally:
         # A hung run must not outlive the test (its pipes would be collected in another test).

@@ -8,10 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.cli.cli_helpers import isolated_env, run_cli
+from tests.polling import poll
 
 
 def test_a_busy_port_is_one_line_and_exit_3_without_announcing(tmp_path: Path) -> None:
@@ -48,12 +48,13 @@ def test_the_address_is_announced_only_once_the_port_accepts_connections(tmp_pat
     )
     try:
         assert proc.stderr is not None
-        deadline = time.monotonic() + 60
-        line = ""
-        while not line and time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stderr], [], [], 0.5)
-            if ready:
-                line = proc.stderr.readline()
+        stderr = proc.stderr
+
+        def announced() -> str:
+            ready, _, _ = select.select([stderr], [], [], 0.5)
+            return stderr.readline() if ready else ""
+
+        line = poll(announced, 60, interval=0)
         match = re.fullmatch(
             r"rlm-mcp: serving MCP over Streamable HTTP at http://127\.0\.0\.1:(\d+)/mcp\n", line
         )

@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from rlm_mcp.errors import IndexCorrupted
 from rlm_mcp.index import load
 from rlm_mcp.index.store.sqlite import db_path_for
 from tests.index.index_helpers import make_tree, snapshot
+from tests.polling import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 LOADER = (
@@ -85,18 +85,24 @@ def _group_alive(pgid: int) -> list[int]:
     return alive
 
 
+def _files_written(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            return int(conn.execute("SELECT count(*) FROM files").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
 def _wait_for_rows(db: Path, at_least: int, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-                n = conn.execute("SELECT count(*) FROM files").fetchone()[0]
-            if n >= at_least:
-                return
-        except sqlite3.Error:
-            pass
-        time.sleep(0.01)
-    pytest.fail(f"the loader never wrote {at_least} files (exit {proc.poll()})")
+    """Until the running loader has written ``at_least`` files; fails if it ends first."""
+
+    def progress() -> str:
+        if proc.poll() is not None:
+            return "ended"
+        return "written" if _files_written(db) >= at_least else ""
+
+    if poll(progress, 60, interval=0.01) != "written":
+        pytest.fail(f"the loader never wrote {at_least} files (exit {proc.poll()})")
 
 
 @pytest.mark.parametrize("kill_after_files", [1, 150])
@@ -110,9 +116,7 @@ def test_a_cold_load_killed_midway_resumes_with_its_indexes_and_leaves_no_helper
     _wait_for_rows(db, kill_after_files, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
-    deadline = time.monotonic() + 20
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll(lambda: not _group_alive(proc.pid), 20, interval=0.05)
     assert _group_alive(proc.pid) == [], "parser helpers outlived the killed loader"
     with load(src, IndexSettings(cache_dir=cache, watch=False)) as repo:
         assert repo.report.reused >= kill_after_files

@@ -9,7 +9,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,17 +22,9 @@ from rlm_mcp.index.repository import load
 from rlm_mcp.index.store.open import repo_identity
 from rlm_mcp.index.store.postgres.store import PostgresStore
 from tests.pg_cluster import Cluster, private, shared
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait(cond: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _corpus(root: Path, files: int) -> Path:
@@ -100,14 +92,19 @@ def test_readers_ride_through_a_server_restart(cluster: Cluster, tmp_path: Path)
     done: list[int] = []
     threads, errors, stop, stores = _readers(cluster.url, identity, 4, done)
     try:
-        assert _wait(lambda: len(done) >= 8, 30), "the readers never got going"
+        wait_until(lambda: len(done) >= 8, 30, "the readers to get going", interval=0.02)
         cluster.restart()
         assert cluster.ready()
         # Every reader gets a fresh connection and carries on.
         marks = [s.find_defs(DefQuery("exact", "helper_4")) for s in stores]
         assert all(marks)
         after = len(done)
-        assert _wait(lambda: len(done) >= after + 8, 30), "the readers stopped after the restart"
+        wait_until(
+            lambda: len(done) >= after + 8,
+            30,
+            "the readers to go on after the restart",
+            interval=0.02,
+        )
     finally:
         stop.set()
         for t in threads:
@@ -202,7 +199,12 @@ def test_a_writer_killed_mid_load_is_finished_by_the_next_and_equals_a_cold_load
         text=True,
     )
     try:
-        assert _wait(lambda: _count(url, identity, parsed=True) > 0, 120), "the writer never wrote"
+        wait_until(
+            lambda: _count(url, identity, parsed=True) > 0,
+            120,
+            "the writer to write",
+            interval=0.02,
+        )
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -283,7 +285,9 @@ def test_a_replica_killed_mid_query_leaves_the_others_and_the_database_unharmed(
         before = backends()
         os.kill(procs[0].pid, signal.SIGKILL)
         procs[0].wait(timeout=30)
-        assert _wait(lambda: backends() < before, 30), "the killed replica's session lingered"
+        wait_until(
+            lambda: backends() < before, 30, "the killed replica's session to end", interval=0.02
+        )
         assert procs[1].poll() is None, "the other replica died with it"
         assert store.text_search(["compute"], 5)
         with store.writer(), store.batch() as w:  # no lock was left behind

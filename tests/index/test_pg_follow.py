@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -15,17 +13,9 @@ from rlm_mcp.index.store.postgres.store import PostgresStore
 from rlm_mcp.service import RlmService
 from tests.index.index_helpers import write
 from tests.pg_cluster import shared
+from tests.polling import wait_until
 
 FILES = {"a.py": "def alpha():\n    return 1\n", "b.py": "def beta():\n    return alpha()\n"}
-
-
-def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_a_replica_sees_the_writers_change_without_parsing_it(tmp_path: Path) -> None:
@@ -40,14 +30,16 @@ def test_a_replica_sees_the_writers_change_without_parsing_it(tmp_path: Path) ->
         v0 = replica.version
         write(tmp_path, {"c.py": "def gamma_new_function():\n    return beta()\n"})
         writer.apply_changes({"c.py"}, set())
-        assert _wait(lambda: "c.py" in replica.files()), "the replica never saw c.py"
+        wait_until(lambda: "c.py" in replica.files(), 20, "the replica to see c.py", interval=0.02)
         assert replica.version > v0
         assert replica.report.parsed == 0, "the replica parsed what the writer stored"
         assert [d.name for d in replica.symbols("gamma_new_function")] == ["gamma_new_function"]
         assert replica.grep("gamma_new_function")
         (tmp_path / "a.py").unlink()
         writer.apply_changes(set(), {"a.py"})
-        assert _wait(lambda: "a.py" not in replica.files()), "the replica kept a deleted file"
+        wait_until(
+            lambda: "a.py" not in replica.files(), 20, "the replica to drop a.py", interval=0.02
+        )
     finally:
         follower.stop()
         replica.close()

@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from rlm_mcp.index.store.base import IndexStore
 from rlm_mcp.index.store.postgres.store import PostgresStore, open_text_reader, safe_location
 from rlm_mcp.index.store.sqlite import SQLiteStore
 from tests.pg_cluster import postgres_store, shared
+from tests.polling import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,15 +159,6 @@ _HOLDER = textwrap.dedent(
 )
 
 
-def _wait(cond: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_a_killed_writer_frees_the_lock_for_the_next_process(tmp_path: Path) -> None:
     url = shared().url
     identity = f"takeover:{tmp_path}"
@@ -186,7 +178,9 @@ def test_a_killed_writer_frees_the_lock_for_the_next_process(tmp_path: Path) -> 
 
         t = threading.Thread(target=take)
         t.start()
-        assert not _wait(lambda: bool(got), 0.5), "the lock was taken while its holder lived"
+        assert not poll(lambda: bool(got), 0.5, interval=0.02), (
+            "the lock was taken while its holder lived"
+        )
         killed = time.monotonic()
         os.kill(holder.pid, signal.SIGKILL)
         t.join(timeout=30)

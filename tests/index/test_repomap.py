@@ -14,6 +14,7 @@ import pytest
 from rlm_mcp.index import Repository, repomap
 from rlm_mcp.index.model import DefQuery
 from tests.index.index_helpers import write
+from tests.polling import poll, wait_until
 
 
 def _reference_pagerank(
@@ -124,10 +125,9 @@ def test_the_order_is_kept_in_the_store_for_the_next_process(
     repo = loader(tmp_path)
     first = repo.repo_map(300)
     store = repo.searcher.store
-    deadline = time.monotonic() + 10
-    while store.meta(repomap.META_KEY) is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert store.meta(repomap.META_KEY) is not None
+    wait_until(
+        lambda: store.meta(repomap.META_KEY) is not None, 10, "the order to be kept in the store"
+    )
     # Another process over the same index: no state in memory, the order comes from the store.
     monkeypatch.setattr(repomap, "_states", type(repomap._states)())
 
@@ -182,9 +182,7 @@ def test_a_slow_order_is_shown_stale_while_the_new_one_is_computed(
     try:
         assert repo.repo_map(300).splitlines()[0] == "core/base.py:"  # at once: the stale order
         # The computation runs on its own thread: wait until it is inside the slow graph.
-        deadline = time.monotonic() + 10
-        while not calls and time.monotonic() < deadline:
-            time.sleep(0.01)
+        poll(lambda: calls, 10)
         assert len(calls) == 1
         # Another change while that runs: still the stale order, and no second computation yet.
         (tmp_path / "core" / "base.py").write_text(
@@ -195,9 +193,7 @@ def test_a_slow_order_is_shown_stale_while_the_new_one_is_computed(
         assert len(calls) == 1
     finally:
         release.set()
-    deadline = time.monotonic() + 10
-    while repo.repo_map(300).splitlines()[0] != "core/util.py:" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    poll(lambda: repo.repo_map(300).splitlines()[0] == "core/util.py:", 10, interval=0.02)
     assert repo.repo_map(300).splitlines()[0] == "core/util.py:"
     assert len(calls) == 2  # the newer version's, once the first had ended
 
@@ -211,10 +207,9 @@ def test_a_slow_graph_is_kept_for_focused_maps_of_later_processes(
     focused = repo.repo_map(300, focus="app/m05.py")
     plain = repo.repo_map(300)
     store = repo.searcher.store
-    deadline = time.monotonic() + 10
-    while store.meta(repomap.GRAPH_KEY) is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert store.meta(repomap.GRAPH_KEY) is not None
+    wait_until(
+        lambda: store.meta(repomap.GRAPH_KEY) is not None, 10, "the graph to be kept in the store"
+    )
     monkeypatch.setattr(repomap, "_states", type(repomap._states)())
 
     def no_graph(*_a: object, **_k: object) -> None:

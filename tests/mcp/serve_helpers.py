@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from tests.polling import wait_until
 
 SAMPLE = {
     "pkg/geometry.py": (
@@ -58,15 +59,23 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, deadline_s: float = 30.0, alive: object = None) -> None:
-    """Poll until something accepts on ``port``; ``alive()`` returning False aborts early."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if callable(alive) and not alive():
+def accepts(port: int) -> bool:
+    """Whether something accepts a connection on ``port`` (127.0.0.1)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(
+    port: int, deadline_s: float = 30.0, alive: Callable[[], bool] | None = None
+) -> None:
+    """Wait until something accepts on ``port``; ``alive()`` returning False aborts early."""
+
+    def listening() -> bool:
+        if alive is not None and not alive():
             raise RuntimeError("the server process exited before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on port {port} within {deadline_s}s")
+        return accepts(port)
+
+    wait_until(listening, deadline_s, f"something to listen on port {port}", interval=0.05)

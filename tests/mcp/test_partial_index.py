@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 from mcp.client import Client
 from mcp.server import MCPServer
+
+from tests.polling import eventually
 
 
 def _big_repo(root: Path, files: int = 400) -> Path:
@@ -33,11 +33,13 @@ async def test_cold_load_serves_at_once_then_reports_progress_until_symbols_are_
         ).structured_content
         assert grep["hits"] == ["pkg3/m399.py:77:def fn_399_19(x):"]
         seen_partial = loaded["partial"] is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        async def indexed() -> dict[str, Any] | None:
+            """The repository once fully indexed; meanwhile every answer says it is partial."""
+            nonlocal seen_partial
             repo = (await client.call_tool("rlm_repos", {})).structured_content["repositories"][0]
             if repo["partial"] is None and repo["indexing"] is None:
-                break
+                return dict(repo)
             seen_partial = True
             assert "files" in (repo["indexing"] or repo["partial"])
             syms = (
@@ -45,8 +47,9 @@ async def test_cold_load_serves_at_once_then_reports_progress_until_symbols_are_
             ).structured_content
             if not syms["symbols"]:
                 assert syms["partial"] is not None and "index partial" in syms["partial"]
-            await anyio.sleep(0.05)
-        assert repo["partial"] is None and repo["indexing"] is None
+            return None
+
+        repo = await eventually(indexed, 60, "the symbols pass to finish", interval=0.05)
         assert repo["symbols"] == 400 * 20
         syms = (
             await client.call_tool("rlm_symbols", {"query": "fn_399_19", "repo": "big"})

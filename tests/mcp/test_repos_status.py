@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 from mcp.client import Client
 from mcp.server import MCPServer
+
+from tests.polling import eventually
 
 
 async def test_repos_reports_watch_mode_and_applied_changes(
@@ -23,12 +23,13 @@ async def test_repos_reports_watch_mode_and_applied_changes(
         assert repo["last_error"] is None
         version = repo["index_version"]
         (workspace / "alpha" / "pkg" / "extra.py").write_text("def added():\n    pass\n")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        async def applied() -> dict[str, Any] | None:
             repo = (await client.call_tool("rlm_repos", {})).structured_content["repositories"][0]
-            if repo["index_version"] > version and repo["pending_changes"] == 0:
-                break
-            await anyio.sleep(0.02)
+            done = repo["index_version"] > version and repo["pending_changes"] == 0
+            return dict(repo) if done else None
+
+        repo = await eventually(applied, 10, "the new file applied, nothing pending", interval=0.02)
         assert repo["index_version"] > version
         assert repo["pending_changes"] == 0
         assert repo["last_applied_at"] is not None

@@ -13,6 +13,7 @@ from mcp.server import MCPServer
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply
 from tests.llm_script import Script, code
+from tests.polling import eventually
 
 EXPECTED_TOOLS = [
     "rlm_load",
@@ -284,9 +285,9 @@ async def test_several_queries_run_at_once_without_blocking(
         async with anyio.create_task_group() as tg:
             for _ in range(3):
                 tg.start_soon(ask)
-            with anyio.fail_after(5):
-                while llm.in_flight < 2 and len(answers) < 3:
-                    await anyio.sleep(0.01)
+            await eventually(
+                lambda: llm.in_flight >= 2 or len(answers) >= 3, 5, "two queries in flight at once"
+            )
             assert structured(await client.call_tool("rlm_search", {"pattern": "helper"}))["hits"]
         assert answers == ["done"] * 3
         assert llm.max_concurrent >= 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply
 from tests.mcp.serve_helpers import SERVE, full_env, server_env, write_sample
+from tests.polling import wait_until
 
 
 def _descendants(pid: int) -> set[int]:
@@ -99,22 +99,24 @@ def test_client_disconnecting_mid_query_stops_the_model_call_and_the_sandbox(
             query = {"name": "rlm_query", "arguments": {"question": "spin"}}
             _send(proc, {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": query})
 
-            deadline = time.monotonic() + 20
-            while not (hung_turn_seen() and _descendants(proc.pid)):
-                assert time.monotonic() < deadline, "the query never started"
-                time.sleep(0.02)
+            wait_until(
+                lambda: hung_turn_seen() and _descendants(proc.pid),
+                20,
+                "the query to start (its second model call and a sandbox worker)",
+                interval=0.02,
+            )
             workers = _descendants(proc.pid)
 
             assert proc.stdin is not None
             proc.stdin.close()
             proc.wait(timeout=20)
-            deadline = time.monotonic() + 10
-            while llm.in_flight:
-                assert time.monotonic() < deadline, "the model call outlived the server"
-                time.sleep(0.02)
-            while any(_alive(p) for p in workers):
-                assert time.monotonic() < deadline, "sandbox workers outlived the server"
-                time.sleep(0.02)
+            wait_until(lambda: not llm.in_flight, 10, "the model call to end with the server")
+            wait_until(
+                lambda: not any(_alive(p) for p in workers),
+                10,
+                "the sandbox workers to end with the server",
+                interval=0.02,
+            )
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ import openai
 import pytest
 
 from rlm_mcp.testing import LoopbackLLMServer, Responder
+from tests.mcp.serve_helpers import accepts
+from tests.polling import poll, wait_until
 
 TOKEN = "openai-route-token"
 ROOT_MODEL = "root-model"
@@ -37,16 +38,12 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on port {port} within {deadline_s}s")
+        return accepts(port)
+
+    wait_until(listening, deadline_s, f"something to listen on port {port}", interval=0.05)
 
 
 def server_env(tmp: Path, llm: LoopbackLLMServer) -> dict[str, str]:
@@ -144,6 +141,4 @@ def script(served: Served) -> Iterator[Callable[[Responder], LoopbackLLMServer]]
 
     yield use
     served.llm.responder = None
-    deadline = time.monotonic() + 10
-    while served.llm.in_flight and time.monotonic() < deadline:
-        time.sleep(0.02)
+    poll(lambda: not served.llm.in_flight, 10, interval=0.02)

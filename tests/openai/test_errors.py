@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import openai
 import pytest
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply, Responder
+from tests.polling import apoll, eventually
 
 from .conftest import MAX_BODY_MB, MAX_CONCURRENT, MODEL, TOKEN, Served
 
@@ -249,16 +248,11 @@ async def test_a_full_server_answers_429_and_frees_the_slots(
             await client.chat.completions.create(model=MODEL, messages=ASK, stream=True)  # type: ignore[arg-type]
             for _ in range(MAX_CONCURRENT)
         ]
-        deadline = time.monotonic() + 20
-        while llm.in_flight < MAX_CONCURRENT and time.monotonic() < deadline:
-            await anyio.sleep(0.05)
+        await apoll(lambda: llm.in_flight >= MAX_CONCURRENT, 20, interval=0.05)
         with pytest.raises(openai.RateLimitError) as e:
             await client.chat.completions.create(model=MODEL, messages=ASK)  # type: ignore[arg-type]
         assert e.value.code == "too_many_concurrent_queries"
         assert e.value.response.headers["retry-after"] == "1"
         for stream in streams:
             await stream.close()
-    deadline = time.monotonic() + 20
-    while llm.in_flight and time.monotonic() < deadline:
-        await anyio.sleep(0.05)
-    assert llm.in_flight == 0
+    await eventually(lambda: llm.in_flight == 0, 20, "every slot freed", interval=0.05)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import select
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from rlm_mcp.testing import LoopbackLLMServer
+from tests.polling import poll
 
 from .conftest import MODEL, SERVE, TOKEN, Served, server_env
 
@@ -39,10 +40,18 @@ def test_openai_only_serves_v1_and_no_mcp(tmp_path: Path) -> None:
         )
         try:
             assert proc.stderr is not None
-            line, deadline = "", time.monotonic() + 60
-            while not line.startswith("rlm-mcp:") and time.monotonic() < deadline:
-                if select.select([proc.stderr], [], [], 0.5)[0]:
-                    line = proc.stderr.readline()
+            # Read the descriptor itself: a line kept in the text wrapper's buffer is one that
+            # select() never reports (the announcement may come in one read with uvicorn's).
+            fd, written = proc.stderr.fileno(), ""
+
+            def announcement() -> str:
+                nonlocal written
+                if select.select([fd], [], [], 0.5)[0]:
+                    written += os.read(fd, 65536).decode(errors="replace")
+                lines = written.splitlines(keepends=True)
+                return next((x for x in lines if x.startswith("rlm-mcp:") and x.endswith("\n")), "")
+
+            line = poll(announcement, 60, interval=0)
             match = re.fullmatch(
                 r"rlm-mcp: serving the OpenAI-compatible API at http://127\.0\.0\.1:(\d+)/v1\n",
                 line,

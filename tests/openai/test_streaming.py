@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 from collections.abc import Callable
 
-import anyio
 import openai
 import pytest
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply, Responder
+from tests.polling import apoll
 
 from .conftest import MODEL, TOKEN, Served
 
@@ -85,13 +84,9 @@ async def test_a_client_leaving_mid_stream_cancels_the_query(
         stream = await client.chat.completions.create(model=MODEL, messages=ASK, stream=True)  # type: ignore[arg-type]
         first = await stream.__anext__()
         assert first.choices[0].delta.role == "assistant"
-        deadline = time.monotonic() + 20
-        while llm.in_flight == 0 and time.monotonic() < deadline:
-            await anyio.sleep(0.05)
+        await apoll(lambda: llm.in_flight, 20, interval=0.05)
         assert llm.in_flight == 1
         await stream.close()
-    deadline = time.monotonic() + 20
-    while (llm.in_flight or llm.client_disconnects == gone) and time.monotonic() < deadline:
-        await anyio.sleep(0.05)
+    await apoll(lambda: not llm.in_flight and llm.client_disconnects > gone, 20, interval=0.05)
     assert llm.in_flight == 0
     assert llm.client_disconnects > gone

@@ -7,17 +7,9 @@ import time
 from collections.abc import Callable
 
 from sandbox import Session
+from tests.polling import poll
 
 MakeSession = Callable[..., Session]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``predicate`` until true or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached before the deadline")
-        time.sleep(0.005)
 
 
 def assert_usable(session: Session) -> None:
@@ -56,20 +48,21 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 def wait_until_idle(pid: int, window: float = 0.3, timeout: float = 5.0) -> None:
-    """Poll until the process tree used under 10% of a core over ``window`` seconds.
+    """Wait until the process tree used under 10% of a core over ``window`` seconds.
 
     Fails after ``timeout`` seconds with the last window's CPU share.
     """
-    deadline = time.monotonic() + timeout
     start, start_cpu = time.monotonic(), tree_cpu_seconds(pid)
     share = 0.0
-    while True:
-        time.sleep(0.02)
+
+    def idle() -> bool:
+        nonlocal start, start_cpu, share
         now, used = time.monotonic(), tree_cpu_seconds(pid)
-        if now - start >= window:
-            share = (used - start_cpu) / (now - start)
-            if share < 0.1:
-                return
-            start, start_cpu = now, used
-        if now > deadline:
-            raise AssertionError(f"worker still uses {share:.0%} of a core after {timeout} s")
+        if now - start < window:
+            return False
+        share = (used - start_cpu) / (now - start)
+        start, start_cpu = now, used
+        return share < 0.1
+
+    if not poll(idle, timeout, interval=0.02):
+        raise AssertionError(f"worker still uses {share:.0%} of a core after {timeout} s")

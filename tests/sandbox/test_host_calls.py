@@ -10,7 +10,8 @@ import pytest
 from sandbox import ExecResult, SessionConfig
 from sandbox._frames import HEADER
 from sandbox._hostcalls import HostCalls
-from tests.sandbox.sandbox_helpers import MakeSession, assert_usable, wait_until
+from tests.polling import wait_until
+from tests.sandbox.sandbox_helpers import MakeSession, assert_usable
 
 
 def test_twelve_sandbox_threads_never_have_more_than_four_host_calls_in_flight(
@@ -57,7 +58,7 @@ def test_a_host_call_that_waits_longer_than_the_exec_timeout_for_a_slot_fails_cl
     results: list[object] = []
     holder = threading.Thread(target=lambda: results.append(calls.call("slow", [], {})))
     holder.start()
-    wait_until(lambda: len(sent) == 1)
+    wait_until(lambda: len(sent) == 1, timeout=5.0)
     with pytest.raises(TimeoutError, match="max_concurrent_host_calls=1"):
         calls.call("fast", [], {})
     assert len(sent) == 1
@@ -67,7 +68,7 @@ def test_a_host_call_that_waits_longer_than_the_exec_timeout_for_a_slot_fails_cl
     assert results == ["slow done"]
     waiter = threading.Thread(target=lambda: results.append(calls.call("fast", [], {})))
     waiter.start()
-    wait_until(lambda: len(sent) == 2)
+    wait_until(lambda: len(sent) == 2, timeout=5.0)
     second = json.loads(sent[1][HEADER.size :])
     calls.deliver({"type": "result", "id": second["id"], "ok": True, "value": "fast done"})
     waiter.join(5)
@@ -136,11 +137,11 @@ def test_a_worker_that_bypasses_its_slots_gets_extra_calls_refused_by_the_host(
     )
     try:
         result = session.exec(code)
-        wait_until(lambda: started == 4)
+        wait_until(lambda: started == 4, timeout=5.0)
         assert "RuntimeError" in result.stdout and "max_concurrent_host_calls=4" in result.stdout
         assert started == 4
     finally:
         release.set()
-    wait_until(lambda: finished == 4)
+    wait_until(lambda: finished == 4, timeout=5.0)
     assert_usable(session)
     assert started == 4

@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from tests.sandbox.sandbox_helpers import MakeSession, assert_usable, wait_until, wait_until_idle
+from tests.polling import wait_until
+from tests.sandbox.sandbox_helpers import MakeSession, assert_usable, wait_until_idle
 
 SPIN = "def spin():\n    while True:\n        pass\n"
 
@@ -80,7 +81,7 @@ def test_a_thread_blocked_outside_python_gets_the_worker_recycled(
     assert result.error is not None
     assert "could not be stopped" in result.error and "ALL VARIABLES" in result.error
     assert session.worker_pid != old_pid
-    wait_until(lambda: not os.path.exists(f"/proc/{old_pid}"))
+    wait_until(lambda: not os.path.exists(f"/proc/{old_pid}"), timeout=5.0)
     assert session.exec("lost").error is not None
     assert_usable(session)
 
@@ -105,7 +106,7 @@ def test_a_busy_thread_that_swallows_the_stop_request_gets_the_worker_recycled(
     result = session.exec(code)
     assert result.restarted
     assert result.error is not None and "could not be stopped" in result.error
-    wait_until(lambda: not os.path.exists(f"/proc/{old_pid}"))
+    wait_until(lambda: not os.path.exists(f"/proc/{old_pid}"), timeout=5.0)
     pid = session.worker_pid
     assert pid is not None
     wait_until_idle(pid)
