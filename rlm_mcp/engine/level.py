@@ -355,69 +355,19 @@ class QueryLevel:
             next_turn = self._turn(iteration + 1)
             blocks = extract_code_blocks(reply.text)
             if not blocks:
-                repeat = "\x01prose\x00" + without_turn_echo(" ".join(reply.text.split()))[:2000]
-                seen[repeat] += 1
-                if seen[repeat] >= _LOOP_STOP_AT:
-                    self.partial = self.partial or reply.text.strip()
-                    stop = LoopDetected(
-                        f"the same reply without code came {seen[repeat]} times; stopping"
-                    )
+                nudge = self._no_code(reply.text, seen, next_turn)
+                if isinstance(nudge, LoopDetected):
+                    stop = nudge
                     break
-                prose = prose_answer(reply.text)
-                if mentions_final_in_prose(reply.text):
-                    nudge = prompts.PROSE_FINAL_NUDGE.format(turn=next_turn)
-                elif prose:
-                    nudge = prompts.PROSE_ANSWER_NUDGE.format(turn=next_turn, prose=prose)
-                    self.partial = self.partial or reply.text.strip()
-                else:
-                    nudge = prompts.NO_CODE_NUDGE.format(turn=next_turn)
-                messages.append(Message("user", nudge))
+                messages.append(nudge)
                 continue
             outputs, done, answer = await self._run_blocks(blocks, iteration)
-            if done and iteration == 1 and self.confirm_blind_final and self._blind:
-                await self._exec(_RESET_ANSWER)
-                self.partial = answer
-                q.writer.write(
-                    "note", depth=self.depth, message="blind FINAL in turn 1: asked to confirm"
-                )
-                messages.append(
-                    Message(
-                        "user",
-                        prompts.BLIND_FINAL.format(
-                            turn=next_turn,
-                            answer=answer[:500],
-                            outputs=prompts.untrusted(outputs, "REPL output"),
-                        ),
-                    )
-                )
-                continue
             if done:
-                citations = (
-                    await anyio.to_thread.run_sync(check_citations, q.repo, answer)
-                    if self.depth == 0
-                    else []
-                )
-                unknown = [c for c in citations if not c.verified]
-                if unknown and self.depth == 0 and not self._grounding_shown:
-                    self._grounding_shown = True
-                    await self._exec(_RESET_ANSWER)
-                    self.partial = answer
-                    q.writer.write(
-                        "note",
-                        depth=self.depth,
-                        message=f"unverified citations shown back: {[c.text for c in unknown]}",
-                    )
-                    messages.append(
-                        Message(
-                            "user",
-                            prompts.UNVERIFIED_CITATIONS.format(
-                                turn=next_turn,
-                                citations="\n".join(_describe(c) for c in unknown),
-                            ),
-                        )
-                    )
-                    continue
-                return Outcome(answer, "completed", iterations=iteration, citations=citations)
+                checked = await self._on_final(answer, outputs, iteration, next_turn)
+                if isinstance(checked, Outcome):
+                    return checked
+                messages.append(checked)
+                continue
             if self.signals.stop_requested is not None:
                 stop = self.signals.stop_requested
                 break
@@ -446,6 +396,53 @@ class QueryLevel:
                 )
             )
         return await self._finish(messages, stop, iteration - 1)
+
+    def _no_code(self, text: str, seen: Counter[str], next_turn: str) -> Message | LoopDetected:
+        """A reply without code: the nudge to send, or the stop once it repeats (``seen``)."""
+        repeat = "\x01prose\x00" + without_turn_echo(" ".join(text.split()))[:2000]
+        seen[repeat] += 1
+        if seen[repeat] >= _LOOP_STOP_AT:
+            self.partial = self.partial or text.strip()
+            return LoopDetected(f"the same reply without code came {seen[repeat]} times; stopping")
+        prose = prose_answer(text)
+        if mentions_final_in_prose(text):
+            nudge = prompts.PROSE_FINAL_NUDGE.format(turn=next_turn)
+        elif prose:
+            nudge = prompts.PROSE_ANSWER_NUDGE.format(turn=next_turn, prose=prose)
+            self.partial = self.partial or text.strip()
+        else:
+            nudge = prompts.NO_CODE_NUDGE.format(turn=next_turn)
+        return Message("user", nudge)
+
+    async def _on_final(
+        self, answer: str, outputs: str, iteration: int, next_turn: str
+    ) -> Outcome | Message:
+        """A reply that set the answer: the outcome, or the turn that takes it back to
+        confirm a blind FINAL in turn 1 or (once) to fix citations the index lacks."""
+        if iteration == 1 and self.confirm_blind_final and self._blind:
+            shown = prompts.untrusted(outputs, "REPL output")
+            turn = prompts.BLIND_FINAL.format(turn=next_turn, answer=answer[:500], outputs=shown)
+            return await self._take_back(answer, "blind FINAL in turn 1: asked to confirm", turn)
+        citations = (
+            await anyio.to_thread.run_sync(check_citations, self.q.repo, answer)
+            if self.depth == 0
+            else []
+        )
+        unknown = [c for c in citations if not c.verified]
+        if unknown and self.depth == 0 and not self._grounding_shown:
+            self._grounding_shown = True
+            listed = "\n".join(_describe(c) for c in unknown)
+            turn = prompts.UNVERIFIED_CITATIONS.format(turn=next_turn, citations=listed)
+            note = f"unverified citations shown back: {[c.text for c in unknown]}"
+            return await self._take_back(answer, note, turn)
+        return Outcome(answer, "completed", iterations=iteration, citations=citations)
+
+    async def _take_back(self, answer: str, note: str, turn: str) -> Message:
+        """Unset the answer (it stays the partial one), note why, and give ``turn`` to send."""
+        await self._exec(_RESET_ANSWER)
+        self.partial = answer
+        self.q.writer.write("note", depth=self.depth, message=note)
+        return Message("user", turn)
 
     async def _run_blocks(self, blocks: list[str], iteration: int) -> tuple[str, bool, str]:
         """Run the blocks in order until one sets the answer.
