@@ -317,5 +317,17 @@ async def cmd_trace(args: argparse.Namespace, ctx: Ctx) -> int:
             return EXIT_NEGATIVE
         path = found[-1]
     events = _read_events(path)
+    if args.html is not None:
+        from rlm_mcp.viewer import render_html
+
+        page = render_html(events, title=path.name)
+        try:
+            if str(args.html) == "-":
+                sys.stdout.write(page)
+            else:
+                args.html.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.html}: {exc.strerror or exc}") from None
+        return EXIT_OK
     sys.stdout.write(format_trajectory(iter(events), full=args.full))
     return EXIT_OK

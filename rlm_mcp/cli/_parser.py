@@ -217,10 +217,18 @@ def _model_commands(sub: Any) -> None:
         "trace",
         help="print a query trajectory",
         description="Print a trajectory (JSON Lines) written by a query; without FILE, the "
-        "newest one in the trajectory directory. A file that is not a trajectory exits 2.",
+        "newest one in the trajectory directory. A file that is not a trajectory exits 2. "
+        "--html OUT writes a page instead: the recursion tree with each turn's code and "
+        "output folded, tokens and time per node, totals, the guardrail and the citations.",
     )
     p.add_argument("file", type=Path, nargs="?", metavar="FILE")
     p.add_argument("--full", action="store_true", help="do not shorten long replies and outputs")
+    p.add_argument(
+        "--html",
+        type=Path,
+        metavar="OUT",
+        help="write the recursion tree as one self-contained HTML page to OUT ('-': stdout)",
+    )
     _settings(p, "trajectory_dir")
 
 
