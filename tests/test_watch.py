@@ -151,10 +151,11 @@ def test_pending_counts_changes_noted_but_not_yet_applied(root: Path, repo: Repo
 
 def test_the_mode_says_how_the_watcher_watches(repo: Repository) -> None:
     w = RepositoryWatcher(repo, force_polling=True, poll_interval=0.05)
-    assert w.mode == "stopped"
+    modes = [w.mode]
     with w:
-        assert w.mode == "polling"
-    assert w.mode == "stopped"
+        modes.append(w.mode)
+    modes.append(w.mode)
+    assert modes == ["stopped", "polling", "stopped"]
 
 
 def test_the_index_survives_the_root_being_deleted_and_recreated(

@@ -158,8 +158,8 @@ def test_subdirectories_refused_a_watch_at_start_make_the_watcher_poll_and_miss_
             timeout=DEADLINE,
         )
         assert not any(repo.definition(f"old_{i}") for i in range(6))
-        assert w.mode == "polling"
-    assert w.mode == "stopped"
+        inside = w.mode
+    assert (inside, w.mode) == ("polling", "stopped")
     assert "polling" in caplog.text and "inotify" in caplog.text
 
 
@@ -213,7 +213,7 @@ def test_a_kernel_watch_limit_below_the_directory_count_is_detected_and_polled_a
 def test_an_overflowing_inotify_queue_leads_to_a_rescan_that_misses_nothing(
     root: Path, repo: Repository, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from watchdog.observers.inotify_c import InotifyFD
+    from watchdog.observers.inotify_c import InotifyEvent, InotifyFD
 
     # Hold watchdog's reader before its first read, as a reader starved of CPU
     # would be, so the kernel's queue (16 events) overflows for certain: 300
@@ -222,7 +222,7 @@ def test_an_overflowing_inotify_queue_leads_to_a_rescan_that_misses_nothing(
     reader_may_read = threading.Event()
     real_read = InotifyFD.read_events
 
-    def held_read(fd: InotifyFD, **kwargs: int) -> list:
+    def held_read(fd: InotifyFD, **kwargs: int) -> list[InotifyEvent]:
         reader_may_read.wait(DEADLINE)
         return real_read(fd, **kwargs)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from benchmarks.eval.corpus import SOURCE_EXTENSIONS, RepoSpec
 from benchmarks.eval.questions import generate_set
@@ -17,8 +18,8 @@ from benchmarks.eval.sourcetext import (
 from benchmarks.eval.understanding import candidates, pick, scan
 
 
-def _by(cands: list[dict[str, object]], key: str, value: object) -> dict[str, object]:
-    found = [c for c in cands if c["expected"][key] == value]  # type: ignore[index]
+def _by(cands: list[dict[str, Any]], key: str, value: object) -> dict[str, Any]:
+    found = [c for c in cands if c["expected"][key] == value]
     assert len(found) == 1, (key, value, cands)
     return found[0]
 

@@ -6,6 +6,7 @@ import os
 import re
 import sqlite3
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from rlm_mcp.index.search.grepworker import matching_lines
@@ -33,7 +34,7 @@ def git(root: Path, *args: str) -> str:
     return out.stdout
 
 
-def write(root: Path, files: dict[str, str | bytes]) -> None:
+def write(root: Path, files: Mapping[str, str | bytes]) -> None:
     for rel, body in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def test_git_listing_through_a_pipe_a_timeout_and_a_close_before_the_result(
         raise OSError(30, "Read-only file system")
 
     with monkeypatch.context() as m:
-        m.setattr(walker.tempfile, "TemporaryFile", no_temp_dir)
+        m.setattr(tempfile, "TemporaryFile", no_temp_dir)  # the module walker uses
         assert git_list(tmp_path) == ["a.py", "b/c.py"]
         piped = GitListing(tmp_path)
         piped.close()

@@ -91,7 +91,12 @@ def test_grep_candidates_are_a_superset_of_files_holding_every_literal(
     with s.batch() as w:
         for p, t in texts.items():
             w.put_file(_row(p, t), t, [], [])
-    cand = s.grep_candidates
+
+    def cand(alternatives: list[list[str]]) -> set[str]:
+        got = s.grep_candidates(alternatives)
+        assert got is not None, alternatives
+        return got
+
     assert cand([["load_config"]]) >= {"a.py", "b.py"}
     assert "c.py" not in cand([["load_config"]])
     assert cand([["parse", "load_config"]]) >= {"a.py"}

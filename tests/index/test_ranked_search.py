@@ -258,7 +258,9 @@ def test_ranked_search_survives_a_reload_from_the_cache(
     assert again.search("parseHttpHeader")[0].qualname == "parse_http_header"
 
 
-def _one_query(db: Path, terms: list[str], limit: int, path_regex: str | None = None) -> list:
+def _one_query(
+    db: Path, terms: list[str], limit: int, path_regex: str | None = None
+) -> list[tuple[str, int, str, float]]:
     """What a single FTS5 query scoring every matching row ranks: the reference for pruning."""
     conn = sqlite3.connect(db)
     conn.create_function("rematch", 2, lambda p, v: re.match(p, v) is not None)

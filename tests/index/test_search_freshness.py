@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import load
+from rlm_mcp.index.store.sqlite import SQLiteStore
 
 
 def test_grep_sees_every_edit_applied_while_searches_run(tmp_path: Path) -> None:
@@ -53,4 +54,5 @@ def test_connections_of_finished_threads_are_closed(tmp_path: Path) -> None:
                 t.start()
             for t in wave:
                 t.join(10)
+        assert isinstance(store, SQLiteStore)
         assert store.open_connections() <= 2  # this thread's, and at most one more

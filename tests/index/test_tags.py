@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 from tree_sitter import Query
-from tree_sitter_language_pack import get_language
+from tree_sitter_language_pack import SupportedLanguage, get_language
 
 from rlm_mcp.index.model import DEFINITION_KINDS, Definition
 from rlm_mcp.index.parse.languages import TAGGED_LANGUAGES, has_tags, language_for_path
@@ -355,4 +356,4 @@ def test_has_tags_only_for_languages_with_a_query() -> None:
 
 @pytest.mark.parametrize("language", sorted(TAGGED_LANGUAGES))
 def test_tagged_language_is_known_to_the_language_pack(language: str) -> None:
-    assert get_language(language) is not None
+    assert get_language(cast(SupportedLanguage, language)) is not None

@@ -56,8 +56,12 @@ class GatedStore(SQLiteStore):
             yield
 
 
+def _cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
 def _settings(tmp_path: Path) -> IndexSettings:
-    return IndexSettings(cache_dir=tmp_path / "cache", workers=2)
+    return IndexSettings(cache_dir=_cache(tmp_path), workers=2)
 
 
 def _clean_snapshot(root: Path, tmp_path: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -73,7 +77,7 @@ def test_a_background_load_serves_grep_at_once_and_says_symbols_are_partial(
 ) -> None:
     root = make_tree(tmp_path / "repo")
     settings = _settings(tmp_path)
-    store = GatedStore(db_path_for(settings.cache_dir, root))  # type: ignore[arg-type]
+    store = GatedStore(db_path_for(_cache(tmp_path), root))
     repo = load(root, settings, store=store, background=True)
     try:
         assert store.reached.wait(10)
@@ -97,7 +101,7 @@ def test_a_background_load_serves_grep_at_once_and_says_symbols_are_partial(
         assert store.grep_candidates([["func_7_3"]]) == {"pkg7/mod7.py"}
     finally:
         repo.close()
-    assert _clean_snapshot(root, tmp_path) == snapshot(db_path_for(settings.cache_dir, root))  # type: ignore[arg-type]
+    assert _clean_snapshot(root, tmp_path) == snapshot(db_path_for(_cache(tmp_path), root))
 
 
 def test_an_interrupted_second_pass_resumes_on_the_next_load_and_ends_equal_to_a_clean_load(
@@ -105,7 +109,7 @@ def test_an_interrupted_second_pass_resumes_on_the_next_load_and_ends_equal_to_a
 ) -> None:
     root = make_tree(tmp_path / "repo")
     settings = _settings(tmp_path)
-    db = db_path_for(settings.cache_dir, root)  # type: ignore[arg-type]
+    db = db_path_for(_cache(tmp_path), root)
     store = GatedStore(db, interrupt_after=0)
     store.gate.set()
     try:
@@ -135,7 +139,7 @@ def test_an_edit_during_the_second_pass_is_not_overwritten_by_its_older_parse(
 ) -> None:
     root = make_tree(tmp_path / "repo")
     settings = _settings(tmp_path)
-    store = GatedStore(db_path_for(settings.cache_dir, root), hold_symbols=True)  # type: ignore[arg-type]
+    store = GatedStore(db_path_for(_cache(tmp_path), root), hold_symbols=True)
     repo = load(root, settings, store=store, background=True)
     try:
         # The symbol pass has parsed (or is parsing) the first batch, which holds
@@ -177,4 +181,4 @@ def test_a_big_change_set_is_searchable_first_and_its_symbols_follow(
         found = repo.symbols("switched_", match="prefix", limit=1000)
         assert sorted(d.path for d in found) == changed
         assert repo.report.symbols == 320 * 13 + len(changed)
-    assert _clean_snapshot(root, tmp_path) == snapshot(db_path_for(settings.cache_dir, root))  # type: ignore[arg-type]
+    assert _clean_snapshot(root, tmp_path) == snapshot(db_path_for(_cache(tmp_path), root))

@@ -53,10 +53,10 @@ async def test_tools_are_listed_in_a_stable_order_with_titles_annotations_and_sc
             assert tool.title and tool.description and len(tool.description) > 40
             assert tool.annotations is not None and tool.annotations.read_only_hint is not None
             assert tool.output_schema is not None
-        by_name = {t.name: t for t in tools}
-        assert by_name["rlm_search"].annotations.read_only_hint is True
-        assert by_name["rlm_load"].annotations.read_only_hint is False
-        assert by_name["rlm_query"].annotations.open_world_hint is True
+        hints = {t.name: t.annotations for t in tools if t.annotations is not None}
+        assert hints["rlm_search"].read_only_hint is True
+        assert hints["rlm_load"].read_only_hint is False
+        assert hints["rlm_query"].open_world_hint is True
 
 
 async def test_server_sends_workflow_instructions(server: MCPServer[Any]) -> None:
@@ -155,10 +155,10 @@ async def test_query_answers_with_status_usage_evidence_and_trajectory(
             ]
         )
         structured(await client.call_tool("rlm_load", {"path": str(workspace / "alpha")}))
-        progress: list[tuple[float, str | None]] = []
+        reports: list[tuple[float, str | None]] = []
 
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            progress.append((value, message))
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            reports.append((progress, message))
 
         result = structured(
             await client.call_tool(
@@ -170,15 +170,15 @@ async def test_query_answers_with_status_usage_evidence_and_trajectory(
         assert result["usage"]["calls"] == 1
         assert result["evidence"] == ["pkg/core.py:8-9"]
         assert result["trajectory"] and Path(result["trajectory"]).exists()
-        assert any(m and "turn 1/" in m for _, m in progress)
+        assert any(m and "turn 1/" in m for _, m in reports)
 
 
 async def test_load_reports_progress(server: MCPServer[Any], workspace: Path) -> None:
     async with Client(server) as client:
         seen: list[float] = []
 
-        async def on_progress(value: float, total: float | None, message: str | None) -> None:
-            seen.append(value)
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append(progress)
 
         await client.call_tool(
             "rlm_load", {"path": str(workspace / "alpha")}, progress_callback=on_progress

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -104,7 +105,7 @@ def test_stdout_carries_only_json_rpc_while_logs_go_to_stderr(tmp_path: Path) ->
         for message in (init, notify, listing):
             proc.stdin.write(json.dumps(message) + "\n")
         proc.stdin.flush()
-        messages = []
+        messages: list[dict[str, Any]] = []
         while not any(m.get("id") == 2 for m in messages):
             line = proc.stdout.readline()
             assert line, "the server closed stdout before answering tools/list"

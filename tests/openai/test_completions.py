@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from openai.types.chat import ChatCompletionMessageParam
+
 from rlm_mcp.testing import LoopbackLLMServer, Responder
 
 from .conftest import MODEL, ROOT_MODEL, Served
@@ -32,7 +34,7 @@ def find_needle(body: dict[str, Any]) -> str:
     return FIND_NEEDLE
 
 
-def messages_over(document: str) -> list[dict[str, Any]]:
+def messages_over(document: str) -> list[ChatCompletionMessageParam]:
     return [
         {"role": "system", "content": "You answer from the document."},
         {"role": "user", "content": document},
@@ -57,7 +59,7 @@ def test_a_27_mb_conversation_is_context_not_the_roots_window(
     with served.client() as client:
         completion = client.chat.completions.create(
             model=MODEL, messages=messages_over(big_document())
-        )  # type: ignore[arg-type]
+        )
     choice = completion.choices[0]
     assert choice.message.role == "assistant"
     assert choice.message.content == NEEDLE
@@ -88,7 +90,7 @@ def test_the_same_streamed_role_first_content_then_finish_usage_and_done(
     with served.client() as client:
         stream = client.chat.completions.create(
             model=MODEL,
-            messages=messages_over(big_document()),  # type: ignore[arg-type]
+            messages=messages_over(big_document()),
             stream=True,
             stream_options={"include_usage": True},
         )

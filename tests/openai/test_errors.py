@@ -9,6 +9,7 @@ from typing import Any
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply, Responder
 from tests.polling import apoll, eventually
@@ -16,7 +17,7 @@ from tests.polling import apoll, eventually
 from .conftest import MAX_BODY_MB, MAX_CONCURRENT, MODEL, TOKEN, Served
 
 Script = Callable[[Responder], LoopbackLLMServer]
-ASK = [{"role": "user", "content": "What is it?"}]
+ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is it?"}]
 
 
 def raw(
@@ -61,7 +62,7 @@ def test_a_wrong_token_is_401(served: Served) -> None:
 
 def test_an_unknown_model_is_404(served: Served) -> None:
     with served.client() as client, pytest.raises(openai.NotFoundError) as e:
-        client.chat.completions.create(model="gpt-unknown", messages=ASK)  # type: ignore[arg-type]
+        client.chat.completions.create(model="gpt-unknown", messages=ASK)
     assert e.value.code == "model_not_found" and e.value.param == "model"
     with served.client() as client, pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-unknown")
@@ -203,12 +204,12 @@ def test_a_repository_outside_the_allowed_roots_is_refused(served: Served) -> No
     with served.client() as client, pytest.raises(openai.PermissionDeniedError) as e:
         client.chat.completions.create(
             model=MODEL, messages=ASK, extra_body={"rlm": {"repository": "/"}}
-        )  # type: ignore[arg-type]
+        )
     assert e.value.code == "path_not_allowed" and e.value.param == "rlm.repository"
     with served.client() as client, pytest.raises(openai.BadRequestError) as e2:
         client.chat.completions.create(
             model=MODEL,
-            messages=ASK,  # type: ignore[arg-type]
+            messages=ASK,
             extra_body={"rlm": {"repository": str(served.tmp / "missing")}},
         )
     assert e2.value.code == "repository_not_found"
@@ -218,14 +219,14 @@ def test_bad_limits_are_400(served: Served) -> None:
     with served.client() as client, pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(
             model=MODEL, messages=ASK, extra_body={"rlm": {"limits": {"max_llm_calls": "many"}}}
-        )  # type: ignore[arg-type]
+        )
     assert e.value.code == "invalid_value"
 
 
 def test_a_provider_failure_is_502_with_its_kind(served: Served, script: Script) -> None:
     script(lambda body: Reply.error(401, "bad key"))
     with served.client() as client, pytest.raises(openai.APIStatusError) as e:
-        client.chat.completions.create(model=MODEL, messages=ASK)  # type: ignore[arg-type]
+        client.chat.completions.create(model=MODEL, messages=ASK)
     assert e.value.status_code == 502 and e.value.code == "auth"
     assert e.value.type == "server_error"
 
@@ -235,7 +236,7 @@ def test_the_wall_limit_with_no_answer_is_504(served: Served, script: Script) ->
     with served.client() as client, pytest.raises(openai.APIStatusError) as e:
         client.chat.completions.create(
             model=MODEL, messages=ASK, extra_body={"rlm": {"limits": {"max_wall_seconds": 1}}}
-        )  # type: ignore[arg-type]
+        )
     assert e.value.status_code == 504 and e.value.code == "max_wall_seconds"
 
 
@@ -245,12 +246,12 @@ async def test_a_full_server_answers_429_and_frees_the_slots(
     llm = script(lambda body: Reply(hang=True))
     async with served.aclient() as client:
         streams = [
-            await client.chat.completions.create(model=MODEL, messages=ASK, stream=True)  # type: ignore[arg-type]
+            await client.chat.completions.create(model=MODEL, messages=ASK, stream=True)
             for _ in range(MAX_CONCURRENT)
         ]
         await apoll(lambda: llm.in_flight >= MAX_CONCURRENT, 20, interval=0.05)
         with pytest.raises(openai.RateLimitError) as e:
-            await client.chat.completions.create(model=MODEL, messages=ASK)  # type: ignore[arg-type]
+            await client.chat.completions.create(model=MODEL, messages=ASK)
         assert e.value.code == "too_many_concurrent_queries"
         assert e.value.response.headers["retry-after"] == "1"
         for stream in streams:

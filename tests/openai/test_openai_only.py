@@ -10,6 +10,7 @@ import select
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from rlm_mcp.testing import LoopbackLLMServer
 from tests.polling import poll
@@ -17,7 +18,7 @@ from tests.polling import poll
 from .conftest import MODEL, SERVE, TOKEN, Served, server_env
 
 
-def get(port: int, path: str, token: str = TOKEN) -> tuple[int, dict[str, object]]:
+def get(port: int, path: str, token: str = TOKEN) -> tuple[int, dict[str, Any]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
@@ -59,9 +60,9 @@ def test_openai_only_serves_v1_and_no_mcp(tmp_path: Path) -> None:
             assert match, line
             port = int(match.group(1))
             status, body = get(port, "/v1/models")
-            assert status == 200 and [m["id"] for m in body["data"]] == [MODEL]  # type: ignore[index, union-attr]
+            assert status == 200 and [m["id"] for m in body["data"]] == [MODEL]
             status, body = get(port, "/mcp")
-            assert status == 404 and body["error"]["code"] == "unknown_route"  # type: ignore[index, call-overload]
+            assert status == 404 and body["error"]["code"] == "unknown_route"
             assert get(port, "/v1/models", token="nope")[0] == 401
         finally:
             proc.send_signal(signal.SIGINT)

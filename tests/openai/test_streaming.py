@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply, Responder
 from tests.polling import apoll
@@ -15,7 +16,7 @@ from tests.polling import apoll
 from .conftest import MODEL, TOKEN, Served
 
 Script = Callable[[Responder], LoopbackLLMServer]
-ASK = [{"role": "user", "content": "What is it?"}]
+ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is it?"}]
 
 
 def read_stream(served: Served, payload: dict[str, object]) -> tuple[int, str, str]:
@@ -71,7 +72,7 @@ def test_a_fast_failure_while_streaming_is_a_proper_http_error(
 ) -> None:
     script(lambda body: Reply.error(401, "bad key"))
     with served.client() as client, pytest.raises(openai.APIStatusError) as e:
-        client.chat.completions.create(model=MODEL, messages=ASK, stream=True)  # type: ignore[arg-type]
+        client.chat.completions.create(model=MODEL, messages=ASK, stream=True)
     assert e.value.status_code == 502 and e.value.code == "auth"
 
 
@@ -81,7 +82,7 @@ async def test_a_client_leaving_mid_stream_cancels_the_query(
     llm = script(lambda body: Reply(hang=True))
     gone = llm.client_disconnects
     async with served.aclient() as client:
-        stream = await client.chat.completions.create(model=MODEL, messages=ASK, stream=True)  # type: ignore[arg-type]
+        stream = await client.chat.completions.create(model=MODEL, messages=ASK, stream=True)
         first = await stream.__anext__()
         assert first.choices[0].delta.role == "assistant"
         await apoll(lambda: llm.in_flight, 20, interval=0.05)
