@@ -14,6 +14,10 @@ The OpenAI-compatible routes under ``/v1`` (:mod:`rlm_mcp.openai`) sit beside
 ``Origin`` lists themselves, answering in OpenAI's error shape; ``openai_only``
 serves them alone.
 
+``/trajectories/`` (:mod:`rlm_mcp.viewer.web`) lists the server's trajectory
+files and renders one as the viewer's HTML page, behind the same token and the
+same ``Host`` / ``Origin`` lists.
+
 A server bound to a non-loopback address must have a token: anyone who can
 reach the port could otherwise read every file under the allowed roots.
 
@@ -30,6 +34,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
 OPENAI_PREFIX = "/v1"
+TRAJECTORIES_PREFIX = "/trajectories"
 _LOOPBACK_NAMES = ("localhost",)
 
 
@@ -107,22 +113,30 @@ def _security(
 
 
 class _Routes:
-    """``/v1`` to the OpenAI app, everything else to the MCP app (or 404 without one).
+    """``/v1`` to the OpenAI app, ``/trajectories`` to the viewer, everything else to the MCP
+    app (or 404 without one).
 
     The lifespan goes to the MCP app, whose server creates and closes the shared
     service; without one the OpenAI app owns the service and gets the lifespan.
     """
 
-    def __init__(self, mcp: ASGIApp | None, v1: ASGIApp) -> None:
+    def __init__(self, mcp: ASGIApp | None, v1: ASGIApp | None, viewer: ASGIApp) -> None:
         self.mcp = mcp
         self.v1 = v1
+        self.viewer = viewer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await (self.mcp or self.v1)(scope, receive, send)
+            lifespan = self.mcp or self.v1
+            if lifespan is not None:
+                await lifespan(scope, receive, send)
             return
         path = scope.get("path", "")
-        if path == OPENAI_PREFIX or path.startswith(OPENAI_PREFIX + "/"):
+        if path == TRAJECTORIES_PREFIX or path.startswith(TRAJECTORIES_PREFIX + "/"):
+            await self.viewer(scope, receive, send)
+        elif self.v1 is not None and (
+            path == OPENAI_PREFIX or path.startswith(OPENAI_PREFIX + "/")
+        ):
             await self.v1(scope, receive, send)
         elif self.mcp is not None:
             await self.mcp(scope, receive, send)
@@ -151,6 +165,7 @@ def build_http_app(
     max_request_body_size: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
     service: Callable[[], RlmService] | None = None,
     openai: OpenAIOptions | None = None,
+    trajectory_dir: Path | None = None,
 ) -> ASGIApp:
     """The ASGI app: the SDK's Streamable HTTP app at ``/mcp``, wrapped in the auth check.
 
@@ -161,6 +176,10 @@ def build_http_app(
     creates, or with ``server=None`` a factory the ``/v1`` app calls once at
     startup and closes at shutdown), the OpenAI-compatible routes are served
     under ``/v1`` with ``openai``'s caps.
+
+    ``/trajectories/`` serves the files of ``trajectory_dir``; without it, of the
+    service's ``settings.trajectory_dir`` when there is an MCP server and a
+    service getter (read at each request), else none.
     """
     if not is_loopback(host) and not auth_token:
         raise ConfigError(
@@ -180,9 +199,9 @@ def build_http_app(
         )
         if auth_token:
             app = BearerAuthMiddleware(app, auth_token)
+    viewer = _viewer(security, auth_token, trajectory_dir, service if server is not None else None)
     if service is None:
-        assert app is not None
-        return app
+        return _Routes(app, None, viewer)
     from rlm_mcp.openai import OpenAIApp
 
     v1 = OpenAIApp(
@@ -193,7 +212,28 @@ def build_http_app(
         allowed_hosts=security.allowed_hosts,
         allowed_origins=security.allowed_origins,
     )
-    return _Routes(app, v1)
+    return _Routes(app, v1, viewer)
+
+
+def _viewer(
+    security: TransportSecuritySettings,
+    auth_token: str | None,
+    directory: Path | None,
+    service: Callable[[], RlmService] | None,
+) -> ASGIApp:
+    from rlm_mcp.viewer.web import TrajectoryApp
+
+    def where() -> Path | None:
+        if directory is not None:
+            return directory
+        return service().settings.trajectory_dir if service is not None else None
+
+    app: ASGIApp = TrajectoryApp(
+        where,
+        allowed_hosts=security.allowed_hosts or (),
+        allowed_origins=security.allowed_origins or (),
+    )
+    return BearerAuthMiddleware(app, auth_token) if auth_token else app
 
 
 def _os_error(code: int | None, message: str) -> OSError:
@@ -267,6 +307,7 @@ async def serve_http(
     on_listening: Callable[[str], None] | None = None,
     service: Callable[[], RlmService] | None = None,
     openai: OpenAIOptions | None = None,
+    trajectory_dir: Path | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; uvicorn's logs go through :mod:`logging` to stderr.
 
@@ -291,6 +332,7 @@ async def serve_http(
         allowed_hosts=allowed_hosts,
         service=service,
         openai=openai,
+        trajectory_dir=trajectory_dir,
     )
     sock = bind(host, port)
     url = url_for(sock, MCP_PATH if server is not None else OPENAI_PREFIX)
