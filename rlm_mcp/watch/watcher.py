@@ -196,10 +196,6 @@ class RepositoryWatcher:
         return self._mode if t is not None and t.is_alive() else "stopped"
 
     @property
-    def using_polling(self) -> bool:
-        return self.mode == "polling"
-
-    @property
     def pending(self) -> int:
         """Paths noted but not yet in the index (a pending rescan counts one)."""
         with self._lock:
