@@ -27,8 +27,8 @@ _SCRIPT = """
 function setAll(open) {
   document.querySelectorAll("details").forEach(function (d) { d.open = open; });
 }
-document.getElementById("expand").addEventListener("click", function () { setAll(true); });
-document.getElementById("collapse").addEventListener("click", function () { setAll(false); });
+document.getElementById("expand-all").addEventListener("click", function () { setAll(true); });
+document.getElementById("collapse-all").addEventListener("click", function () { setAll(false); });
 if (location.hash === "#expand") { setAll(true); }
 """
 
@@ -266,8 +266,8 @@ def _page(trace: Trace, title: str) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
         f"{refresh}<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>Trajectory {_e(title)}</h1>"
-        '<p><button id="expand" type="button">expand all</button>'
-        '<button id="collapse" type="button">collapse all</button></p>'
+        '<p><button id="expand-all" type="button">expand all</button>'
+        '<button id="collapse-all" type="button">collapse all</button></p>'
         f"{''.join(body)}<script>{_SCRIPT}</script></body></html>\n"
     )
 
