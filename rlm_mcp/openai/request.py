@@ -20,7 +20,12 @@ from typing import Any
 
 from rlm_mcp.engine.calls import Sampling
 
-__all__ = ["ApiError", "ChatRequest", "parse_chat_request", "transcript"]
+__all__ = ["QUESTION_CHARS", "ApiError", "ChatRequest", "parse_chat_request", "transcript"]
+
+QUESTION_CHARS = 8_000
+"""A last user message longer than this goes to ``context`` too; the root sees its ends."""
+QUESTION_EDGE = 1_500
+"""How many characters of each end of a long question the root sees."""
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 RLM_FIELDS = frozenset({"repository", "limits", "session"})
@@ -245,10 +250,20 @@ def parse_chat_request(body: Any, *, max_messages: int) -> ChatRequest:
     bounds = [b for b in (_positive_int(body, "max_completion_tokens"),) if b is not None]
     bounds += [b for b in (_positive_int(body, "max_tokens"),) if b is not None]
     repository, limits, session = _rlm(body)
+    question, earlier = last.text, tuple(messages[:-1])
+    if len(question) > QUESTION_CHARS:
+        # A document pasted with its question in one message must not reach the root's
+        # window either: the whole message joins the context, the root sees its two ends.
+        earlier = tuple(messages)
+        question = (
+            f"{question[:QUESTION_EDGE]}\n[... the whole question is {len(question):,} characters: "
+            "it is the last [user] block of `context` ...]\n"
+            f"{question[-QUESTION_EDGE:]}"
+        )
     return ChatRequest(
         model=model,
-        question=last.text,
-        earlier=tuple(messages[:-1]),
+        question=question,
+        earlier=earlier,
         stream=stream,
         include_usage=include_usage,
         max_tokens=min(bounds) if bounds else None,

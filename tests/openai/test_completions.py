@@ -175,3 +175,21 @@ def test_a_repository_inside_the_allowed_roots_is_loaded_and_asked(
             rlm = (completion.model_extra or {})["rlm"]
             assert rlm["status"] == "completed"
             assert {"text": "calc/ops.py:1", "verified": True, "nearest": []} in rlm["citations"]
+
+
+def test_a_document_pasted_with_its_question_in_one_message_is_context_too(
+    served: Served, script: Script
+) -> None:
+    llm = script(find_needle)
+    before = len(llm.requests)
+    document = big_document() + "\n\nWhat is the launch code?"
+    with served.client() as client:
+        completion = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": document}]
+        )
+    assert completion.choices[0].message.content == NEEDLE
+    calls = llm.requests[before:]
+    assert calls and all(len(str(c.json["messages"])) < 50_000 for c in calls)
+    told = str(calls[0].json["messages"])
+    assert "What is the launch code?" in told  # the question's end is shown to the root
+    assert "the last [user] block of `context`" in told
