@@ -74,6 +74,7 @@ async def cmd_serve(args: argparse.Namespace, ctx: Ctx) -> int:
             on_listening=lambda url: say(f"rlm-mcp: serving {what} at {url}"),
             service=service,
             openai=options,
+            trajectory_dir=settings.trajectory_dir,
         )
     except (OSError, RuntimeError) as exc:
         raise Failure(str(exc)) from None
