@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_CONTEXT_WINDOW",
     "IndexSettings",
     "ModelEndpoint",
+    "OutputSettings",
     "SandboxSettings",
     "SessionSettings",
     "Settings",
@@ -141,12 +142,30 @@ class SessionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputSettings:
+    """How MCP tool results are sent.
+
+    Attributes:
+        max_result_tokens: the most tokens (estimated at four characters each) one tool
+            response may carry, every content block and ``structuredContent`` counted;
+            list-shaped tools cut their list to fit and return a ``next_cursor``.
+        structured_output: ``auto`` sends a text rendering and ``structuredContent``;
+            ``on`` adds the JSON as a second text block; ``off`` sends the rendering only
+            and publishes no output schemas (for clients that mishandle them).
+    """
+
+    max_result_tokens: int = 20_000
+    structured_output: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the server needs, built once at start-up."""
 
     index: IndexSettings = field(default_factory=IndexSettings)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     sessions: SessionSettings = field(default_factory=SessionSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
     root_model: ModelEndpoint | None = None
     sub_model: ModelEndpoint | None = None
     allowed_roots: tuple[Path, ...] = ()

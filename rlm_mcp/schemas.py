@@ -187,18 +187,28 @@ class FindResult(TypedDict):
     hits: list[SearchHitOut]
     index_version: int
     partial: NotRequired[str | None]
+    truncated: NotRequired[bool]
+    """more results follow this page: call again with `next_cursor`"""
+    next_cursor: NotRequired[str | None]
+    """pass as `cursor` (with the same arguments) for the next page; null at the end"""
+    remaining: NotRequired[int]
+    """results after this page"""
 
 
 class GrepResult(TypedDict):
     hits: list[str]
     """path:line:text; with context, a ripgrep-style block per hit (path-line-text for the lines around it)"""
     truncated: bool
-    """more hits follow: call again with offset"""
+    """more hits follow: call again with `next_cursor` (or offset)"""
     total: int
     """matching lines in all (a lower bound when capped)"""
     total_is_lower_bound: bool
     offset: int
     index_version: int
+    next_cursor: NotRequired[str | None]
+    """pass as `cursor` (with the same arguments) for the next page; null at the end"""
+    remaining: NotRequired[int]
+    """matching lines after this page (a lower bound when total is)"""
 
 
 class SymbolOut(TypedDict):
@@ -216,6 +226,12 @@ class SymbolsResult(TypedDict):
     symbols: list[SymbolOut]
     index_version: int
     partial: NotRequired[str | None]
+    truncated: NotRequired[bool]
+    """more results follow this page: call again with `next_cursor`"""
+    next_cursor: NotRequired[str | None]
+    """pass as `cursor` (with the same arguments) for the next page; null at the end"""
+    remaining: NotRequired[int]
+    """results after this page"""
 
 
 class ReferencesResult(TypedDict):
@@ -223,6 +239,12 @@ class ReferencesResult(TypedDict):
     """path:line"""
     index_version: int
     partial: NotRequired[str | None]
+    truncated: NotRequired[bool]
+    """more results follow this page: call again with `next_cursor`"""
+    next_cursor: NotRequired[str | None]
+    """pass as `cursor` (with the same arguments) for the next page; null at the end"""
+    remaining: NotRequired[int]
+    """results after this page"""
 
 
 class CallerOut(TypedDict):
@@ -237,6 +259,12 @@ class CallersResult(TypedDict):
     callers: list[CallerOut]
     index_version: int
     partial: NotRequired[str | None]
+    truncated: NotRequired[bool]
+    """more results follow this page: call again with `next_cursor`"""
+    next_cursor: NotRequired[str | None]
+    """pass as `cursor` (with the same arguments) for the next page; null at the end"""
+    remaining: NotRequired[int]
+    """results after this page"""
 
 
 class TextResult(TypedDict):
@@ -291,6 +319,12 @@ class ReposResult(TypedDict):
     """isolation level of the REPL sandbox"""
     sessions: NotRequired[int]
     """live sessions (REPLs kept for follow-ups) across every caller"""
+    truncated: NotRequired[bool]
+    """more results follow this page: call again with `next_cursor`"""
+    next_cursor: NotRequired[str | None]
+    """pass as `cursor` (with the same arguments) for the next page; null at the end"""
+    remaining: NotRequired[int]
+    """results after this page"""
 
 
 class UnloadResult(TypedDict):

@@ -6,11 +6,18 @@ registers from :data:`TOOLS`; it validates nothing itself beyond its typed
 arguments: it delegates, and turns our errors into tool errors the client's
 model can read and act on. What each tool returns is a shape of
 :mod:`rlm_mcp.schemas`, which is also its output schema.
+
+Each is registered through :func:`_rendered`, which sends the dict as
+:mod:`rlm_mcp.render` says (a text rendering, ``structuredContent`` by the
+``structured_output`` setting) within the response budget, and pages the
+list-shaped tools: it reads their ``cursor`` argument (the tool itself never
+sees it) and hands back the cut page with ``next_cursor``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,10 +34,11 @@ from pydantic import BaseModel, Field, create_model
 
 from rlm_mcp._version import __version__
 from rlm_mcp.budget import LIMIT_FIELDS
-from rlm_mcp.config import Settings
+from rlm_mcp.config import OutputSettings, Settings
 from rlm_mcp.engine.progress import ProgressEvent
 from rlm_mcp.errors import BudgetExceeded, RlmMcpError, error_kind
 from rlm_mcp.index import Repository, grep_block
+from rlm_mcp.render import PAGED, fit, paging_key, read_cursor, respond
 from rlm_mcp.schemas import (
     CallersResult,
     ExecOut,
@@ -160,6 +168,32 @@ async def _on_repo(ctx: ServiceContext, repo: str | None, work: Callable[[Reposi
     return await _guard(run())
 
 
+def _rendered(fn: Callable[..., Awaitable[Any]], out: OutputSettings) -> Callable[..., Any]:
+    """``fn`` as registered: its signature (the SDK reads it), its dict paged and rendered."""
+    tool = fn.__name__
+
+    @functools.wraps(fn)
+    async def call(**kwargs: Any) -> Any:
+        start, key = 0, ""
+        if tool in PAGED:
+            key, cursor = paging_key(tool, kwargs), kwargs.pop("cursor", None)
+            try:
+                start = read_cursor(cursor, key) if cursor else kwargs.get("offset", 0)
+            except ValueError as exc:
+                return tool_error(str(exc), "bad_request")
+            if "offset" in kwargs:
+                kwargs["offset"] = start  # rlm_search pages in the index; the others here
+        result = await fn(**kwargs)
+        if isinstance(result, CallToolResult):
+            return result
+        page = await anyio.to_thread.run_sync(
+            lambda: fit(tool, result, kwargs, out, start=start, key=key)
+        )
+        return respond(tool, page, out)
+
+    return call
+
+
 # -- the tools, in the order clients list them ------------------------------------------
 
 
@@ -257,6 +291,7 @@ async def rlm_find(
     repo: str | None = None,
     limit: int = Field(default=20, ge=1, le=200),
     glob: str | list[str] | None = None,
+    cursor: str | None = None,
 ) -> FindResult:
     """Ranked search for a question or an identifier: "where is the retry policy?".
 
@@ -264,7 +299,7 @@ async def rlm_find(
     into words), paths, signatures, docstrings and comments, with a bonus for identifiers
     named in the query. No LLM involved. Each hit is a path, line range, qualified name,
     kind, one-line snippet and score; read the best ones with rlm_read. `glob` is one glob
-    or a list, read as by rlm_search.
+    or a list, read as by rlm_search. A cut list has `next_cursor`: pass it as `cursor`.
     """
     return await _on_repo(
         ctx, repo, lambda r: find_result(r.search(query, limit, glob), r.version, r.partial_note())
@@ -281,12 +316,14 @@ async def rlm_search(
     fixed_strings: bool = False,
     offset: int = Field(default=0, ge=0),
     context: int = Field(default=0, ge=0, le=20),
+    cursor: str | None = None,
 ) -> GrepResult:
     """Search file contents line by line; hits are path:line:text, in path order.
 
     `pattern` is a Python regular expression, or a literal string with
     `fixed_strings=true` (use it for text with regex characters like `foo(` or `a.b`).
-    `total` counts every matching line; page with `offset`. `context` adds that many
+    `total` counts every matching line; a cut page has `next_cursor`: pass it as `cursor`
+    with the same arguments (or page with `offset`). `context` adds that many
     lines around each hit. `glob` is one glob or a list with ripgrep's rules: `!` excludes,
     braces expand (`*.{py,pyi}`), the last matching glob wins. Files skipped at load
     (binary, too large, generated) are not searched: rlm_load's report lists them.
@@ -322,10 +359,12 @@ async def rlm_symbols(
     path_glob: str | list[str] | None = None,
     match: Literal["auto", "exact", "prefix", "substring", "regex"] = "auto",
     limit: int = Field(default=50, ge=1, le=5_000),
+    cursor: str | None = None,
 ) -> SymbolsResult:
     """Find definitions by name; `Class.meth` prefixes, `pkg.mod.func` and any case work.
 
     Each result has kind, path, line range, signature and the first docstring line.
+    A cut list has `next_cursor`: pass it as `cursor` with the same arguments.
     """
     return await _on_repo(
         ctx,
@@ -341,8 +380,9 @@ async def rlm_references(
     ctx: ServiceContext,
     repo: str | None = None,
     limit: int = Field(default=200, ge=1, le=10_000),
+    cursor: str | None = None,
 ) -> ReferencesResult:
-    """Where a name is used (calls, type references), as path:line."""
+    """Where a name is used (calls, type references), as path:line; paged by `cursor`."""
     return await _on_repo(
         ctx,
         repo,
@@ -355,8 +395,9 @@ async def rlm_callers(
     ctx: ServiceContext,
     repo: str | None = None,
     limit: int = Field(default=200, ge=1, le=10_000),
+    cursor: str | None = None,
 ) -> CallersResult:
-    """Who uses a name: each reference with the function or class that contains it."""
+    """Who uses a name: each reference with the function or class that contains it; paged by `cursor`."""
     return await _on_repo(
         ctx, repo, lambda r: callers_result(r.callers(name, limit), r.version, r.partial_note())
     )
@@ -376,7 +417,10 @@ async def rlm_read(
     start: int = Field(default=1, ge=1),
     end: int | None = Field(default=None, ge=1),
 ) -> TextResult:
-    """Read lines `start`..`end` (1-based, inclusive) of a file, with line numbers."""
+    """Read lines `start`..`end` (1-based, inclusive) of a file, with line numbers.
+
+    A read over the response budget is cut at a line; the text says where to go on.
+    """
     return await _on_repo(ctx, repo, lambda r: text_result(r.read(path, start, end), r.version))
 
 
@@ -416,8 +460,8 @@ async def rlm_exec(
     return await _guard(run())
 
 
-async def rlm_repos(ctx: ServiceContext) -> ReposResult:
-    """The loaded repositories with index version and freshness, and the server's state."""
+async def rlm_repos(ctx: ServiceContext, cursor: str | None = None) -> ReposResult:
+    """The loaded repositories with index version and freshness, and the server's state; paged by `cursor`."""
     svc = _svc(ctx)
     return {
         "repositories": [cast(RepoOut, asdict(r)) for r in svc.list()],
@@ -506,11 +550,15 @@ def create_server(
         version=__version__,
         lifespan=lifespan,
     )
+    out = settings.output
     for fn, hints in TOOLS:
         mcp.add_tool(
-            fn,
+            _rendered(fn, out),
+            name=fn.__name__,
             title=hints.title,
             description=_with_session_limits(fn, settings),
             annotations=hints,
+            # A tool with an output schema must send structuredContent: "off" publishes none.
+            structured_output=False if out.structured_output == "off" else None,
         )
     return mcp

@@ -23,6 +23,7 @@ from rlm_mcp.config import (
     DEFAULT_CONTEXT_WINDOW,
     IndexSettings,
     ModelEndpoint,
+    OutputSettings,
     SandboxSettings,
     SessionSettings,
     Settings,
@@ -166,6 +167,20 @@ _GENERAL: tuple[Setting, ...] = (
         "int",
         "Most live sessions; beyond it the least recently used idle one ends.",
         "32",
+    ),
+    Setting(
+        "max_result_tokens",
+        "RLM_MAX_RESULT_TOKENS",
+        "int",
+        "Most tokens (about four characters each) one MCP tool response carries, all its blocks counted; list-shaped tools page with `cursor` beyond it.",
+        "20000",
+    ),
+    Setting(
+        "structured_output",
+        "RLM_STRUCTURED_OUTPUT",
+        "str",
+        "MCP `structuredContent`: `auto` (a text rendering plus `structuredContent`), `on` (also the JSON as a second text block), `off` (the rendering only, no output schemas).",
+        "auto",
     ),
     Setting(
         "trajectory_retention_days",
@@ -409,6 +424,17 @@ def _endpoint(
     )
 
 
+def _output(v: Mapping[str, Any]) -> OutputSettings:
+    default = OutputSettings()
+    tokens = v.get("max_result_tokens", default.max_result_tokens)
+    if tokens < 1000:
+        raise ConfigError(f"max_result_tokens must be at least 1000, got {tokens}")
+    mode = str(v.get("structured_output", default.structured_output)).lower()
+    if mode not in ("auto", "on", "off"):
+        raise ConfigError(f"structured_output must be auto, on or off, got {mode!r}")
+    return OutputSettings(max_result_tokens=tokens, structured_output=mode)
+
+
 def load_config(
     flags: Mapping[str, Any],
     env: Mapping[str, str],
@@ -473,8 +499,10 @@ def load_config(
     )
     if sessions.ttl_seconds <= 0 or sessions.max_sessions < 1:
         raise ConfigError("session_ttl_seconds must be positive and max_sessions at least 1")
+    output = _output(v)
     settings = Settings(
         sessions=sessions,
+        output=output,
         index=IndexSettings(
             max_file_bytes=max_file_bytes,
             cache_dir=v.get("cache_dir") or _xdg(env, "XDG_CACHE_HOME", ".cache"),
