@@ -8,14 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.server import MCPServer
 
 from rlm_mcp.backends.base import estimate_tokens
 from rlm_mcp.config import OutputSettings
+from rlm_mcp.errors import ConfigError
 from rlm_mcp.render import make_cursor
 from rlm_mcp.server import ERROR_META, create_server
+from rlm_mcp.settings_loader import load_config
 from tests.mcp.conftest import make_settings
+from tests.mcp.serve_helpers import SERVE, server_env, write_sample
 
 FILES = 3000
 
@@ -172,3 +176,28 @@ async def test_a_long_read_is_cut_at_a_line_and_says_where_to_go_on(
         kept = [line for line in text.splitlines() if "| x_" in line]
         assert kept[0].endswith("| x_10 = 10  # some words here")
         assert f"call rlm_read with start={11 + len(kept)}" in text
+
+
+def test_the_output_settings_are_read_and_checked() -> None:
+    env = {"RLM_STRUCTURED_OUTPUT": "OFF", "RLM_MAX_RESULT_TOKENS": "5000", "HOME": "/nonexistent"}
+    output = load_config({}, env).settings.output
+    assert output == OutputSettings(max_result_tokens=5000, structured_output="off")
+    assert load_config({}, {"HOME": "/nonexistent"}).settings.output == OutputSettings()
+    with pytest.raises(ConfigError, match="auto, on or off"):
+        load_config({}, {"RLM_STRUCTURED_OUTPUT": "json"})
+    with pytest.raises(ConfigError, match="at least 1000"):
+        load_config({}, {"RLM_MAX_RESULT_TOKENS": "10"})
+
+
+async def test_a_served_process_honours_the_output_settings_over_stdio(tmp_path: Path) -> None:
+    repo = write_sample(tmp_path / "shapes")
+    env = server_env(tmp_path, RLM_STRUCTURED_OUTPUT="off", RLM_MAX_RESULT_TOKENS="1000")
+    params = StdioServerParameters(command=SERVE[0], args=SERVE[1:], env=env)
+    with (tmp_path / "stderr.log").open("w") as err:
+        async with Client(stdio_client(params, errlog=err)) as client:
+            assert all(t.output_schema is None for t in (await client.list_tools()).tools)
+            loaded = await client.call_tool("rlm_load", {"path": str(repo)})
+            assert not loaded.is_error and loaded.structured_content is None
+            found = await client.call_tool("rlm_search", {"pattern": r"def area"})
+            assert found.structured_content is None
+            assert texts(found) == ["1 of 1 matching lines\npkg/geometry.py:5:    def area(self):"]
