@@ -14,8 +14,9 @@ from mcp.server import MCPServer
 
 from rlm_mcp.backends.base import estimate_tokens
 from rlm_mcp.config import OutputSettings
+from rlm_mcp.engine.result import RLMResult
 from rlm_mcp.errors import ConfigError
-from rlm_mcp.render import make_cursor
+from rlm_mcp.render import make_cursor, render
 from rlm_mcp.server import ERROR_META, create_server
 from rlm_mcp.settings_loader import load_config
 from tests.mcp.conftest import make_settings
@@ -201,3 +202,15 @@ async def test_a_served_process_honours_the_output_settings_over_stdio(tmp_path:
             found = await client.call_tool("rlm_search", {"pattern": r"def area"})
             assert found.structured_content is None
             assert texts(found) == ["1 of 1 matching lines\npkg/geometry.py:5:    def area(self):"]
+
+
+def test_a_query_renders_its_answer_first_then_status_usage_and_evidence() -> None:
+    result = RLMResult(answer="It is in pkg/core.py:8", status="completed").as_dict()
+    result.update(evidence=["pkg/core.py:8-9"], session="rlms_x")
+    text = render("rlm_query", result)
+    lines = text.splitlines()
+    assert lines[0] == "It is in pkg/core.py:8"
+    assert lines[2].startswith("status: completed; 0 turns")
+    assert lines[3].startswith("usage: 0 LLM calls")
+    assert "evidence: pkg/core.py:8-9" in lines and "{" not in text
+    assert render("rlm_unknown", {"a": 1}) == '{"a":1}'
