@@ -32,12 +32,18 @@ from sandbox import ExecResult
 def test_a_value_the_server_sends_as_is_has_the_fields_of_its_shape_in_order(
     value: Any, shape: type
 ) -> None:
-    assert [f.name for f in fields(value)] == list(shape.__annotations__)
+    # The server adds the session fields to rlm_exec's output itself.
+    added = {"session", "session_ttl_seconds"} if shape is schemas.ExecOut else set()
+    assert [f.name for f in fields(value)] == [k for k in shape.__annotations__ if k not in added]
 
 
 def test_the_engine_results_dicts_have_the_keys_of_their_shapes() -> None:
     result = RLMResult(answer="", status="completed")
-    assert [*result.as_dict(), "partial"] == list(schemas.QueryResult.__annotations__)
+    # The server adds `partial` and the session fields; the handle never goes into as_dict
+    # (which trajectories record).
+    assert [*result.as_dict(), "partial", "session", "session_ttl_seconds"] == list(
+        schemas.QueryResult.__annotations__
+    )
     assert set(Usage().as_dict()) == set(schemas.UsageOut.__annotations__)
     assert set(ModelUsage().as_dict()) == set(schemas.ModelUsageOut.__annotations__)
     assert list(Citation("a.py", True).as_dict()) == list(schemas.CitationOut.__annotations__)
