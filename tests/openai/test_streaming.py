@@ -39,7 +39,7 @@ def test_a_slow_query_sends_progress_and_heartbeats_then_the_answer(
     served: Served, script: Script
 ) -> None:
     replies = iter(["```python\nx = 41\nprint(x)\n```", "```python\nFINAL(str(x + 1))\n```"])
-    script(lambda body: Reply(text=next(replies), delay=2.5))
+    script(lambda body: Reply(text=next(replies), delay=1.3))
     status, kind, body = read_stream(served, {"model": MODEL, "messages": ASK, "stream": True})
     assert status == 200 and kind.startswith("text/event-stream")
     lines = body.splitlines()
