@@ -10,6 +10,7 @@ from mcp.server import MCPServer
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply
 from tests.llm_script import Script, code
+from tests.mcp.results import error_text, structured
 
 HIT_KEYS = {"path", "line", "end_line", "qualname", "kind", "snippet", "score"}
 
@@ -36,17 +37,6 @@ class RecordStore:
         """Write one record."""
         return record
 '''
-
-
-def structured(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
-
-
-def error_text(result: Any) -> str:
-    assert result.is_error, result.structured_content
-    return " ".join(getattr(c, "text", "") for c in result.content)
 
 
 def _gamma(workspace: Path) -> Path:

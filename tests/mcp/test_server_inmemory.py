@@ -13,6 +13,7 @@ from mcp.server import MCPServer
 
 from rlm_mcp.testing import LoopbackLLMServer, Reply
 from tests.llm_script import Script, code
+from tests.mcp.results import error_text, structured
 from tests.polling import eventually
 
 EXPECTED_TOOLS = [
@@ -30,17 +31,6 @@ EXPECTED_TOOLS = [
     "rlm_repos",
     "rlm_unload",
 ]
-
-
-def structured(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
-
-
-def error_text(result: Any) -> str:
-    assert result.is_error
-    return " ".join(getattr(c, "text", "") for c in result.content)
 
 
 async def test_tools_are_listed_in_a_stable_order_with_titles_annotations_and_schemas(

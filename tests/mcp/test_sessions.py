@@ -15,18 +15,8 @@ from rlm_mcp.server import create_server
 from rlm_mcp.testing import LoopbackLLMServer
 from tests.llm_script import Script, code, last_user
 from tests.mcp.conftest import make_settings
+from tests.mcp.results import error_text, structured
 from tests.polling import eventually
-
-
-def structured(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
-
-
-def error_text(result: Any) -> str:
-    assert result.is_error, result.structured_content
-    return " ".join(getattr(c, "text", "") for c in result.content)
 
 
 def _server(
