@@ -264,6 +264,8 @@ def _symbols(r: Result) -> str:
             row += f"  # {s['doc']}"
         rows.append(row)
     head = f"{len(rows)} definitions" if rows else "no definitions found"
+    if not rows and r.get("did_you_mean"):
+        head += "; did you mean " + ", ".join(r["did_you_mean"]) + "?"
     return "\n".join([head, *rows, *_footer(r, "definitions", r.get("remaining"))])
 
 

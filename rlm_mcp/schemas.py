@@ -232,6 +232,8 @@ class SymbolsResult(TypedDict):
     """pass as `cursor` (with the same arguments) for the next page; null at the end"""
     remaining: NotRequired[int]
     """results after this page"""
+    did_you_mean: NotRequired[list[str]]
+    """when nothing matched: the closest names the index knows"""
 
 
 class ReferencesResult(TypedDict):

@@ -366,13 +366,16 @@ async def rlm_symbols(
     Each result has kind, path, line range, signature and the first docstring line.
     A cut list has `next_cursor`: pass it as `cursor` with the same arguments.
     """
-    return await _on_repo(
-        ctx,
-        repo,
-        lambda r: symbols_result(
+
+    def work(r: Repository) -> SymbolsResult:
+        result = symbols_result(
             r.symbols(query, kind, path_glob, match, limit), r.version, r.partial_note()
-        ),
-    )
+        )
+        if not result["symbols"] and (close := r.did_you_mean(query)):
+            result["did_you_mean"] = close
+        return result
+
+    return await _on_repo(ctx, repo, work)
 
 
 async def rlm_references(

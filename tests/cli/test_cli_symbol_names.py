@@ -81,3 +81,8 @@ async def test_mcp_symbols_and_callers_take_qualified_names(tmp_path: Path) -> N
         assert [c for c in callers["callers"]] and len(callers["callers"]) == 1
         refs = _structured(await client.call_tool("rlm_references", {"name": "Console.print_j"}))
         assert refs["references"] == ["rich/console.py:6"]
+        miss = await client.call_tool("rlm_symbols", {"query": "Consle.print_json"})
+        assert _structured(miss)["symbols"] == []
+        assert "Console.print_json" in _structured(miss)["did_you_mean"]
+        text = " ".join(getattr(c, "text", "") for c in miss.content)
+        assert "did you mean" in text and "Console.print_json" in text
