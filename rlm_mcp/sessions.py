@@ -72,15 +72,6 @@ class SessionStore:
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
-    # -- the lifetime, stated where callers read it -----------------------------------
-
-    def describe_limits(self) -> str:
-        s = self.settings
-        return (
-            f"sessions expire after {s.ttl_seconds:g} s unused; at most {s.max_sessions} live "
-            f"(the least recently used idle one is evicted beyond that)"
-        )
-
     # -- handles ------------------------------------------------------------------------
 
     def create(self, repo: str | None) -> ChatSession:
@@ -136,9 +127,6 @@ class SessionStore:
             session.users -= 1
             session.last_used = time.monotonic()
 
-    def expires_in(self, session: ChatSession) -> float:
-        return max(0.0, session.last_used + self.settings.ttl_seconds - time.monotonic())
-
     def close(self, handle: str, why: str = "closed by the caller") -> bool:
         with self._lock:
             session = self._live.pop(handle, None)
@@ -161,11 +149,6 @@ class SessionStore:
     def __len__(self) -> int:
         with self._lock:
             return len(self._live)
-
-    def held_bytes(self) -> int:
-        with self._lock:
-            sessions = list(self._live.values())
-        return sum(s.conversation.size_bytes() for s in sessions)
 
     # -- expiry -------------------------------------------------------------------------
 
