@@ -212,25 +212,31 @@ def test_a_kernel_watch_limit_below_the_directory_count_is_detected_and_polled_a
 def test_an_overflowing_inotify_queue_leads_to_a_rescan_that_misses_nothing(
     root: Path, repo: Repository, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from watchdog.observers.inotify_c import InotifyEvent, InotifyFD
+    from watchdog.observers.inotify_c import InotifyFD
 
     # Hold watchdog's reader before its first read, as a reader starved of CPU
     # would be, so the kernel's queue (16 events) overflows for certain: 300
     # files in watched directories are 900 events. Without the hold the reader
-    # sometimes kept up and nothing overflowed.
+    # sometimes kept up and nothing overflowed. watchdog 7 reads raw buffers in
+    # its thread (``read_events`` is no longer on that path), so the hold sits on
+    # the one method every read goes through; the test fails loudly if a later
+    # watchdog reads some other way.
     reader_may_read = threading.Event()
-    real_read = InotifyFD.read_events
+    held = threading.Event()
+    real_read = InotifyFD._read_event_buffer
 
-    def held_read(fd: InotifyFD, **kwargs: int) -> list[InotifyEvent]:
+    def held_read(fd: InotifyFD, *args: object, **kwargs: object) -> bytes:
+        held.set()
         reader_may_read.wait(DEADLINE)
-        return real_read(fd, **kwargs)
+        return real_read(fd, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(InotifyFD, "read_events", held_read)
+    monkeypatch.setattr(InotifyFD, "_read_event_buffer", held_read)
     w = RepositoryWatcher(repo, debounce=0.1)
     # The queue length is fixed when the inotify instance is created.
     with kernel_setting(MAX_QUEUED_EVENTS, 16):
         w.start()
     try:
+        assert held.wait(DEADLINE), "watchdog's reader never reached the held read"
         write(root, {f"d{i % 6}/storm{i}.py": f"def storm_{i}():\n    pass\n" for i in range(300)})
         reader_may_read.set()
         wait_until(lambda: len(repo.files("d*/storm*.py")) == 300, timeout=DEADLINE)
