@@ -271,7 +271,8 @@ def _symbols(r: Result) -> str:
 
 def _find(r: Result) -> str:
     rows = [
-        f"{_span(h)} {h['kind']} {h['qualname'] or '(file)'} — {h['snippet']} ({h['score']:.2f})"
+        f"{_span(h)} {h['kind']} {h['qualname'] or ('(line)' if h['kind'] == 'line' else '(file)')}"
+        f" — {h['snippet']} ({h['score']:.2f}; {'+'.join(h.get('signals') or ()) or 'bm25'})"
         for h in r["hits"]
     ]
     head = f"{len(rows)} ranked hits" if rows else "no hits"

@@ -147,10 +147,14 @@ class SearchHitOut(TypedDict):
     line: int
     end_line: int
     qualname: str
-    """the definition's qualified name; empty for a whole file"""
+    """the definition's qualified name; empty for a whole file or a line"""
     kind: str
+    """the definition's kind; ``file`` for a whole file, ``line`` for a line outside any"""
     snippet: str
     score: float
+    signals: list[str]
+    """which rankings found it: ``bm25`` (names, signatures, docs), ``grep`` (the question's
+    words in the text), ``callers`` (uses of a name the question spells as code)"""
 
 
 class QueryResult(TypedDict):

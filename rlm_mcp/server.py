@@ -292,17 +292,26 @@ async def rlm_find(
     limit: int = Field(default=20, ge=1, le=200),
     glob: str | list[str] | None = None,
     cursor: str | None = None,
+    exclude_tests: bool = False,
 ) -> FindResult:
     """Ranked search for a question or an identifier: "where is the retry policy?".
 
-    Ranks definitions and files by BM25 over their names (snake_case and CamelCase split
-    into words), paths, signatures, docstrings and comments, with a bonus for identifiers
-    named in the query. No LLM involved. Each hit is a path, line range, qualified name,
-    kind, one-line snippet and score; read the best ones with rlm_read. `glob` is one glob
-    or a list, read as by rlm_search. A cut list has `next_cursor`: pass it as `cursor`.
+    Fuses three rankings: BM25 over definitions (names split into words, paths,
+    signatures, docstrings, comments), a ranked grep of the question's words over the
+    files' text, and, when the question names an identifier (`like_this`), its callers.
+    "What breaks if `f` changes?" / "who uses `f`?" returns f's callers. Tests and
+    fixtures rank below the code they test unless the question is about tests;
+    `exclude_tests` leaves them out. No LLM involved. Each hit is a path, line range,
+    qualified name, kind, one-line snippet, score and the signals that found it; read the
+    best ones with rlm_read. `glob` is one glob or a list (`!` negates), read as by
+    rlm_search. A cut list has `next_cursor`: pass it as `cursor`.
     """
     return await _on_repo(
-        ctx, repo, lambda r: find_result(r.search(query, limit, glob), r.version, r.partial_note())
+        ctx,
+        repo,
+        lambda r: find_result(
+            r.search(query, limit, glob, exclude_tests=exclude_tests), r.version, r.partial_note()
+        ),
     )
 
 

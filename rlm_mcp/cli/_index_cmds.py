@@ -105,7 +105,10 @@ async def cmd_find(args: argparse.Namespace, ctx: Ctx) -> int:
     out, _ = await on_repo(
         ctx,
         args.path,
-        lambda r: (r.search(args.query, args.limit, args.glob), r.version),
+        lambda r: (
+            r.search(args.query, args.limit, args.glob, exclude_tests=args.exclude_tests),
+            r.version,
+        ),
     )
     hits, version = out
     if args.json:

@@ -361,15 +361,26 @@ def _index_commands(sub: Any) -> None:
     p = sub.add_parser(
         "find",
         help="ranked search for a question or identifier (no LLM)",
-        description="Rank the definitions and files of PATH for QUERY: BM25 over names split "
-        "into words, paths, signatures, docstrings and comments, plus identifiers written in "
-        "the query. Prints path:start-end, kind, name and a snippet, best first. "
-        "Exit code: 0 hits, 1 none, 2 bad usage.",
+        description="Rank the definitions and lines of PATH for QUERY, fusing BM25 over "
+        "names, paths, signatures, docstrings and comments, a ranked grep of the query's "
+        "words, and the callers of an identifier the query names ('what breaks if `f` "
+        "changes?' lists f's callers). Tests rank below the code they test unless QUERY asks "
+        "about tests. Prints path:start-end, kind, name, a snippet, the score and the signals "
+        "that found it, best first. Exit code: 0 hits, 1 none, 2 bad usage.",
     )
     _path(p)
     p.add_argument("query", metavar="QUERY")
     _limit(p, 20)
-    p.add_argument("--glob", help=_GLOB_HELP)
+    p.add_argument(
+        "-g",
+        "--glob",
+        action="append",
+        metavar="GLOB",
+        help="only files matching GLOB (repeatable; '!' excludes, the last matching glob wins)",
+    )
+    p.add_argument(
+        "--exclude-tests", action="store_true", help="leave tests and fixtures out of the hits"
+    )
     _json(p, "the hits (as rlm_find returns them)")
     _settings(p, "cache_dir", "index_url")
 

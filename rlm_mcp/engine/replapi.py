@@ -91,7 +91,7 @@ class RepositoryLike(Protocol):
     ) -> Sequence[GrepHit]: ...
 
     def search(
-        self, query: str, limit: int = 20, glob: str | None = None
+        self, query: str, limit: int = 20, glob: str | None = None, *, exclude_tests: bool = False
     ) -> Sequence[Candidate]: ...
 
     def symbols(
@@ -290,8 +290,13 @@ class RepoApi:
         self._repo = repo
         self._evidence = evidence
 
-    def search(self, query: str, limit: int = 20, glob: str | None = None) -> list[SearchHitOut]:
-        hits = [search_hit(h) for h in self._repo.search(query, int(limit), glob)]
+    def search(
+        self, query: str, limit: int = 20, glob: str | None = None, exclude_tests: bool = False
+    ) -> list[SearchHitOut]:
+        hits = [
+            search_hit(h)
+            for h in self._repo.search(query, int(limit), glob, exclude_tests=bool(exclude_tests))
+        ]
         for h in hits[:5]:
             self._evidence.add(h["path"], h["line"], h["line"])
         return hits

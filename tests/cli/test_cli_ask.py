@@ -130,6 +130,25 @@ def test_find_prints_ranked_hits_and_exits_1_when_nothing_matches(
     assert none.returncode == 1 and none.stdout == ""
 
 
+def test_find_lists_callers_with_their_signals_and_leaves_tests_out_on_request(
+    repo: Path, tmp_path: Path
+) -> None:
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_ops.py").write_text(
+        "from calc.ops import add\n\n\ndef test_add_two_numbers():\n    assert add(1, 2) == 3\n"
+    )
+    env = isolated_env(tmp_path)
+    proc = run_cli("find", str(repo), "add two numbers", env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("calc/ops.py:6-7: function add") and "[bm25" in lines[0]
+    assert any(line.startswith("tests/test_ops.py") for line in lines)
+    for flags in (["--exclude-tests"], ["-g", "**/*.py", "-g", "!tests/**"]):
+        kept = run_cli("find", str(repo), "add two numbers", *flags, env=env)
+        assert kept.returncode == 0, kept.stderr
+        assert kept.stdout and "tests/" not in kept.stdout, flags
+
+
 def test_ask_reports_a_provider_failure_as_exit_3(
     repo: Path, env: dict[str, str], llm: LoopbackLLMServer
 ) -> None:

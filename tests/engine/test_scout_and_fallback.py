@@ -39,6 +39,7 @@ async def test_the_first_message_lists_ranked_candidates_for_the_question(
         "kind": "function",
         "snippet": result.candidates[0].snippet,
         "score": result.candidates[0].score,
+        "signals": ["bm25", "grep"],
     }
     scouted = [e for e in trajectory_events(result.trajectory) if e.get("message") == "scouted"]
     assert len(scouted) == 1 and DISCOUNT in scouted[0]["candidates"][0]

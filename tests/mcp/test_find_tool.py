@@ -12,7 +12,7 @@ from rlm_mcp.testing import LoopbackLLMServer, Reply
 from tests.llm_script import Script, code
 from tests.mcp.results import error_text, structured
 
-HIT_KEYS = {"path", "line", "end_line", "qualname", "kind", "snippet", "score"}
+HIT_KEYS = {"path", "line", "end_line", "qualname", "kind", "snippet", "score", "signals"}
 
 RETRY = '''"""Calling remote services."""
 
@@ -110,6 +110,26 @@ async def test_find_ranks_a_paraphrase_and_honours_limit_and_glob(
             await client.call_tool("rlm_find", {"query": "request record", "glob": "db/**"})
         )["hits"]
         assert in_db and {h["path"] for h in in_db} == {"db/store.py"}
+
+
+async def test_find_lists_the_callers_for_an_impact_question_and_can_leave_tests_out(
+    server: MCPServer[Any], workspace: Path
+) -> None:
+    root = workspace / "alpha"
+    (root / "tests").mkdir()
+    (root / "tests" / "test_core.py").write_text(
+        "from pkg.core import helper\n\n\ndef test_helper():\n    assert helper() == 42\n"
+    )
+    async with Client(server) as client:
+        structured(await client.call_tool("rlm_load", {"path": str(root)}))
+        question = "What breaks if `helper` changes its return type?"
+        found = structured(await client.call_tool("rlm_find", {"query": question}))
+        assert [h["qualname"] for h in found["hits"]] == ["Engine.start", "test_helper"]
+        assert all("callers" in h["signals"] for h in found["hits"])
+        result = await client.call_tool("rlm_find", {"query": question, "exclude_tests": True})
+        assert [h["qualname"] for h in structured(result)["hits"]] == ["Engine.start"]
+        text = result.content[0].text  # type: ignore[union-attr]
+        assert "Engine.start" in text and "callers" in text and "test_helper" not in text
 
 
 async def test_find_searches_the_repository_named_by_repo(

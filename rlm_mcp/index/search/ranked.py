@@ -19,7 +19,7 @@ from rlm_mcp.index.search.globs import GlobSpec, glob_regex
 from rlm_mcp.index.search.ranking import STOPWORDS, query_terms
 from rlm_mcp.index.store.base import IndexStore
 
-__all__ = ["SearchHit", "enclosing_uses", "innermost", "search"]
+__all__ = ["SearchHit", "clip_snippet", "enclosing_uses", "innermost", "search"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +33,14 @@ class SearchHit:
     kind: str
     snippet: str
     score: float
+    signals: tuple[str, ...] = ()
+    """Which rankings found it (``bm25``, ``grep``, ``callers``; see :mod:`.fused`)."""
 
     def __str__(self) -> str:
-        what = f"{self.kind} {self.qualname}" if self.qualname else "file"
-        return f"{self.path}:{self.line}-{self.end_line}: {what}: {self.snippet}"
+        what = f"{self.kind} {self.qualname}" if self.qualname else self.kind or "file"
+        span = f"{self.line}-{self.end_line}" if self.end_line != self.line else f"{self.line}"
+        found = f" [{'+'.join(self.signals)}]" if self.signals else ""
+        return f"{self.path}:{span}: {what}: {self.snippet}{found}"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -47,6 +51,7 @@ class SearchHit:
             "kind": self.kind,
             "snippet": self.snippet,
             "score": self.score,
+            "signals": list(self.signals),
         }
 
 
@@ -61,13 +66,19 @@ KIND_WEIGHTS = {"field": 0.6, "variable": 0.6, "constant": 0.8, "file": 0.9}
 
 
 def search(
-    store: IndexStore, query: str, limit: int = 20, glob: GlobSpec | None = None
+    store: IndexStore,
+    query: str,
+    limit: int = 20,
+    glob: GlobSpec | None = None,
+    *,
+    callers: bool = True,
 ) -> list[SearchHit]:
     """Definitions and files ranked for a question or an identifier, best first.
 
     BM25 over name words, path words, signatures, docstrings and comments
     (stemmed), plus a bonus for definitions whose name is an identifier
-    written in the query; among equal scores, the more used name first.
+    written in the query (and, with ``callers``, the definitions that use it);
+    among equal scores, the more used name first.
     """
     if not isinstance(query, str) or not query.strip():
         raise SearchError("the search query is empty")
@@ -94,7 +105,7 @@ def search(
                 t.end_line,
                 t.qualname,
                 t.kind,
-                _clip(snippet),
+                clip_snippet(snippet),
                 t.score * weight,
             )
         )
@@ -107,7 +118,11 @@ def search(
             base = prior.score if prior is not None else 0.0
             add(_def_hit(d, base + bonus))
     idents = _identifiers(query)
-    if idents and sum(round(h.score, 3) > CALLER_BONUS for h in scored.values()) < limit:
+    if (
+        callers
+        and idents
+        and sum(round(h.score, 3) > CALLER_BONUS for h in scored.values()) < limit
+    ):
         # A caller scores CALLER_BONUS: below ``limit`` better hits it cannot show.
         for ident in idents:
             _add_callers(store, ident, add, path_rx)
@@ -125,7 +140,9 @@ def search(
         ),
     )
     return [
-        SearchHit(h.path, h.line, h.end_line, h.qualname, h.kind, h.snippet, round(h.score, 3))
+        SearchHit(
+            h.path, h.line, h.end_line, h.qualname, h.kind, h.snippet, round(h.score, 3), ("bm25",)
+        )
         for h in ranked[:limit]
     ]
 
@@ -198,7 +215,7 @@ def _looks_like_identifier(token: str) -> bool:
     return "_" in token or "." in token or any(c.isupper() for c in token[1:])
 
 
-def _clip(text: str) -> str:
+def clip_snippet(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= SNIPPET_CHARS else line[: SNIPPET_CHARS - 1] + "…"
 
@@ -210,7 +227,7 @@ def _def_hit(d: Definition, score: float) -> SearchHit:
         d.end_line,
         d.qualname,
         d.kind,
-        _clip(d.signature or d.doc or d.qualname),
+        clip_snippet(d.signature or d.doc or d.qualname),
         score,
     )
 

@@ -19,7 +19,7 @@ from rlm_mcp.index.discover.names import escape, is_raw
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.model import Definition, DefQuery, LoadReport, Reference
 from rlm_mcp.index.repomap import render_repo_map
-from rlm_mcp.index.search import qualified, ranked
+from rlm_mcp.index.search import fused, qualified
 from rlm_mcp.index.search.globs import GlobSpec
 from rlm_mcp.index.search.grep import (
     GREP_TIMEOUT,
@@ -272,10 +272,18 @@ class Searcher:
 
     # -- ranked search -------------------------------------------------------
 
-    def search(self, query: str, limit: int = 20, glob: GlobSpec | None = None) -> list[SearchHit]:
-        """Definitions and files ranked for a question or an identifier, best first
-        (see :func:`.ranked.search`)."""
-        return ranked.search(self.store, query, limit, glob)
+    def search(
+        self,
+        query: str,
+        limit: int = 20,
+        glob: GlobSpec | None = None,
+        *,
+        exclude_tests: bool = False,
+    ) -> list[SearchHit]:
+        """Definitions and lines ranked for a question or an identifier, best first: BM25,
+        a ranked grep and a named identifier's callers, fused (see :func:`.fused.search`);
+        ``exclude_tests`` leaves tests and fixtures out (by default they rank lower)."""
+        return fused.search(self.store, query, limit, glob, exclude_tests=exclude_tests)
 
     # -- overview ------------------------------------------------------------
 
