@@ -112,6 +112,9 @@ class ModelEndpoint:
         timeout_seconds: per-request timeout.
         max_retries: attempts after the first on 429, 5xx and timeouts.
         context_window: tokens the model accepts, used to size prompts.
+        max_output_tokens: the most tokens one reply may hold; ``None``: the provider's.
+        temperature: sampling temperature sent with every call; ``None``: the provider's.
+        seed: sent with every call, for reproducible sampling where the provider has it.
     """
 
     model: str
@@ -122,6 +125,7 @@ class ModelEndpoint:
     context_window: int = DEFAULT_CONTEXT_WINDOW
     max_output_tokens: int | None = None
     temperature: float | None = None
+    seed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,3 +175,5 @@ class Settings:
     allowed_roots: tuple[Path, ...] = ()
     trajectory_dir: Path | None = None
     prices_usd_per_mtok: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    strategy: str = "explore"
+    """How a query starts: ``explore``, ``locate-first`` or ``locate-only`` (see the engine)."""

@@ -29,6 +29,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -321,11 +322,50 @@ def _load(r: Result) -> str:
     return "\n".join(lines + _footer(r, "", None))
 
 
+UNVERIFIED_MARK = " (?)"
+UNVERIFIED_NOTE = "(?) not found in the index: the model may have invented "
+
+
+def answer_block(r: Result) -> list[str]:
+    """The answer as a reader should see it: each citation the index lacks marked ``(?)``
+    with a note, the verified places it rests on, and the judged places it does not cite
+    listed apart ("also relevant (ranked)"), never mixed into its claims."""
+    answer = str(r.get("answer") or "")
+    citations = list(r.get("citations") or ())
+    unverified = [c["text"] for c in citations if not c["verified"]]
+    for text in sorted(set(unverified), key=len, reverse=True):
+        answer = re.sub(
+            rf"(?<![\w/.]){re.escape(text)}(?![\w/]|\s*\(\?\))", text + UNVERIFIED_MARK, answer
+        )
+    lines = [answer] if answer else []
+    if unverified:
+        lines.append(
+            UNVERIFIED_NOTE
+            + ("it" if len(unverified) == 1 else "them")
+            + ": "
+            + ", ".join(unverified)
+        )
+    verified = [c["text"] for c in citations if c["verified"]]
+    if verified:
+        lines.append("rests on (verified in the index): " + ", ".join(verified))
+    also = list(r.get("also_relevant") or ())
+    if also and answer:
+        lines.append("also relevant (ranked, not part of the answer):")
+        lines += [f"  {_location(h)}" for h in also]
+    return lines
+
+
+def _location(h: Mapping[str, Any]) -> str:
+    name = f" {h.get('kind', '')} {h['qualname']}" if h.get("qualname") else ""
+    reason = f" — {h['reason']}" if h.get("reason") else ""
+    return f"{_span(h)}{name}{reason}"
+
+
 def _query(r: Result) -> str:
     usage = r["usage"]
     status = r["status"] + (f" ({r['limit']})" if r.get("limit") else "")
     lines = [
-        str(r["answer"]),
+        *answer_block(r),
         "",
         f"status: {status}; {r['iterations']} turns, {r['sub_calls']} sub-calls, "
         f"{r['wall_seconds']:.1f} s",
@@ -334,9 +374,6 @@ def _query(r: Result) -> str:
     ]
     if r.get("evidence"):
         lines.append("evidence: " + ", ".join(r["evidence"]))
-    unverified = [c["text"] for c in r.get("citations", ()) if not c["verified"]]
-    if unverified:
-        lines.append("not found in the index: " + ", ".join(unverified))
     if not r["answer"] and r.get("candidates"):
         lines.append("candidates:")
         lines += [f"  {_span(h)} {h['qualname'] or '(file)'}" for h in r["candidates"]]

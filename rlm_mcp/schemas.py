@@ -33,6 +33,7 @@ __all__ = [
     "FindResult",
     "GrepResult",
     "LoadResult",
+    "LocationOut",
     "ModelUsageOut",
     "QueryResult",
     "ReferencesResult",
@@ -157,6 +158,20 @@ class SearchHitOut(TypedDict):
     words in the text), ``callers`` (uses of a name the question spells as code)"""
 
 
+class LocationOut(TypedDict):
+    """A place repo.locate judged: a definition the index has, with the judge's reason."""
+
+    path: str
+    line: int
+    end_line: int
+    qualname: str
+    kind: str
+    relevant: bool | None
+    """True: judged relevant; None: not judged (the budget or the provider stopped it)"""
+    reason: str
+    signals: list[str]
+
+
 class QueryResult(TypedDict):
     """The RLM's answer and how it was reached."""
 
@@ -180,6 +195,10 @@ class QueryResult(TypedDict):
     """what ranked search found for the question before any model call; the fallback when the query ends without an answer"""
     citations: list[CitationOut]
     """paths, path:line and symbols the answer names, checked against the index"""
+    located: NotRequired[list[LocationOut]]
+    """the places repo.locate judged for the question, best first (locate strategies)"""
+    also_relevant: NotRequired[list[LocationOut]]
+    """judged places the answer does not cite, ranked: listed after it, not part of its claims"""
     partial: NotRequired[str | None]
     session: NotRequired[str]
     """pass back as `session` to ask a follow-up in the same REPL"""

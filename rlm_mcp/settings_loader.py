@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from rlm_mcp.budget import LIMIT_FIELDS, Limits
+from rlm_mcp.budget import Limits
 from rlm_mcp.config import (
     DEFAULT_CONTEXT_WINDOW,
     IndexSettings,
@@ -29,6 +29,13 @@ from rlm_mcp.config import (
     Settings,
 )
 from rlm_mcp.errors import ConfigError
+from rlm_mcp.settings_table import (
+    BY_NAME,
+    LIMIT_NAMES,
+    SETTINGS,
+    Setting,
+    render_markdown_table,
+)
 
 __all__ = [
     "LIMIT_NAMES",
@@ -41,209 +48,9 @@ __all__ = [
 ]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-LIMIT_NAMES = tuple(f.name for f in LIMIT_FIELDS)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _DISABLED = {"off", "none", "-"}
-
-
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One setting: its name (also the config-file key), variable, flag, kind and help.
-
-    ``kind`` is one of ``str``, ``secret``, ``int``, ``float``, ``decimal``,
-    ``bool``, ``path``, ``paths``, ``level``.
-    """
-
-    name: str
-    env: str
-    kind: str
-    help: str
-    default: str = ""
-    flag: str | None = None
-
-
-_GENERAL: tuple[Setting, ...] = (
-    Setting(
-        "model",
-        "RLM_MODEL",
-        "str",
-        "Root model name (required for ask, review and rlm_query).",
-        "",
-        "--model",
-    ),
-    Setting(
-        "base_url",
-        "RLM_BASE_URL",
-        "str",
-        "OpenAI-compatible endpoint for the root model.",
-        "OpenAI",
-        "--base-url",
-    ),
-    Setting(
-        "api_key",
-        "RLM_API_KEY",
-        "secret",
-        "API key for the root endpoint; falls back to `OPENAI_API_KEY` when the endpoint is OpenAI's.",
-    ),
-    Setting(
-        "context_window",
-        "RLM_CONTEXT_WINDOW",
-        "int",
-        "Root model context window in tokens.",
-        str(DEFAULT_CONTEXT_WINDOW),
-    ),
-    Setting(
-        "sub_model",
-        "RLM_SUB_MODEL",
-        "str",
-        "Cheaper model for `llm_query` sub-calls.",
-        "the root model",
-        "--sub-model",
-    ),
-    Setting(
-        "sub_base_url",
-        "RLM_SUB_BASE_URL",
-        "str",
-        "Endpoint for the sub model.",
-        "the root endpoint",
-    ),
-    Setting(
-        "sub_api_key",
-        "RLM_SUB_API_KEY",
-        "secret",
-        "API key for the sub endpoint.",
-        "the root key when the endpoint is shared",
-    ),
-    Setting(
-        "sub_context_window",
-        "RLM_SUB_CONTEXT_WINDOW",
-        "int",
-        "Sub model context window in tokens.",
-        str(DEFAULT_CONTEXT_WINDOW),
-    ),
-    Setting(
-        "allowed_roots",
-        "RLM_ALLOWED_ROOTS",
-        "paths",
-        "Directories `rlm_load` may load from (`os.pathsep`-separated in the variable, a list in the file). The CLI's own commands are not confined.",
-        "your home directory",
-        "--allow-root",
-    ),
-    Setting(
-        "cache_dir",
-        "RLM_CACHE_DIR",
-        "path",
-        "Where the per-repository SQLite index caches live.",
-        "`$XDG_CACHE_HOME/rlm-mcp`",
-        "--cache-dir",
-    ),
-    Setting(
-        "index_url",
-        "RLM_INDEX_URL",
-        "secret",
-        "A `postgresql://` URL: keep indexes in that shared database (many readers, one writer per repository) instead of SQLite files under `cache_dir`.",
-        "none (SQLite)",
-        "--index-url",
-    ),
-    Setting(
-        "trajectory_dir",
-        "RLM_TRAJECTORY_DIR",
-        "path",
-        "Where query trajectories (JSON Lines) are written; `off` writes none.",
-        "`$XDG_STATE_HOME/rlm-mcp/trajectories`",
-        "--trajectory-dir",
-    ),
-    Setting(
-        "session_ttl_seconds",
-        "RLM_SESSION_TTL_SECONDS",
-        "float",
-        "Seconds an unused session (a REPL kept for follow-ups) lives.",
-        "1800",
-    ),
-    Setting(
-        "max_sessions",
-        "RLM_MAX_SESSIONS",
-        "int",
-        "Most live sessions; beyond it the least recently used idle one ends.",
-        "32",
-    ),
-    Setting(
-        "max_result_tokens",
-        "RLM_MAX_RESULT_TOKENS",
-        "int",
-        "Most tokens (about four characters each) one MCP tool response carries, all its blocks counted; list-shaped tools page with `cursor` beyond it.",
-        "20000",
-    ),
-    Setting(
-        "structured_output",
-        "RLM_STRUCTURED_OUTPUT",
-        "str",
-        "MCP `structuredContent`: `auto` (a text rendering plus `structuredContent`), `on` (also the JSON as a second text block), `off` (the rendering only, no output schemas).",
-        "auto",
-    ),
-    Setting(
-        "trajectory_retention_days",
-        "RLM_TRAJECTORY_RETENTION_DAYS",
-        "int",
-        "Days `rlm-mcp cache prune` keeps trajectories; 0 keeps them forever.",
-        "30",
-        "--trajectory-retention-days",
-    ),
-    Setting(
-        "max_file_bytes",
-        "RLM_MAX_FILE_BYTES",
-        "int",
-        "Files larger than this are skipped as `too_large`.",
-        "1048576",
-    ),
-    Setting(
-        "no_watch",
-        "RLM_NO_WATCH",
-        "bool",
-        "Do not watch loaded repositories for changes.",
-        "false",
-        "--no-watch",
-    ),
-    Setting(
-        "log_level",
-        "RLM_LOG_LEVEL",
-        "level",
-        "Logging level (logs go to stderr).",
-        "WARNING",
-        "--log-level",
-    ),
-    Setting(
-        "auth_token",
-        "RLM_AUTH_TOKEN",
-        "secret",
-        "Bearer token the HTTP transport requires (`Authorization: Bearer ...`).",
-        "none",
-        "--auth-token",
-    ),
-    Setting(
-        "sandbox_unsafe",
-        "RLM_SANDBOX_UNSAFE",
-        "bool",
-        "Run model code without OS isolation when none is available. Unsafe: only for trusted models on throwaway machines.",
-        "false",
-        "--unsafe-no-sandbox",
-    ),
-)
-_KINDS = {"int": "int", "float": "float", "Decimal": "decimal"}
-SETTINGS: tuple[Setting, ...] = _GENERAL + tuple(
-    Setting(
-        f.name,
-        "RLM_" + f.name.upper(),
-        _KINDS[str(f.type)],
-        f.metadata["help"],
-        str(f.default),
-        "--" + f.name.replace("_", "-"),
-    )
-    for f in LIMIT_FIELDS
-)
-"""Every setting: the general ones above, then one per guardrail of :class:`Limits`."""
-_BY_NAME = {s.name: s for s in SETTINGS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,11 +84,11 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, tuple[Decimal, Dec
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     raw_prices = data.pop("prices", {})
-    unknown = sorted(k for k in data if k not in _BY_NAME)
+    unknown = sorted(k for k in data if k not in BY_NAME)
     if unknown:
         raise ConfigError(
             f"unknown key(s) in {path}: {', '.join(unknown)}; "
-            f"known keys: {', '.join([*_BY_NAME, 'prices'])}"
+            f"known keys: {', '.join([*BY_NAME, 'prices'])}"
         )
     if not isinstance(raw_prices, dict):
         raise ConfigError(f'{path}: [prices] must be a table of "model" = [input, output]')
@@ -407,8 +214,16 @@ def _is_openai(base_url: str | None) -> bool:
     return base_url is None or (urlparse(base_url).hostname or "") == "api.openai.com"
 
 
+STRATEGIES = ("explore", "locate-first", "locate-only")
+
+
 def _endpoint(
-    model: str | None, base_url: str | None, api_key: str | None, window: int | None, who: str
+    model: str | None,
+    base_url: str | None,
+    api_key: str | None,
+    window: int | None,
+    who: str,
+    sampling: tuple[float | None, int | None] = (None, None),
 ) -> ModelEndpoint | None:
     if model is None:
         return None
@@ -416,11 +231,16 @@ def _endpoint(
         raise ConfigError(f"{who} context window must be positive, got {window}")
     if base_url is not None and urlparse(base_url).scheme not in ("http", "https"):
         raise ConfigError(f"{who} base URL must start with http:// or https://, got {base_url!r}")
+    temperature, seed = sampling
+    if temperature is not None and not 0 <= temperature <= 2:
+        raise ConfigError(f"{who} temperature must be between 0 and 2, got {temperature}")
     return ModelEndpoint(
         model=model,
         base_url=base_url,
         api_key=api_key,
         context_window=window if window is not None else DEFAULT_CONTEXT_WINDOW,
+        temperature=temperature,
+        seed=seed,
     )
 
 
@@ -462,14 +282,29 @@ def load_config(
     api_key = v.get("api_key")
     if api_key is None and _is_openai(v.get("base_url")):
         api_key = env.get("OPENAI_API_KEY") or None
-    root = _endpoint(v.get("model"), v.get("base_url"), api_key, v.get("context_window"), "root")
+    root_sampling = (v.get("temperature"), v.get("seed"))
+    root = _endpoint(
+        v.get("model"), v.get("base_url"), api_key, v.get("context_window"), "root", root_sampling
+    )
     sub_base = v.get("sub_base_url") or v.get("base_url")
     sub_key = v.get("sub_api_key")
     if sub_key is None and sub_base == v.get("base_url"):
         sub_key = api_key
-    sub = _endpoint(v.get("sub_model"), sub_base, sub_key, v.get("sub_context_window"), "sub")
+    sub_sampling = (
+        v.get("sub_temperature", v.get("temperature")),
+        v.get("sub_seed", v.get("seed")),
+    )
+    sub_model = v.get("sub_model")
+    if sub_model is None and root is not None and sub_sampling != root_sampling:
+        sub_model = root.model  # the root's model, sampled as the sub settings say
+    sub = _endpoint(sub_model, sub_base, sub_key, v.get("sub_context_window"), "sub", sub_sampling)
     if sub is not None and root is None:
         raise ConfigError("RLM_SUB_MODEL is set but RLM_MODEL is not: set the root model too")
+    strategy = str(v.get("strategy", "explore")).lower()
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"strategy must be one of {', '.join(STRATEGIES)}, got {v.get('strategy')!r}"
+        )
 
     limits = Limits.from_mapping({k: v[k] for k in LIMIT_NAMES if k in v})
     max_file_bytes = v.get("max_file_bytes", IndexSettings().max_file_bytes)
@@ -518,6 +353,7 @@ def load_config(
         allowed_roots=v.get("allowed_roots", ()),
         trajectory_dir=trajectory_dir,
         prices_usd_per_mtok=prices,
+        strategy=strategy,
     )
     return Config(
         settings=settings,
@@ -527,45 +363,3 @@ def load_config(
         config_file=path,
         trajectory_retention_days=retention,
     )
-
-
-def render_markdown_table() -> str:
-    """The configuration reference as Markdown (``docs/configuration.md``)."""
-    lines = [
-        "# Configuration",
-        "",
-        "rlm-mcp reads its settings from command-line flags, environment variables and an",
-        "optional TOML file, in that order of precedence (flags win). The file is",
-        "`--config FILE`, or `$XDG_CONFIG_HOME/rlm-mcp/config.toml` when it exists; its keys",
-        "are the names in the first column, plus a `[prices]` table. An unknown key or a",
-        "malformed value stops the command with exit code 2 and a message naming it.",
-        "",
-        "| Key (file) | Environment variable | Flag | Default | Meaning |",
-        "|---|---|---|---|---|",
-    ]
-    for s in SETTINGS:
-        flag = f"`{s.flag}`" if s.flag else ""
-        lines.append(f"| `{s.name}` | `{s.env}` | {flag} | {s.default or '—'} | {s.help} |")
-    lines += [
-        "",
-        "Limits (`max_*`, `exec_timeout_seconds`) are the server-wide guardrails; a query's",
-        "own limits (the `limits` argument of `rlm_query`, the flags of `rlm-mcp ask`) can",
-        "only tighten them. The HTTP transport also takes `--host`, `--port`,",
-        "`--allowed-origin` and `--allowed-host` flags.",
-        "",
-        "## Example `config.toml`",
-        "",
-        "```toml",
-        'model = "gpt-4.1"',
-        'sub_model = "gpt-4.1-mini"',
-        'allowed_roots = ["~/src", "~/work"]',
-        "max_cost_usd = 0.50",
-        "max_llm_calls = 40",
-        'log_level = "INFO"',
-        "",
-        "[prices]  # USD per million tokens: [input, output]",
-        '"my-local-model" = [0.0, 0.0]',
-        "```",
-        "",
-    ]
-    return "\n".join(lines)

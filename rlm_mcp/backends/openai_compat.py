@@ -371,8 +371,9 @@ class OpenAICompatibleBackend:
         )
         if temperature is not None:
             params["temperature"] = temperature
-        if request.seed is not None:
-            params["seed"] = request.seed
+        seed = request.seed if request.seed is not None else self.endpoint.seed
+        if seed is not None:
+            params["seed"] = seed
         if request.stop and not _REASONING_MODEL.match(model):
             params["stop"] = list(request.stop)
         return params

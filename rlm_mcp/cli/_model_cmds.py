@@ -184,7 +184,10 @@ async def cmd_ask(args: argparse.Namespace, ctx: Ctx) -> int:
     if args.json:
         dump(result.as_dict())
     elif result.answer:
-        print(result.answer)
+        from rlm_mcp.render import answer_block
+
+        # unverified citations marked, verified ones listed, judged places apart
+        print("\n".join(answer_block(result.as_dict())))
     say(usage_line(result))
     if result.status == "error":
         report_error(ctx, str(result.error))

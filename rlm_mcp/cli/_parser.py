@@ -16,7 +16,16 @@ from rlm_mcp._version import __version__
 from rlm_mcp.settings_loader import LIMIT_NAMES, SETTINGS
 
 _BY_NAME = {s.name: s for s in SETTINGS}
-_MODEL = ("model", "base_url", "sub_model", "trajectory_dir", "sandbox_unsafe")
+_MODEL = (
+    "model",
+    "base_url",
+    "sub_model",
+    "temperature",
+    "seed",
+    "strategy",
+    "trajectory_dir",
+    "sandbox_unsafe",
+)
 _SERVE_ONLY = ("allowed_roots", "auth_token", "no_watch")
 _METAVAR = {
     "level": "LEVEL",
@@ -26,6 +35,7 @@ _METAVAR = {
     "path": "DIR",
     "paths": "DIR",
 }
+_METAVAR_BY_NAME = {"temperature": "T", "strategy": "NAME"}
 _GLOB_HELP = "only files matching this glob (e.g. '*.py', 'src/**')"
 
 
@@ -38,9 +48,8 @@ def _add_setting(parser: argparse.ArgumentParser | Any, name: str) -> None:
     elif s.kind == "paths":
         parser.add_argument(s.flag, dest=name, action="append", metavar="DIR", help=help_text)
     else:
-        parser.add_argument(
-            s.flag, dest=name, metavar=_METAVAR.get(s.kind, "VALUE"), help=help_text
-        )
+        metavar = _METAVAR_BY_NAME.get(name) or _METAVAR.get(s.kind, "VALUE")
+        parser.add_argument(s.flag, dest=name, metavar=metavar, help=help_text)
 
 
 def _settings(p: argparse.ArgumentParser, *names: str, limits: bool = False) -> None:

@@ -49,7 +49,9 @@ def build_engine(
         limits=limits,
         sandbox=settings.sandbox,
         options=EngineOptions(
-            pricing=Pricing(overrides=settings.prices_usd_per_mtok), functions=dict(functions or {})
+            pricing=Pricing(overrides=settings.prices_usd_per_mtok),
+            functions=dict(functions or {}),
+            strategy=settings.strategy,
         ),
         trajectory_dir=settings.trajectory_dir,
     )

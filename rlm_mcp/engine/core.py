@@ -67,6 +67,8 @@ class EngineOptions:
             :func:`~rlm_mcp.engine.hostfns.caller_functions`).
         heartbeat_seconds: with a progress callback, a query reports at least
             this often (a ``heartbeat`` naming the calls in flight).
+        strategy: how a query starts: ``explore``, ``locate-first`` or
+            ``locate-only`` (see :mod:`~rlm_mcp.engine.strategy`).
     """
 
     pricing: PriceTable | None = None
@@ -74,6 +76,7 @@ class EngineOptions:
     scout: bool = True
     functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     heartbeat_seconds: float = HEARTBEAT_SECONDS
+    strategy: str = "explore"
 
 
 class RLMEngine:
@@ -219,6 +222,7 @@ class RLMEngine:
             context_text=context,
             context_label=context_label,
             conversation=conversation,
+            strategy=self.options.strategy,
         )
         try:
             outcome = await level.run()
@@ -254,6 +258,7 @@ class RLMEngine:
             evidence=run.evidence.merged(),
             trajectory=run.writer.path,
             candidates=list(level.candidates),
+            located=list(level.located),
             citations=outcome.citations,
             error_kind=outcome.error_kind,
         )

@@ -19,7 +19,7 @@ import anyio
 
 from rlm_mcp.backends.base import Message, estimate_tokens
 from rlm_mcp.config import SandboxSettings
-from rlm_mcp.engine import prompts
+from rlm_mcp.engine import prompts, strategy
 from rlm_mcp.engine.calls import LevelSignals, QueryRun
 from rlm_mcp.engine.conversation import Conversation
 from rlm_mcp.engine.grounding import check_citations
@@ -37,7 +37,7 @@ from rlm_mcp.engine.replapi import (
     session_config,
     start_session,
 )
-from rlm_mcp.engine.result import Candidate, Citation, Outcome
+from rlm_mcp.engine.result import Candidate, Outcome
 from rlm_mcp.errors import (
     BackendError,
     BudgetExceeded,
@@ -76,8 +76,11 @@ class QueryLevel:
         context_label: str = "",
         conversation: Conversation | None = None,
         functions: Mapping[str, Callable[..., Any]] | None = None,
+        strategy: str = "explore",
     ) -> None:
         self.q = query
+        self.strategy = strategy if depth == 0 else "explore"
+        self.located: list[dict[str, Any]] = []
         self.sandbox = sandbox
         self.confirm_blind_final = confirm_blind_final
         self.scout = scout and depth == 0
@@ -202,9 +205,12 @@ class QueryLevel:
             session.interrupt()
             raise
 
-    async def _answer(self) -> tuple[bool, str]:
+    async def _get(self, name: str) -> Any:
         assert self.session is not None
-        value = await anyio.to_thread.run_sync(self.session.get, "answer")
+        return await anyio.to_thread.run_sync(self.session.get, name)
+
+    async def _answer(self) -> tuple[bool, str]:
+        value = await self._get("answer")
         if isinstance(value, dict):
             content = value.get("content")
             text = (
@@ -307,21 +313,28 @@ class QueryLevel:
             iteration=iteration, max_iterations=self.q.limits.max_iterations
         )
 
+    def _first_message(self, scouted: str) -> str:
+        """The question, after the session's history, before the located or scouted places."""
+        first = prompts.FIRST_TURN.format(turn=self._turn(1), question=self.question)
+        if self.conversation is not None and (history := self.conversation.history()):
+            shown = prompts.untrusted(history, "session history")
+            first = prompts.SESSION_HISTORY.format(history=shown) + "\n\n" + first
+        if self.located:
+            listing = prompts.untrusted(strategy.located_listing(self.located), "located places")
+            return first + "\n\n" + prompts.LOCATED.format(located=listing)
+        if scouted:
+            return first + "\n\n" + prompts.SCOUTED.format(candidates=scouted)
+        return first
+
     async def run(self) -> Outcome:
         q = self.q
         self.session = await self._start_session()
         scouted = await self._scout()
-        first = prompts.FIRST_TURN.format(turn=self._turn(1), question=self.question)
-        if self.conversation is not None and (history := self.conversation.history()):
-            first = (
-                prompts.SESSION_HISTORY.format(
-                    history=prompts.untrusted(history, "session history")
-                )
-                + "\n\n"
-                + first
-            )
-        if scouted:
-            first += "\n\n" + prompts.SCOUTED.format(candidates=scouted)
+        if self.strategy != "explore":
+            self.located = await strategy.run_locate(self._exec, self._get, self.question)
+            if self.located and self.strategy == "locate-only":
+                return await strategy.compose(q, self.question, self.located)
+        first = self._first_message(scouted)
         messages = [Message("system", self._system_prompt()), Message("user", first)]
         seen: Counter[str] = Counter()
         iteration = 0
@@ -431,7 +444,7 @@ class QueryLevel:
         unknown = [c for c in citations if not c.verified]
         if unknown and self.depth == 0 and not self._grounding_shown:
             self._grounding_shown = True
-            listed = "\n".join(_describe(c) for c in unknown)
+            listed = "\n".join(prompts.describe_citation(c) for c in unknown)
             turn = prompts.UNVERIFIED_CITATIONS.format(turn=next_turn, citations=listed)
             note = f"unverified citations shown back: {[c.text for c in unknown]}"
             return await self._take_back(answer, note, turn)
@@ -466,7 +479,7 @@ class QueryLevel:
                 duration=result.duration,
                 restarted=result.restarted,
             )
-            body = _format_exec(result)
+            body = prompts.format_exec(result)
             self._blind = self._blind or bool(
                 result.stdout.strip() or result.stderr.strip() or result.error
             )
@@ -569,25 +582,3 @@ def _replace_text(path: Path, text: str) -> None:
 def _endpoint_stalled(reason: BudgetExceeded) -> bool:
     """The loop stopped because a root call was still waiting on the model at the wall limit."""
     return isinstance(reason, TimeLimitExceeded) and "cut off" in str(reason)
-
-
-def _describe(c: Citation) -> str:
-    near = f" (nearest: {', '.join(c.nearest)})" if c.nearest else ""
-    return f"- {c.text}: not in the index{near}"
-
-
-def _format_exec(result: ExecResult) -> str:
-    parts: list[str] = []
-    if result.restarted:
-        parts.append("[the REPL was restarted: all variables were lost]")
-    if result.stdout:
-        parts.append(result.stdout.rstrip("\n"))
-    if result.stderr:
-        parts.append("[stderr]\n" + result.stderr.rstrip("\n"))
-    if result.value is not None:
-        parts.append(result.value)
-    if result.error:
-        parts.append(result.error.rstrip("\n"))
-    if result.timed_out and not result.restarted:
-        parts.append("[the code timed out; variables were kept]")
-    return "\n".join(parts) if parts else "(no output)"

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine.grounding import check_citations
+from rlm_mcp.engine.locate import PROGRAM as LOCATE_PROGRAM
 from rlm_mcp.engine.result import Candidate, EvidenceLog
 from rlm_mcp.errors import SandboxUnavailable
 from rlm_mcp.index import GrepHit
@@ -127,14 +128,25 @@ class ReplFunction:
     name: str
     signature: str
     doc: str
+    host: bool = True
+    """Served by the host (:class:`RepoApi`); False: REPL-side code the prelude defines."""
 
 
 REPL_FUNCTIONS: tuple[ReplFunction, ...] = (
     ReplFunction(
+        "repo.locate",
+        "(question, k=8, glob=None, exclude_tests=False) -> list[dict]",
+        "where/what-breaks questions, start here: ranked search, then sub-model calls judge "
+        "each candidate's code; dicts have path, line, end_line, qualname, kind, relevant, "
+        "reason (only relevant or unjudged places)",
+        host=False,
+    ),
+    ReplFunction(
         "repo.search",
-        "(query, limit=20, glob=None) -> list[dict]",
-        "ranked search for a question or identifier (words from names, paths, docstrings, "
-        "comments); dicts have path, line, end_line, qualname, kind, snippet, score. Start here",
+        "(query, limit=20, glob=None, exclude_tests=False) -> list[dict]",
+        "ranked search for a question or identifier (names, docs, the question's words in "
+        "the code, and the callers of a `name` it asks about); dicts have path, line, "
+        "end_line, qualname, kind, snippet, score, signals",
     ),
     ReplFunction(
         "repo.files", "(glob='**') -> list[str]", "paths of indexed files matching a glob"
@@ -269,13 +281,37 @@ def SHOW_VARS():
 
 
 final = Final = FINAL  # small models write these; the answer still comes from running code
+
+
+def _rlm_bind_locate(source):
+    ns = {"__name__": "rlm_locate"}
+    exec(compile(source, "<repo.locate>", "exec"), ns)
+    program = ns["locate"]
+
+    def locate(question, k=8, glob=None, exclude_tests=False):
+        """Ranked, judged path:line locations for a question (see the function list)."""
+        g = globals()
+        return program(
+            question, k, repo=g["repo"], llm_query_batched=g["llm_query_batched"],
+            glob=glob, exclude_tests=exclude_tests,
+        )
+
+    repo.locate = locate
+
+
+_rlm_bind_locate({locate_source!r})
+del _rlm_bind_locate
 '''
 
 _MODULES = {"re", "json", "math", "collections", "itertools", "functools"}
 PRELUDE = _PRELUDE.replace(
     "{hidden!r}",
-    repr(sorted(_MODULES | RESERVED | {"answer", "context", "candidates", "final", "Final"})),
-)
+    repr(
+        sorted(
+            _MODULES | RESERVED | {"answer", "context", "candidates", "located", "final", "Final"}
+        )
+    ),
+).replace("{locate_source!r}", repr(LOCATE_PROGRAM))
 """Runs in every fresh REPL before model code: the answer slot and the FINAL functions."""
 
 
@@ -395,7 +431,7 @@ def repo_functions(repo: RepositoryLike, evidence: EvidenceLog) -> dict[str, Cal
     return {
         f.name: getattr(api, f.name.removeprefix("repo."))
         for f in REPL_FUNCTIONS
-        if f.name.startswith("repo.")
+        if f.name.startswith("repo.") and f.host
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -9,7 +11,16 @@ from typing import Any, Literal
 from rlm_mcp.budget import Usage
 from rlm_mcp.index.search.ranked import SearchHit
 
-__all__ = ["Candidate", "Citation", "Evidence", "EvidenceLog", "Outcome", "RLMResult", "Status"]
+__all__ = [
+    "Candidate",
+    "Citation",
+    "Evidence",
+    "EvidenceLog",
+    "Outcome",
+    "RLMResult",
+    "Status",
+    "also_relevant",
+]
 
 Candidate = SearchHit
 """A location ranked search found for the question before any model call."""
@@ -112,6 +123,8 @@ class RLMResult:
             model call (shown to the model, and the fallback answer).
         citations: the paths, ``path:line`` and symbols the answer names, each
             checked against the index.
+        located: the places ``repo.locate`` judged for the question (strategies
+            ``locate-first`` and ``locate-only``), best first, with the reasons.
         session: the handle that continues this query's session (set by the
             service, which keeps sessions; never written to trajectories).
     """
@@ -130,6 +143,7 @@ class RLMResult:
     trajectory: Path | None = None
     candidates: list[Candidate] = field(default_factory=list)
     citations: list[Citation] = field(default_factory=list)
+    located: list[dict[str, Any]] = field(default_factory=list)
     session: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -148,4 +162,27 @@ class RLMResult:
             "trajectory": str(self.trajectory) if self.trajectory else None,
             "candidates": [c.as_dict() for c in self.candidates],
             "citations": [c.as_dict() for c in self.citations],
+            "located": list(self.located),
+            "also_relevant": also_relevant(self.answer, self.located),
         }
+
+
+_CITE = re.compile(r"([\w./\-]+\.[A-Za-z0-9]+):(\d+)")
+
+
+def also_relevant(answer: str, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The judged locations the answer does not cite (by file and line range), in rank order:
+    shown after the answer as "also relevant (ranked)", never mixed into its claims."""
+    cited = [(p, int(n)) for p, n in _CITE.findall(answer)]
+    out = []
+    for item in items:
+        if not item.get("relevant"):
+            continue
+        start, end = int(item["line"]), int(item.get("end_line") or item["line"])
+        hit = any(
+            (p == item["path"] or item["path"].endswith("/" + p)) and start <= n <= end
+            for p, n in cited
+        )
+        if not hit and item["path"] not in answer:
+            out.append(item)
+    return out

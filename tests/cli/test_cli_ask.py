@@ -15,7 +15,9 @@ def test_ask_prints_the_answer_on_stdout_and_progress_on_stderr_when_asked(
     llm.enqueue(code('FINAL("divide lives in calc/ops.py:1")'))
     proc = run_cli("ask", str(repo), "Where is divide defined?", "--progress", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "divide lives in calc/ops.py:1\n"
+    assert proc.stdout == (
+        "divide lives in calc/ops.py:1\nrests on (verified in the index): calc/ops.py:1\n"
+    )
     assert "turn 1/16 (depth 0) done; 1 LLM calls" in proc.stderr
     assert "completed; 1 LLM calls" in proc.stderr
     assert "\x1b[" not in proc.stderr and "\r" not in proc.stderr
@@ -128,6 +130,36 @@ def test_find_prints_ranked_hits_and_exits_1_when_nothing_matches(
     assert proc.stdout.splitlines()[0].startswith("calc/ops.py:6-7: function add")
     none = run_cli("find", str(repo), "kubernetes helm chart", env=isolated_env(tmp_path))
     assert none.returncode == 1 and none.stdout == ""
+
+
+def test_ask_sends_the_temperature_and_seed_flags_with_every_call(
+    repo: Path, env: dict[str, str], llm: LoopbackLLMServer
+) -> None:
+    llm.enqueue(code('FINAL("divide lives in calc/ops.py:1")'))
+    proc = run_cli(
+        "ask", str(repo), "Where is divide defined?", "--temperature", "0", "--seed", "3", env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert llm.requests and all(
+        r.json["temperature"] == 0 and r.json["seed"] == 3 for r in llm.requests
+    )
+    bad = run_cli("ask", str(repo), "Where?", "--strategy", "guess", env=env)
+    assert bad.returncode == 2 and "strategy must be one of" in bad.stderr
+
+
+def test_ask_marks_a_citation_the_index_lacks_in_its_text_output(
+    repo: Path, env: dict[str, str], llm: LoopbackLLMServer
+) -> None:
+    invented = 'FINAL("divide is in calc/ops.py:1 and calls calc/magic.py:7")'
+    # the invented path is shown back once; the model keeps it
+    llm.enqueue(code(invented))
+    llm.enqueue(code(invented))
+    proc = run_cli("ask", str(repo), "Where is divide defined?", env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "divide is in calc/ops.py:1 and calls calc/magic.py:7 (?)"
+    assert "(?) not found in the index: the model may have invented it: calc/magic.py:7" in lines
+    assert "rests on (verified in the index): calc/ops.py:1" in lines
 
 
 def test_find_lists_callers_with_their_signals_and_leaves_tests_out_on_request(

@@ -78,6 +78,7 @@ async def make_engine(llm: LoopbackLLMServer, tmp_path: Path) -> AsyncIterator[E
         root_max_output: int | None = None,
         pricing: PriceTable | None = None,
         scout: bool = False,
+        strategy: str = "explore",
     ) -> RLMEngine:
         def backend(model: str) -> OpenAICompatibleBackend:
             b = OpenAICompatibleBackend(
@@ -96,7 +97,7 @@ async def make_engine(llm: LoopbackLLMServer, tmp_path: Path) -> AsyncIterator[E
             ModelSpec(backend(sub_model), sub_window),
             limits=limits or Limits(exec_timeout_seconds=10),
             sandbox=SandboxSettings(),
-            options=EngineOptions(pricing=pricing, scout=scout),
+            options=EngineOptions(pricing=pricing, scout=scout, strategy=strategy),
             trajectory_dir=tmp_path / "trajectories",
         )
 

@@ -194,14 +194,20 @@ async def test_a_served_process_honours_the_output_settings_over_stdio(tmp_path:
     repo = write_sample(tmp_path / "shapes")
     env = server_env(tmp_path, RLM_STRUCTURED_OUTPUT="off", RLM_MAX_RESULT_TOKENS="1000")
     params = StdioServerParameters(command=SERVE[0], args=SERVE[1:], env=env)
-    with (tmp_path / "stderr.log").open("w") as err:
-        async with Client(stdio_client(params, errlog=err)) as client:
-            assert all(t.output_schema is None for t in (await client.list_tools()).tools)
-            loaded = await client.call_tool("rlm_load", {"path": str(repo)})
-            assert not loaded.is_error and loaded.structured_content is None
-            found = await client.call_tool("rlm_search", {"pattern": r"def area"})
-            assert found.structured_content is None
-            assert texts(found) == ["1 of 1 matching lines\npkg/geometry.py:5:    def area(self):"]
+    log = tmp_path / "stderr.log"
+    try:
+        with log.open("w") as err:
+            async with Client(stdio_client(params, errlog=err)) as client:
+                assert all(t.output_schema is None for t in (await client.list_tools()).tools)
+                loaded = await client.call_tool("rlm_load", {"path": str(repo)})
+                assert not loaded.is_error and loaded.structured_content is None
+                found = await client.call_tool("rlm_search", {"pattern": r"def area"})
+                assert found.structured_content is None
+                assert texts(found) == [
+                    "1 of 1 matching lines\npkg/geometry.py:5:    def area(self):"
+                ]
+    except Exception as exc:  # the server's own account of why it went away
+        raise AssertionError(f"the server's stderr:\n{log.read_text()[-3000:]}") from exc
 
 
 def test_a_query_renders_its_answer_first_then_status_usage_and_evidence() -> None:
