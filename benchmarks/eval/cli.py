@@ -12,7 +12,15 @@ from decimal import Decimal
 from pathlib import Path
 
 from benchmarks.eval.corpus import SOURCE_EXTENSIONS, RepoSpec
-from benchmarks.eval.methods import METHODS, NO_MODEL, PROMPT_VARIANTS, RLMSettings
+from benchmarks.eval.methods import (
+    DEFAULT_SAMPLING_SEED,
+    DEFAULT_TEMPERATURE,
+    METHODS,
+    NO_MODEL,
+    PROMPT_VARIANTS,
+    STRATEGIES,
+    RLMSettings,
+)
 from benchmarks.eval.questions import DEFAULT_SEED, SUITES, QuestionSet, generate_set, load_set
 from benchmarks.eval.report import BUCKETS, bucket_of, write_reports
 from benchmarks.eval.runner import RESULTS_FILE, RunConfig, dedupe, read_records, run_set
@@ -36,6 +44,38 @@ DEFAULT_PER_REPO = {"stdlib": 3, "dev": 6}
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
+
+
+def _temperature(value: str) -> float | None:
+    """``--temperature``: a number; ``none`` or a negative value sends no temperature."""
+    if value.strip().lower() in ("none", "null", "off", ""):
+        return None
+    try:
+        t = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a temperature: {value!r}") from None
+    return None if t < 0 else t
+
+
+def _sampling_seed(value: str) -> int | None:
+    """``--sampling-seed``: an integer; ``none`` or a negative value sends no seed."""
+    if value.strip().lower() in ("none", "null", "off", ""):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a seed: {value!r}") from None
+    return None if n < 0 else n
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer: {value!r}")
+    return n
 
 
 def _resolve(args: argparse.Namespace) -> None:
@@ -175,6 +215,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sub_max_output=args.sub_max_output,
             trajectory_dir=args.out / "trajectories",
             variant=args.prompt_variant,
+            strategy=args.strategy,
         ),
         methods=methods,
         budget_usd=Decimal(str(args.budget_usd)) if args.budget_usd is not None else None,
@@ -183,13 +224,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         source_root=args.source_root,
         order=args.order,
         only_repos=tuple(n.strip() for n in (args.only_repos or "").split(",") if n.strip()),
+        repeats=args.repeats,
+        temperature=args.temperature,
+        sampling_seed=args.sampling_seed,
     )
     title = (
         f"model={args.model or '-'} window={args.window} rlm_window={rlm_window} "
         f"set={args.set.name} ({qset.digest}, seed {qset.seed}) "
         f"limits: iter={limits.max_iterations} calls={limits.max_llm_calls} "
         f"wall={limits.max_wall_seconds:g}s root_out={args.root_max_output} "
-        f"sub_out={args.sub_max_output} variant={args.prompt_variant}"
+        f"sub_out={args.sub_max_output} variant={args.prompt_variant} "
+        f"strategy={args.strategy} temperature={args.temperature} "
+        f"sampling_seed={args.sampling_seed} repeats={args.repeats}"
     )
     _say(title)
 
@@ -265,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="question kinds and repositories for a set given as a file (default: stdlib)",
         )
         p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="repositories and indexes")
-        p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+        p.add_argument(
+            "--seed", type=int, default=DEFAULT_SEED, help="the question set's seed (generation)"
+        )
         p.add_argument("--per-repo", type=int, help="questions per repository (stdlib 3, dev 6)")
         p.add_argument("--repos", help="comma-separated subset of the suite's repositories")
         p.add_argument("--source-root", type=Path, help="copy members from here, not the stdlib")
@@ -308,6 +356,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--only-repos", help="comma-separated repositories of the set to run")
     r.add_argument("--prompt-variant", choices=sorted(PROMPT_VARIANTS), default="default")
+    r.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="explore",
+        help="how an RLM query starts (records: rlm, rlm:locate-first, rlm:locate-only)",
+    )
+    r.add_argument(
+        "--temperature",
+        type=_temperature,
+        default=DEFAULT_TEMPERATURE,
+        help="for the direct and rlm calls (default 0); 'none' or negative sends none",
+    )
+    r.add_argument(
+        "--sampling-seed",
+        type=_sampling_seed,
+        default=DEFAULT_SAMPLING_SEED,
+        help=f"sampling seed of repeat 0 (repeat r uses it + r; default {DEFAULT_SAMPLING_SEED});"
+        " 'none' or negative sends none. --seed is the question set's",
+    )
+    r.add_argument(
+        "--repeats",
+        type=_positive,
+        default=1,
+        help="run each (question, method) pair this many times (the report shows the spread)",
+    )
     r.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="print the table from a results file")

@@ -37,13 +37,18 @@ from rlm_mcp.backends.pricing import Pricing
 from rlm_mcp.budget import Limits
 from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine import prompts
+from rlm_mcp.engine.calls import Sampling
 from rlm_mcp.engine.core import EngineOptions, ModelSpec, RLMEngine
+from rlm_mcp.engine.strategy import STRATEGIES
 from rlm_mcp.errors import BackendError, RlmMcpError
 from rlm_mcp.index import Definition, Repository
 
 __all__ = [
+    "DEFAULT_SAMPLING_SEED",
+    "DEFAULT_TEMPERATURE",
     "METHODS",
     "PROMPT_VARIANTS",
+    "STRATEGIES",
     "MethodResult",
     "RLMSettings",
     "prompt_variant",
@@ -57,6 +62,10 @@ METHODS = ("retrieval", "search", "direct", "rlm")
 # Methods that call no model.
 NO_MODEL = frozenset({"retrieval", "search"})
 SEARCH_LIMIT = 10
+# Sampling for the model methods unless ``run`` is told otherwise: greedy and seeded, so a
+# rerun asks the provider for the same samples (repeat r uses seed + r, see the runner).
+DEFAULT_TEMPERATURE = 0.0
+DEFAULT_SAMPLING_SEED = 20250601
 
 DIRECT_SYSTEM = (
     "You answer questions about a code repository. The user message holds the repository's "
@@ -143,6 +152,7 @@ class RLMSettings:
     sub_max_output: int
     trajectory_dir: Path | None
     variant: str = "default"
+    strategy: str = "explore"
 
 
 # -- rlm --------------------------------------------------------------------------------------
@@ -156,7 +166,9 @@ async def run_rlm(
     pricing: Pricing,
     *,
     max_cost: Decimal | None = None,
+    sampling: Sampling | None = None,
 ) -> MethodResult:
+    """One RLM query; ``sampling`` (temperature, seed) goes to every root and sub call."""
     if settings.variant != "default":
         backend = StopBackend(backend)
     engine = RLMEngine(
@@ -164,14 +176,14 @@ async def run_rlm(
         ModelSpec(backend, settings.sub_window, settings.sub_max_output),
         limits=settings.limits,
         sandbox=settings.sandbox,
-        options=EngineOptions(pricing=pricing),
+        options=EngineOptions(pricing=pricing, strategy=settings.strategy),
         trajectory_dir=settings.trajectory_dir,
     )
     per_query = None
     if max_cost is not None:
         per_query = settings.limits.tighten({"max_cost_usd": max(Decimal(0), max_cost)})
     with prompt_variant(settings.variant):
-        result = await engine.run(question.rlm_prompt, repo, limits=per_query)
+        result = await engine.run(question.rlm_prompt, repo, limits=per_query, sampling=sampling)
     return MethodResult(
         answer=result.answer,
         status=result.status,
@@ -189,6 +201,8 @@ async def run_rlm(
             "evidence": [str(e) for e in result.evidence[:20]],
             "trajectory": str(result.trajectory) if result.trajectory else None,
             "variant": settings.variant,
+            "strategy": settings.strategy,
+            "located": len(result.located),
         },
     )
 
@@ -243,7 +257,10 @@ async def run_direct(
     chars_per_token: float,
     repo_tokens: int,
     pricing: Pricing,
+    temperature: float | None = DEFAULT_TEMPERATURE,
+    seed: int | None = None,
 ) -> MethodResult:
+    """One call with the repository's text; ``None`` for temperature or seed sends none."""
     started = time.monotonic()
     overhead = estimate_tokens(DIRECT_SYSTEM + question.prompt) * 2 + 120
     budget_chars = int(max(0, window - max_output - overhead) * chars_per_token)
@@ -261,7 +278,8 @@ async def run_direct(
         request = CompletionRequest(
             messages=(Message("system", DIRECT_SYSTEM), Message("user", user)),
             max_tokens=max_output,
-            temperature=0.0,
+            temperature=temperature,
+            seed=seed,
         )
         try:
             completion = await backend.complete(request)

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BUCKETS", "bucket_of", "kind_table", "plot", "summarize", "summarize_kinds", "table"]
+__all__ = [
+    "BUCKETS",
+    "bucket_of",
+    "kind_table",
+    "plot",
+    "repeat_of",
+    "repeated_methods",
+    "spread_table",
+    "summarize",
+    "summarize_kinds",
+    "summarize_spread",
+    "table",
+]
 
 RECALL_KEYS = ("recall@1", "recall@3", "recall@5")
 
@@ -29,6 +42,24 @@ def bucket_of(tokens: int) -> str:
         if tokens <= upper:
             return label
     return BUCKETS[-1][0]
+
+
+def repeat_of(record: dict[str, Any]) -> int:
+    """A record's repeat index; records from before repeats existed are repeat 0."""
+    return int(record.get("repeat") or 0)
+
+
+def repeated_methods(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Methods whose records hold more than one repeat, in table order."""
+    reps: defaultdict[str, set[int]] = defaultdict(set)
+    for r in records:
+        reps[str(r["method"])].add(repeat_of(r))
+    return _method_order([m for m, rs in reps.items() if len(rs) > 1])
+
+
+def _method_width(methods: Sequence[str]) -> int:
+    """The method column: 14 wide, wider for longer keys (``rlm:locate-first:recipes``)."""
+    return max([14, *(len(m) for m in methods)])
 
 
 def _method_order(methods: Sequence[str]) -> list[str]:
@@ -68,6 +99,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         if method == "direct":
             fr = [float(r.get("included_fraction", 0)) for r in rs]
             row["included_fraction"] = sum(fr) / n
+        repeats = len({repeat_of(r) for r in rs})
+        if repeats > 1:
+            row["repeats"] = repeats
         out.setdefault(bucket, {})[method] = row
     return out
 
@@ -108,8 +142,9 @@ def kind_table(records: Sequence[dict[str, Any]]) -> str:
         return ""
     summary = summarize_kinds(records)
     methods = _method_order(sorted({r["method"] for r in records}))
+    w = _method_width(methods)
     header = (
-        f"{'kind':<13} {'bucket':<10} {'method':<14} {'n':>3} {'acc':>5} {'r@1':>5} {'r@3':>5} "
+        f"{'kind':<13} {'bucket':<10} {'method':<{w}} {'n':>3} {'acc':>5} {'r@1':>5} {'r@3':>5} "
         f"{'r@5':>5} {'in_tok':>8} {'wall_s':>7}"
     )
     lines = ["By kind and size (means per question; r@k = path recall at k):", header]
@@ -123,7 +158,7 @@ def kind_table(records: Sequence[dict[str, Any]]) -> str:
                     continue
                 rec = "".join(f" {row[k]:>5.2f}" if k in row else f" {'-':>5}" for k in RECALL_KEYS)
                 lines.append(
-                    f"{kind:<13} {bucket:<10} {method:<14} {row['n']:>3} {row['accuracy']:>5.2f}"
+                    f"{kind:<13} {bucket:<10} {method:<{w}} {row['n']:>3} {row['accuracy']:>5.2f}"
                     f"{rec} {row['input_tokens']:>8.0f} {row['wall_seconds']:>7.1f}"
                 )
         lines.append("")
@@ -138,6 +173,98 @@ def kind_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _spread_row(rs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy per repeat, then its mean, min, max and sample standard deviation.
+
+    A repeat counts when it answered every question of the group; repeats cut
+    short (a budget, an interrupt: resume completes them) are left out and
+    counted as ``partial_repeats``, unless no repeat is whole, when all count.
+    """
+    by_rep: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in rs:
+        by_rep[repeat_of(r)].append(r)
+    questions = {r["question_id"] for r in rs}
+    whole = [k for k, v in by_rep.items() if {r["question_id"] for r in v} == questions]
+    used = sorted(whole or by_rep)
+    accs = [sum(float(r["score"]["value"]) for r in by_rep[k]) / len(by_rep[k]) for k in used]
+    exact = [sum(1 for r in by_rep[k] if r["score"]["exact"]) / len(by_rep[k]) for k in used]
+    runs = [r for k in used for r in by_rep[k]]
+    return {
+        "n": len(questions),
+        "repeats": len(used),
+        "partial_repeats": len(by_rep) - len(used),
+        "per_repeat": dict(zip(used, accs, strict=True)),
+        "accuracy": statistics.fmean(accs),
+        "accuracy_min": min(accs),
+        "accuracy_max": max(accs),
+        "accuracy_sd": statistics.stdev(accs) if len(accs) > 1 else None,
+        "exact": statistics.fmean(exact),
+        "input_tokens": sum(int(r.get("input_tokens", 0)) for r in runs) / len(runs),
+        "wall_seconds": sum(float(r.get("wall_seconds", 0)) for r in runs) / len(runs),
+    }
+
+
+def summarize_spread(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """For methods run more than once: per kind (and ``all``), per bucket (and ``all``)."""
+    methods = set(repeated_methods(records))
+    groups: defaultdict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if r["method"] not in methods:
+            continue
+        for kind in (str(r["kind"]), "all"):
+            for bucket in (bucket_of(int(r["repo_tokens"])), "all"):
+                groups[(kind, bucket, str(r["method"]))].append(r)
+    out: dict[str, Any] = {}
+    for (kind, bucket, method), rs in groups.items():
+        out.setdefault(kind, {}).setdefault(bucket, {})[method] = _spread_row(rs)
+    return out
+
+
+def spread_table(records: Sequence[dict[str, Any]]) -> str:
+    """Methods run more than once: mean accuracy over repeats and its spread; else ``""``."""
+    methods = repeated_methods(records)
+    if not methods:
+        return ""
+    summary = summarize_spread(records)
+    w = _method_width(methods)
+    header = (
+        f"{'kind':<13} {'bucket':<10} {'method':<{w}} {'n':>3} {'reps':>4} {'acc':>5} "
+        f"{'min-max':>9} {'sd':>5} {'in_tok':>8} {'wall_s':>7}"
+    )
+    lines = [
+        "Spread over repeats (methods run more than once; n = questions, reps = whole repeats, "
+        "acc = mean over repeats of each repeat's accuracy):",
+        header,
+        "-" * len(header),
+    ]
+    kinds = [*sorted(k for k in summary if k != "all"), "all"]
+    for kind in kinds:
+        order = [b for b, _ in BUCKETS if b in summary[kind]] + ["all"]
+        for bucket in order:
+            for method in methods:
+                row = summary[kind][bucket].get(method)
+                if row is None:
+                    continue
+                span = f"{row['accuracy_min']:.2f}-{row['accuracy_max']:.2f}"
+                sd = "-" if row["accuracy_sd"] is None else f"{row['accuracy_sd']:.2f}"
+                partial = f" (+{row['partial_repeats']} partial)" if row["partial_repeats"] else ""
+                lines.append(
+                    f"{kind:<13} {bucket:<10} {method:<{w}} {row['n']:>3} {row['repeats']:>4} "
+                    f"{row['accuracy']:>5.2f} {span:>9} {sd:>5} {row['input_tokens']:>8.0f} "
+                    f"{row['wall_seconds']:>7.1f}{partial}"
+                )
+        lines.append("")
+    lines.append(
+        "min-max and sd (sample standard deviation, n-1) are over the repeats' accuracies; "
+        "in_tok/wall_s = means per question and repeat;"
+    )
+    lines.append(
+        "a repeat cut short is left out until resumed (partial). Repeat r samples with "
+        "seed sampling_seed + r."
+    )
+    return "\n".join(lines) + "\n"
+
+
 def _fmt_limits(limits: dict[str, int]) -> str:
     return ",".join(f"{k}x{v}" for k, v in sorted(limits.items())) or "-"
 
@@ -148,8 +275,9 @@ def table(records: Sequence[dict[str, Any]], *, title: str = "") -> str:
         return "(no results yet)\n"
     summary = summarize(records)
     methods = _method_order(sorted({r["method"] for r in records}))
+    w = _method_width(methods)
     header = (
-        f"{'bucket':<10} {'method':<14} {'n':>3} {'acc':>5} {'exact':>5} {'in_tok':>8} "
+        f"{'bucket':<10} {'method':<{w}} {'n':>3} {'acc':>5} {'exact':>5} {'in_tok':>8} "
         f"{'out_tok':>7} {'cost$':>8} {'wall_s':>7} {'repo%':>6} {'iter':>4} {'sub':>4} "
         f"{'dep':>3} limits"
     )
@@ -166,7 +294,7 @@ def table(records: Sequence[dict[str, Any]], *, title: str = "") -> str:
             )
             rlm = method.startswith("rlm")
             lines.append(
-                f"{bucket:<10} {method:<14} {row['n']:>3} {row['accuracy']:>5.2f} "
+                f"{bucket:<10} {method:<{w}} {row['n']:>3} {row['accuracy']:>5.2f} "
                 f"{row['exact']:>5.2f} {row['input_tokens']:>8.0f} {row['output_tokens']:>7.0f} "
                 f"{Decimal(row['cost_usd']):>8.4f} {row['wall_seconds']:>7.1f} {repo_pct:>6} "
                 + (
@@ -190,6 +318,12 @@ def table(records: Sequence[dict[str, Any]], *, title: str = "") -> str:
     lines.append(
         "iter/sub = mean RLM root turns and sub-calls; dep = max depth; limits = limits hit."
     )
+    repeated = repeated_methods(records)
+    if repeated:
+        lines.append(
+            f"{', '.join(repeated)}: run more than once, so n counts runs (questions x repeats) "
+            "and acc is over all runs; the spread over repeats is at the end."
+        )
     kinds = sorted({r["kind"] for r in records})
     lines.append("")
     lines.append("By kind (acc, n):")
@@ -203,6 +337,9 @@ def table(records: Sequence[dict[str, Any]], *, title: str = "") -> str:
         lines.append(f"  {kind:<13} " + "  ".join(parts))
     lines.append("")
     lines.append(kind_table(records))
+    spread = spread_table(records)
+    if spread:
+        lines.append(spread)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -243,6 +380,9 @@ def write_reports(records: Sequence[dict[str, Any]], out: Path, *, title: str = 
     (out / "table.txt").write_text(text, encoding="utf-8")
     summary = summarize(records)
     summary["by_kind"] = summarize_kinds(records)
+    spread = summarize_spread(records)
+    if spread:
+        summary["spread"] = spread
     (out / "summary.json").write_text(
         json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8"
     )

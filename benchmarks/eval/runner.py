@@ -1,9 +1,16 @@
-"""The resumable run: every (question, method) pair once, one JSON line per result.
+"""The resumable run: every (question, method) pair ``repeats`` times, one JSON line per result.
 
 Resume: on start the results file is read, a torn last line (a crash mid-write)
-is cut off, and pairs already recorded for this question set are skipped.
+is cut off, and (question, method, repeat) triples already recorded for this
+question set are skipped (a record without ``repeat``, from before repeats
+existed, is repeat 0). Repeats are the outer loop: every repository's repeat 0
+runs before any repeat 1, so a run cut short holds whole repeats where it can.
 Each record is written with one ``write`` plus ``flush`` and ``fsync``, so an
 interrupt leaves whole lines only.
+
+Sampling: the model methods get ``temperature`` and, for repeat ``r``, the seed
+``sampling_seed + r`` (repeat 0 uses ``sampling_seed`` itself), so a rerun asks
+for the same samples while repeats still differ where the temperature lets them.
 
 Budget: ``budget_seconds`` bounds this invocation's wall time;
 ``budget_usd`` bounds the spend recorded in the whole file (so a resumed run
@@ -23,7 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.eval.methods import (
+    DEFAULT_SAMPLING_SEED,
+    DEFAULT_TEMPERATURE,
     METHODS,
+    NO_MODEL,
     MethodResult,
     RLMSettings,
     run_direct,
@@ -32,13 +42,23 @@ from benchmarks.eval.methods import (
     run_search,
 )
 from benchmarks.eval.questions import Question, QuestionSet, ensure_repos
+from benchmarks.eval.report import repeat_of
 from benchmarks.eval.scoring import score
 from rlm_mcp.backends.base import LLMBackend
 from rlm_mcp.backends.pricing import Pricing
 from rlm_mcp.config import IndexSettings
+from rlm_mcp.engine.calls import Sampling
 from rlm_mcp.index import Repository, load
 
-__all__ = ["RunConfig", "append_record", "dedupe", "read_records", "run_set"]
+__all__ = [
+    "RunConfig",
+    "append_record",
+    "dedupe",
+    "method_key",
+    "read_records",
+    "repeat_of",
+    "run_set",
+]
 
 RESULTS_FILE = "results.jsonl"
 
@@ -58,6 +78,14 @@ class RunConfig:
     source_root: Path | None = None
     order: str = "spread"
     only_repos: tuple[str, ...] = ()
+    repeats: int = 1
+    # ``None`` sends no temperature (or no seed) for providers without the field.
+    temperature: float | None = DEFAULT_TEMPERATURE
+    sampling_seed: int | None = DEFAULT_SAMPLING_SEED
+
+    def seed_for(self, repeat: int) -> int | None:
+        """The sampling seed of repeat ``repeat``: ``sampling_seed + repeat``."""
+        return None if self.sampling_seed is None else self.sampling_seed + repeat
 
 
 def _spread(items: list[str]) -> list[str]:
@@ -94,11 +122,11 @@ def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
 
 
 def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per (set, question, method): the first (two runs on one file may overlap)."""
-    seen: set[tuple[Any, Any, Any]] = set()
+    """One record per (set, question, method, repeat): the first (two runs may overlap)."""
+    seen: set[tuple[Any, Any, Any, int]] = set()
     out = []
     for r in records:
-        key = (r.get("set"), r.get("question_id"), r.get("method"))
+        key = (r.get("set"), r.get("question_id"), r.get("method"), repeat_of(r))
         if key not in seen:
             seen.add(key)
             out.append(r)
@@ -132,10 +160,37 @@ def _ordered(questions: Iterable[Question], max_questions: int | None) -> list[Q
     return sorted(picked, key=lambda q: order[q.id])
 
 
-def _method_key(method: str, cfg: RunConfig) -> str:
-    if method == "rlm" and cfg.rlm.variant != "default":
-        return f"rlm:{cfg.rlm.variant}"
-    return method
+def method_key(method: str, cfg: RunConfig) -> str:
+    """The method as records name it: ``rlm`` plus its strategy and prompt variant when not
+    the defaults (``rlm:locate-first``, ``rlm:recipes``, ``rlm:locate-only:stop``)."""
+    if method != "rlm":
+        return method
+    parts = ["rlm"]
+    if cfg.rlm.strategy != "explore":
+        parts.append(cfg.rlm.strategy)
+    if cfg.rlm.variant != "default":
+        parts.append(cfg.rlm.variant)
+    return ":".join(parts)
+
+
+def _sampling_mismatches(
+    records: Iterable[dict[str, Any]], cfg: RunConfig
+) -> dict[str, set[tuple[Any, Any]]]:
+    """Per model method key, the other (temperature, seed of repeat 0) the file's records used."""
+    keys = {method_key(m, cfg) for m in cfg.methods if m not in NO_MODEL}
+    out: dict[str, set[tuple[Any, Any]]] = {}
+    for r in records:
+        key = r.get("method")
+        if key not in keys:
+            continue
+        if "temperature" not in r:  # from before sampling was recorded
+            out.setdefault(str(key), set()).add(("unrecorded", "unrecorded"))
+            continue
+        seed = r.get("sampling_seed")
+        base = None if seed is None else int(seed) - repeat_of(r)
+        if (r["temperature"], base) != (cfg.temperature, cfg.sampling_seed):
+            out.setdefault(str(key), set()).add((r["temperature"], base))
+    return out
 
 
 async def run_set(
@@ -151,7 +206,15 @@ async def run_set(
     results = cfg.out / RESULTS_FILE
     records = read_records(results, repair=True)
     digest = qset.digest
-    done = {(r["question_id"], r["method"]) for r in records if r.get("set") == digest}
+    mine = [r for r in records if r.get("set") == digest]
+    done = {(r["question_id"], r["method"], repeat_of(r)) for r in mine}
+    for key, other in sorted(_sampling_mismatches(mine, cfg).items()):
+        seen = ", ".join(f"temperature={t} seed={b}" for t, b in sorted(other, key=str))
+        log(
+            f"warning: {key} records in {results} were sampled with {seen}, not "
+            f"temperature={cfg.temperature} seed={cfg.sampling_seed}; resume skips them "
+            "all the same (use another --out to keep settings apart)"
+        )
     spent = sum(
         (Decimal(str(r.get("cost_usd", "0"))) for r in records if r.get("set") == digest),
         Decimal(0),
@@ -163,10 +226,13 @@ async def run_set(
     repos_in_order = list(dict.fromkeys(q.repo for q in questions))
     if cfg.order == "spread":
         repos_in_order = _spread(repos_in_order)
-    for repo_name in repos_in_order:
+    for repeat, repo_name in ((i, n) for i in range(cfg.repeats) for n in repos_in_order):
         repo_qs = [q for q in questions if q.repo == repo_name]
         todo = [
-            (m, q) for m in cfg.methods for q in repo_qs if (q.id, _method_key(m, cfg)) not in done
+            (m, q)
+            for m in cfg.methods
+            for q in repo_qs
+            if (q.id, method_key(m, cfg), repeat) not in done
         ]
         if not todo:
             continue
@@ -185,8 +251,12 @@ async def run_set(
                     return f"time budget of {cfg.budget_seconds:g}s spent"
                 if cfg.budget_usd is not None and spent >= cfg.budget_usd:
                     return f"USD budget of {cfg.budget_usd} spent (${spent})"
-                log(f"[{time.strftime('%H:%M:%S')}] {method:9} {q.id}")
-                res = await _run_one(method, q, repo, info.tokens, cfg, backend, pricing, spent)
+                rep = f" repeat {repeat}" if cfg.repeats > 1 else ""
+                log(f"[{time.strftime('%H:%M:%S')}] {method:9} {q.id}{rep}")
+                res = await _run_one(
+                    method, q, repo, info.tokens, cfg, backend, pricing, spent, repeat
+                )
+                sampled = method not in NO_MODEL
                 sc = score(q, res.answer)
                 record = {
                     "set": digest,
@@ -195,7 +265,10 @@ async def run_set(
                     "repo_tokens": info.tokens,
                     "kind": q.kind,
                     "language": q.expected.get("language"),
-                    "method": _method_key(method, cfg),
+                    "method": method_key(method, cfg),
+                    "repeat": repeat,
+                    "temperature": cfg.temperature if sampled else None,
+                    "sampling_seed": cfg.seed_for(repeat) if sampled else None,
                     "answer": res.answer[:4000],
                     "score": sc.as_dict(),
                     "status": res.status,
@@ -228,6 +301,7 @@ async def _run_one(
     backend: LLMBackend | None,
     pricing: Pricing,
     spent: Decimal,
+    repeat: int = 0,
 ) -> MethodResult:
     if method == "retrieval":
         return run_retrieval(q, repo)
@@ -245,8 +319,13 @@ async def _run_one(
             chars_per_token=cfg.chars_per_token,
             repo_tokens=repo_tokens,
             pricing=pricing,
+            temperature=cfg.temperature,
+            seed=cfg.seed_for(repeat),
         )
     if method == "rlm":
         remaining = None if cfg.budget_usd is None else cfg.budget_usd - spent
-        return await run_rlm(backend, q, repo, cfg.rlm, pricing, max_cost=remaining)
+        sampling = Sampling(temperature=cfg.temperature, seed=cfg.seed_for(repeat))
+        return await run_rlm(
+            backend, q, repo, cfg.rlm, pricing, max_cost=remaining, sampling=sampling
+        )
     raise ValueError(f"unknown method {method!r}")
