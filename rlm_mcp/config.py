@@ -175,5 +175,7 @@ class Settings:
     allowed_roots: tuple[Path, ...] = ()
     trajectory_dir: Path | None = None
     prices_usd_per_mtok: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
+    load_wait_seconds: float = 2.0
+    """How long ``rlm_load`` waits for a load before it returns the load's status instead."""
     strategy: str = "explore"
     """How a query starts: ``explore``, ``locate-first`` or ``locate-only`` (see the engine)."""

@@ -65,6 +65,7 @@ __all__ = [
     "SearchError",
     "SessionNotFound",
     "SpendingStopped",
+    "StillLoading",
     "TimeLimitExceeded",
     "TimeLimitWhileRateLimited",
     "TokenLimitExceeded",
@@ -114,6 +115,10 @@ class SearchError(IndexingError):
 
 class UnknownRepository(RlmMcpError):
     """No loaded repository has the requested name."""
+
+
+class StillLoading(RlmMcpError):
+    """The repository is still being loaded in the background (``rlm_load`` returned early)."""
 
 
 class SessionNotFound(RlmMcpError):
@@ -266,6 +271,7 @@ _KINDS: tuple[tuple[type[BaseException], str], ...] = (
     (SearchError, "bad_pattern"),
     (IndexingError, "indexing_failed"),
     (UnknownRepository, "unknown_repository"),
+    (StillLoading, "loading"),
     (SandboxUnavailable, "sandbox_unavailable"),
     (ConfigError, "bad_request"),
     (BudgetExceeded, "limit_reached"),

@@ -301,6 +301,12 @@ def _text(r: Result) -> str:
 
 
 def _load(r: Result) -> str:
+    if r.get("status") == "loading":
+        return (
+            f"{r.get('indexing')}. The load goes on in the background: poll rlm_repos, or call "
+            f"rlm_load again to wait for it; rlm_search answers from the files on disk "
+            f"meanwhile. Pass repo={r['name']!r} to other tools."
+        )
     langs = ", ".join(f"{k} {v}" for k, v in sorted(r["languages"].items(), key=lambda kv: -kv[1]))
     skipped = ", ".join(f"{k} {v}" for k, v in r["skipped"].items())
     lines = [
@@ -404,6 +410,9 @@ def _exec(r: Result) -> str:
 def _repos(r: Result) -> str:
     rows = []
     for repo in r["repositories"]:
+        if repo.get("status") in ("loading", "failed"):
+            rows.append(f"{repo['name']} ({repo['root']}): {repo.get('indexing')}")
+            continue
         row = (
             f"{repo['name']} ({repo['root']}): {repo['files']} files, {repo['symbols']} symbols, "
             f"index version {repo['index_version']}"

@@ -105,6 +105,10 @@ class LoadResult(TypedDict):
     partial: NotRequired[str | None]
     indexing: NotRequired[str | None]
     """the background pass (text index, then symbols): phase, files done, time left; poll rlm_repos"""
+    status: NotRequired[Literal["ready", "loading"]]
+    """loading: the load goes on in the background (`files` of `files_total` stored so far);
+    poll rlm_repos or call rlm_load again; rlm_search answers from the files on disk meanwhile"""
+    files_total: NotRequired[int | None]
 
 
 class ModelUsageOut(TypedDict):
@@ -228,6 +232,8 @@ class GrepResult(TypedDict):
     total_is_lower_bound: bool
     offset: int
     index_version: int
+    partial: NotRequired[str | None]
+    """set while the repository still loads: the hits come from a direct scan of the files"""
     next_cursor: NotRequired[str | None]
     """pass as `cursor` (with the same arguments) for the next page; null at the end"""
     remaining: NotRequired[int]
@@ -335,6 +341,9 @@ class RepoOut(TypedDict):
     partial: NotRequired[str | None]
     indexing: NotRequired[str | None]
     """the background pass of a cold load, while it runs"""
+    status: NotRequired[Literal["ready", "loading", "failed"]]
+    """loading: rlm_load returned before the load ended; `files` of `files_total` are stored"""
+    files_total: NotRequired[int | None]
 
 
 class ReposResult(TypedDict):

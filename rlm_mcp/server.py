@@ -38,6 +38,7 @@ from rlm_mcp.config import OutputSettings, Settings
 from rlm_mcp.engine.progress import ProgressEvent
 from rlm_mcp.errors import BudgetExceeded, RlmMcpError, error_kind
 from rlm_mcp.index import Repository, grep_block
+from rlm_mcp.loads import loading_result, scan_while_loading
 from rlm_mcp.render import PAGED, fit, paging_key, read_cursor, respond
 from rlm_mcp.schemas import (
     CallersResult,
@@ -203,13 +204,19 @@ async def rlm_load(path: str, ctx: ServiceContext, name: str | None = None) -> L
     Honours .gitignore; skipped files are listed with the reason. Loading the same
     path again reuses the cache and reports what changed. The index stays fresh while
     files change. Returns the repository's `name` for the `repo` argument of other tools.
+    A load that takes longer than a few seconds returns at once with `status: loading`
+    (files stored so far of `files_total`) and goes on in the background: poll rlm_repos,
+    or call rlm_load again to wait; rlm_search answers from the files on disk meanwhile.
     """
 
     async def progress(done: int, total: int) -> None:
         await ctx.report_progress(done, total, f"indexed {done} of {total} files")
 
     async def run() -> LoadResult:
-        _, summary = await _svc(ctx).load(path, name, progress=progress, background=True)
+        summary, pending = await _svc(ctx).start_load(path, name, progress=progress)
+        if pending is not None:
+            return loading_result(pending)
+        assert summary is not None
         return cast(LoadResult, asdict(summary))
 
     return await _guard(run())
@@ -357,6 +364,20 @@ async def rlm_search(
             "index_version": r.version,
         }
 
+    loading = _svc(ctx).loading(repo)
+    if loading is not None:
+        scan = scan_while_loading(
+            loading,
+            pattern,
+            ignore_case=ignore_case,
+            fixed=fixed_strings,
+            glob=glob,
+            context=context,
+            offset=offset,
+            max_results=max_results,
+            settings=_svc(ctx).settings.index,
+        )
+        return await _guard(scan)
     return await _on_repo(ctx, repo, work)
 
 

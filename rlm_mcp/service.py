@@ -39,13 +39,22 @@ from rlm_mcp.errors import (
     PathNotAllowed,
     RepositoryNotFound,
     SandboxUnavailable,
+    StillLoading,
     UnknownRepository,
 )
-from rlm_mcp.index import LoadReport, Repository, SkippedFile
+from rlm_mcp.index import LoadReport, Repository
 from rlm_mcp.index.follow import Follower
 from rlm_mcp.index.repository import load
+from rlm_mcp.loads import (
+    LoadSummary,
+    PendingLoad,
+    PendingLoads,
+    RepoStatus,
+    Unloaded,
+    pending_status,
+)
 from rlm_mcp.sessions import ChatSession, SessionStore, exec_repl
-from rlm_mcp.watch import Mode, RepositoryWatcher
+from rlm_mcp.watch import RepositoryWatcher
 from sandbox import ExecResult, SandboxError, detect_isolation
 
 __all__ = ["LoadSummary", "LoadedRepo", "RepoStatus", "RlmService", "Unloaded"]
@@ -101,62 +110,6 @@ def _indexing(repo: Repository) -> str | None:
     return state.describe(time.monotonic())
 
 
-@dataclass(frozen=True, slots=True)
-class RepoStatus:
-    """A loaded repository as ``rlm_repos`` lists it."""
-
-    name: str
-    root: str
-    files: int
-    tokens: int
-    symbols: int
-    languages: dict[str, int]
-    index_version: int
-    updated_at: float
-    watching: bool
-    watch_mode: Mode | None
-    pending_changes: int
-    last_applied_at: float | None
-    last_error: str | None
-    loaded_at: float
-    partial: str | None = None
-    indexing: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LoadSummary:
-    """What one ``load`` indexed, skipped and reused."""
-
-    name: str
-    root: str
-    files: int
-    bytes: int
-    tokens: int
-    lines: int
-    symbols: int
-    languages: dict[str, int]
-    skipped: dict[str, int]
-    skipped_files: list[SkippedFile]
-    invalid_utf8: list[str]
-    parsed: int
-    reused: int
-    removed: int
-    seconds: float
-    git: bool
-    index_version: int
-    watching: bool
-    reloaded: bool
-    partial: str | None = None
-    indexing: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Unloaded:
-    name: str
-    root: str
-    unloaded: bool = True
-
-
 def _check_integrity(repo: Repository) -> None:
     """After a warm load: a cache corrupted on disk is found and rebuilt, off the request path."""
     try:
@@ -204,6 +157,7 @@ class RlmService:
         self._scratch: Repository | None = None
         self._scratch_dirs: list[tempfile.TemporaryDirectory[str]] = []
         self._scratch_lock = threading.Lock()
+        self.pending = PendingLoads()
         roots = settings.allowed_roots or (Path.home(),)
         self.allowed_roots = tuple(Path(r).expanduser().resolve() for r in roots)
 
@@ -236,6 +190,7 @@ class RlmService:
         progress: LoadProgress | None = None,
         confine: bool = True,
         background: bool = False,
+        stop: threading.Event | None = None,
     ) -> tuple[LoadedRepo, LoadSummary]:
         """Load (or reload) a repository; returns it and a summary of the load report.
 
@@ -255,7 +210,7 @@ class RlmService:
             else:
                 await anyio.to_thread.run_sync(partial(existing.repo.complete, report_cb))
             return existing, self._summary(existing, report, reloaded=True)
-        stop = threading.Event()
+        stop = stop or threading.Event()
         try:
             repo = await anyio.to_thread.run_sync(
                 partial(
@@ -297,6 +252,28 @@ class RlmService:
             await anyio.to_thread.run_sync(self.sessions.close_repo, old.name)
             await anyio.to_thread.run_sync(self._close_repo, old)
         return loaded, self._summary(loaded, repo.report, reloaded=False)
+
+    async def start_load(
+        self, path: str | Path, name: str | None = None, *, progress: LoadProgress | None = None
+    ) -> tuple[LoadSummary | None, PendingLoad | None]:
+        """The server's load: the summary when it ends within ``load_wait_seconds``, else the
+        load left running in the background (see :mod:`rlm_mcp.loads`)."""
+        resolved = self.check_allowed(path)
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ConfigError("the repository name must be a non-empty string")
+        existing = self._find_by_root(resolved)
+        with self._lock:
+            chosen = name.strip() if name else (existing.name if existing else None)
+            chosen = chosen or _name_for(resolved, self._repos)
+
+        async def start(tracked: LoadProgress, stop: threading.Event) -> LoadSummary:
+            _, summary = await self.load(
+                resolved, name, progress=tracked, background=True, stop=stop
+            )
+            return summary
+
+        wait = self.settings.load_wait_seconds
+        return await self.pending.run(resolved, chosen, start, wait=wait, progress=progress)
 
     def _thread_progress(self, progress: LoadProgress | None) -> Callable[[int, int], None] | None:
         """``progress`` as a callback for the load thread, which it never blocks.
@@ -377,19 +354,34 @@ class RlmService:
     def get(self, name: str | None = None) -> LoadedRepo:
         """The repository called ``name``; with no name, the only (or latest) one loaded."""
         with self._lock:
-            if not self._repos:
-                raise UnknownRepository("no repository is loaded: call rlm_load with a path first")
-            if name is None or name == "":
+            if self._repos and not name:
                 return max(self._repos.values(), key=lambda r: r.loaded_at)
-            if name in self._repos:
+            if name and name in self._repos:
                 return self._repos[name]
             known = ", ".join(sorted(self._repos))
+        pending = self.pending.named(name)
+        if pending is not None:
+            raise StillLoading(
+                f"{pending.describe()}; poll rlm_repos, or call rlm_load with the same path to "
+                "wait for it"
+            )
+        if not known:
+            raise UnknownRepository("no repository is loaded: call rlm_load with a path first")
         raise UnknownRepository(f"no loaded repository is named {name!r}; loaded: {known}")
+
+    def loading(self, name: str | None = None) -> PendingLoad | None:
+        """The background load :meth:`get` would report for ``name`` (None: it finds a repo)."""
+        with self._lock:
+            if name in self._repos or (not name and self._repos):
+                return None
+        return self.pending.named(name)
 
     def list(self) -> list[RepoStatus]:
         with self._lock:
             repos = list(self._repos.values())
-        return [r.describe() for r in sorted(repos, key=lambda r: r.name)]
+        ready = [r.describe() for r in sorted(repos, key=lambda r: r.name)]
+        roots = {r.root for r in ready}
+        return ready + [pending_status(p) for p in self.pending.all() if str(p.root) not in roots]
 
     async def unload(self, name: str) -> Unloaded:
         loaded = self.get(name)
@@ -559,6 +551,7 @@ class RlmService:
         }
 
     async def aclose(self) -> None:
+        await self.pending.aclose()
         with self._lock:
             repos, self._repos = list(self._repos.values()), {}
         await anyio.to_thread.run_sync(self.sessions.close_all)

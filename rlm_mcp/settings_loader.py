@@ -335,7 +335,11 @@ def load_config(
     if sessions.ttl_seconds <= 0 or sessions.max_sessions < 1:
         raise ConfigError("session_ttl_seconds must be positive and max_sessions at least 1")
     output = _output(v)
+    load_wait = v.get("load_wait_seconds", Settings().load_wait_seconds)
+    if load_wait < 0:
+        raise ConfigError(f"load_wait_seconds must be 0 or more, got {load_wait}")
     settings = Settings(
+        load_wait_seconds=load_wait,
         sessions=sessions,
         output=output,
         index=IndexSettings(

@@ -166,6 +166,14 @@ _GENERAL: tuple[Setting, ...] = (
         "--trajectory-dir",
     ),
     Setting(
+        "load_wait_seconds",
+        "RLM_LOAD_WAIT_SECONDS",
+        "float",
+        "Seconds `rlm_load` waits for a load before it returns the load's status "
+        "(`loading`, files stored, files in all) and lets it go on in the background.",
+        "2",
+    ),
+    Setting(
         "session_ttl_seconds",
         "RLM_SESSION_TTL_SECONDS",
         "float",

@@ -291,12 +291,9 @@ async def _scan(
 ) -> tuple[list[GrepHit], int, int, str] | None:
     """The direct scan of a cold tree: hits, files considered, total, engine (None: index)."""
     import rlm_mcp.index.search.ripgrep as ripgrep
-    from rlm_mcp.index.search.grep import MAX_GREP_RESULTS, GrepHit, required_literal
     from rlm_mcp.index.search.grepworker import GrepWorker
-    from rlm_mcp.index.search.scan import scan
+    from rlm_mcp.index.search.scan import disk_grep
 
-    settings = ctx.config.settings.index
-    literal = "" if flags & re.IGNORECASE else required_literal(source)
     worker = GrepWorker()
 
     def stop() -> None:
@@ -304,32 +301,26 @@ async def _scan(
         ripgrep.interrupt()
 
     def work() -> Any:
-        return scan(
+        return disk_grep(
             path,
-            pattern=source,
+            source,
             flags=flags,
-            literal=literal,
             glob=glob,
-            max_results=MAX_GREP_RESULTS,
-            count=False,
             context=context,
-            timeout=settings.grep_timeout_seconds,
-            max_file_bytes=settings.max_file_bytes,
-            follow_symlinks=settings.follow_symlinks,
-            exclude=settings.cache_dir,
+            settings=ctx.config.settings.index,
             worker=worker,
             min_files=SCAN_MIN_FILES,
         )
 
     try:
-        page = await _interruptible(work, stop)
+        found = await _interruptible(work, stop)
     except Exception as exc:
         raise _searching(exc) from None
     finally:
         worker.close()
-    if page is None:
+    if found is None:
         return None
-    hits = [GrepHit(p, n, t, tuple(b), tuple(a)) for p, n, t, b, a in page.hits]
+    hits, page = found
     return hits, page.files, page.total, page.engine
 
 

@@ -24,13 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING
 
 import rlm_mcp.index.search.ripgrep as ripgrep
+from rlm_mcp.config import IndexSettings
 from rlm_mcp.index.discover.scope import Scope
 from rlm_mcp.index.search.globs import GlobSpec, paths_matching
 from rlm_mcp.index.search.grepworker import GrepRequest, GrepWorker, Hit, clip_text
 
-__all__ = ["DiskReader", "ScanPage", "open_text_reader", "plain_literal", "scan"]
+if TYPE_CHECKING:
+    from rlm_mcp.index.search.grep import GrepHit
+
+__all__ = ["DiskReader", "ScanPage", "disk_grep", "open_text_reader", "plain_literal", "scan"]
 
 _BINARY_SNIFF = 8192
 
@@ -244,3 +249,39 @@ def scan(
     )
     rows2, seen2, stopped = worker.run(request, timeout)
     return ScanPage(rows2, seen2, stopped, files, engine)
+
+
+def disk_grep(
+    root: Path,
+    pattern: str,
+    *,
+    flags: int,
+    glob: GlobSpec | None,
+    context: int,
+    settings: IndexSettings,
+    worker: GrepWorker,
+    min_files: int = 0,
+) -> tuple[list[GrepHit], ScanPage] | None:
+    """:func:`scan` with the index's settings and limits: the hits an indexed grep would
+    give (as :class:`~rlm_mcp.index.search.grep.GrepHit`) and the page they came on."""
+    from rlm_mcp.index.search.grep import MAX_GREP_RESULTS, GrepHit, required_literal
+
+    page = scan(
+        root,
+        pattern=pattern,
+        flags=flags,
+        literal="" if flags & re.IGNORECASE else required_literal(pattern),
+        glob=glob,
+        max_results=MAX_GREP_RESULTS,
+        count=False,
+        context=context,
+        timeout=settings.grep_timeout_seconds,
+        max_file_bytes=settings.max_file_bytes,
+        follow_symlinks=settings.follow_symlinks,
+        exclude=settings.cache_dir,
+        worker=worker,
+        min_files=min_files,
+    )
+    if page is None:
+        return None
+    return [GrepHit(p, n, t, tuple(b), tuple(a)) for p, n, t, b, a in page.hits], page
