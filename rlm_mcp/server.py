@@ -40,6 +40,7 @@ from rlm_mcp.errors import BudgetExceeded, RlmMcpError, error_kind
 from rlm_mcp.index import Repository, grep_block
 from rlm_mcp.loads import loading_result, scan_while_loading
 from rlm_mcp.render import PAGED, fit, paging_key, read_cursor, respond
+from rlm_mcp.resources import ResourceHub
 from rlm_mcp.schemas import (
     CallersResult,
     ExecOut,
@@ -568,11 +569,16 @@ def create_server(
 ) -> MCPServer[RlmService]:
     """Build the MCP server; the service is created when the server starts."""
 
+    hub = ResourceHub()
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[RlmService]) -> AsyncIterator[RlmService]:
         service = service_factory() if service_factory else RlmService(settings)
         try:
-            yield service
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hub.watch, service.list)
+                yield service
+                tg.cancel_scope.cancel()
         finally:
             await service.aclose()
 
@@ -582,7 +588,9 @@ def create_server(
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
+        subscriptions=hub.bus,
     )
+    hub.install(mcp)
     out = settings.output
     for fn, hints in TOOLS:
         mcp.add_tool(
