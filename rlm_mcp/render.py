@@ -39,6 +39,7 @@ from rlm_mcp.backends.base import estimate_tokens
 from rlm_mcp.config import OutputSettings
 
 __all__ = [
+    "ERROR_META",
     "PAGED",
     "cursor_key",
     "fit",
@@ -51,6 +52,7 @@ __all__ = [
     "respond",
     "response_tokens",
     "to_json",
+    "tool_error",
 ]
 
 Result = Mapping[str, Any]
@@ -475,3 +477,24 @@ def respond(tool: str, result: Result, out: OutputSettings) -> CallToolResult:
     if out.structured_output == "on":
         content.append(TextContent(type="text", text=to_json(result)))
     return CallToolResult(content=content, structured_content=dict(result))
+
+
+ERROR_META = "rlm-mcp/error"
+"""The ``_meta`` key of a failed tool result: ``{"error", "error_kind", "limit"?, "session"?...}``."""
+
+
+def tool_error(message: str, kind: str, **fields: Any) -> CallToolResult:
+    """A tool execution error the client's model reads and its code can branch on.
+
+    The text says what failed and names the kind; the result's ``_meta`` under
+    :data:`ERROR_META` carries ``error`` (the message), ``error_kind`` and any
+    ``fields`` (``limit``, ``session``...). Not ``structuredContent``: clients
+    such as the TypeScript SDK check it against the tool's output schema even
+    on an error, and that schema describes successes.
+    """
+    text = f"{message}\n\n(error_kind: {kind})"
+    payload = {"error": message, "error_kind": kind}
+    payload.update({k: v for k, v in fields.items() if v is not None})
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], is_error=True, _meta={ERROR_META: payload}
+    )

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -29,9 +30,10 @@ import anyio
 import anyio.to_thread
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field, create_model
 
+from rlm_mcp import tracing
 from rlm_mcp._version import __version__
 from rlm_mcp.budget import LIMIT_FIELDS
 from rlm_mcp.config import OutputSettings, Settings
@@ -39,7 +41,7 @@ from rlm_mcp.engine.progress import ProgressEvent
 from rlm_mcp.errors import BudgetExceeded, RlmMcpError, error_kind
 from rlm_mcp.index import Repository, grep_block
 from rlm_mcp.loads import loading_result, scan_while_loading
-from rlm_mcp.render import PAGED, fit, paging_key, read_cursor, respond
+from rlm_mcp.render import ERROR_META, PAGED, fit, paging_key, read_cursor, respond, tool_error
 from rlm_mcp.resources import ResourceHub
 from rlm_mcp.schemas import (
     CallersResult,
@@ -115,27 +117,6 @@ async def _guard(call: Awaitable[T]) -> T:
         return cast(T, tool_error(str(exc), error_kind(exc), **extra))
 
 
-ERROR_META = "rlm-mcp/error"
-"""The ``_meta`` key of a failed tool result: ``{"error", "error_kind", "limit"?, "session"?...}``."""
-
-
-def tool_error(message: str, kind: str, **fields: Any) -> CallToolResult:
-    """A tool execution error the client's model reads and its code can branch on.
-
-    The text says what failed and names the kind; the result's ``_meta`` under
-    :data:`ERROR_META` carries ``error`` (the message), ``error_kind`` and any
-    ``fields`` (``limit``, ``session``...). Not ``structuredContent``: clients
-    such as the TypeScript SDK check it against the tool's output schema even
-    on an error, and that schema describes successes.
-    """
-    text = f"{message}\n\n(error_kind: {kind})"
-    payload = {"error": message, "error_kind": kind}
-    payload.update({k: v for k, v in fields.items() if v is not None})
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)], is_error=True, _meta={ERROR_META: payload}
-    )
-
-
 def _svc(ctx: ServiceContext) -> RlmService:
     return ctx.request_context.lifespan_context
 
@@ -170,6 +151,10 @@ async def _on_repo(ctx: ServiceContext, repo: str | None, work: Callable[[Reposi
     return await _guard(run())
 
 
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
 def _rendered(fn: Callable[..., Awaitable[Any]], out: OutputSettings) -> Callable[..., Any]:
     """``fn`` as registered: its signature (the SDK reads it), its dict paged and rendered."""
     tool = fn.__name__
@@ -185,7 +170,13 @@ def _rendered(fn: Callable[..., Awaitable[Any]], out: OutputSettings) -> Callabl
                 return tool_error(str(exc), "bad_request")
             if "offset" in kwargs:
                 kwargs["offset"] = start  # rlm_search pages in the index; the others here
-        result = await fn(**kwargs)
+        ctx = kwargs.get("ctx")
+        meta = getattr(getattr(ctx, "request_context", None), "meta", None)
+        t0 = time.perf_counter()
+        with tracing.bound(tracing.from_meta(meta)):
+            result = await fn(**kwargs)
+            failed = isinstance(result, CallToolResult) and result.is_error
+            log.info("%s %s in %.0f ms", tool, "failed" if failed else "ok", _ms(t0))
         if isinstance(result, CallToolResult):
             return result
         page = await anyio.to_thread.run_sync(

@@ -60,6 +60,7 @@ class Config:
     settings: Settings
     limits: Limits
     log_level: str = "WARNING"
+    log_format: str = "text"
     auth_token: str | None = field(default=None, repr=False)
     config_file: Path | None = None
     trajectory_retention_days: int = 30
@@ -359,10 +360,14 @@ def load_config(
         prices_usd_per_mtok=prices,
         strategy=strategy,
     )
+    log_format = str(v.get("log_format", "text")).lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"log_format must be text or json, got {v.get('log_format')!r}")
     return Config(
         settings=settings,
         limits=limits,
         log_level=v.get("log_level", "WARNING"),
+        log_format=log_format,
         auth_token=v.get("auth_token"),
         config_file=path,
         trajectory_retention_days=retention,

@@ -233,6 +233,16 @@ _GENERAL: tuple[Setting, ...] = (
         "--log-level",
     ),
     Setting(
+        "log_format",
+        "RLM_LOG_FORMAT",
+        "str",
+        "`text` (`time LEVEL logger: message`, then `[trace=... span=...]` inside a traced "
+        "request) or `json` (one object per line: time, level, logger, message, trace_id, "
+        "span_id, exception), for log shippers.",
+        "text",
+        "--log-format",
+    ),
+    Setting(
         "auth_token",
         "RLM_AUTH_TOKEN",
         "secret",

@@ -92,9 +92,12 @@ def _command(args: argparse.Namespace) -> Command:
     return commands[args.command]
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    from rlm_mcp.tracing import JsonFormatter, TextFormatter, TraceFilter
+
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(TraceFilter())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -166,7 +169,7 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         say(error_line(str(exc), wants_color(environ, sys.stderr), "configuration error"))
         return EXIT_USAGE
     ctx = Ctx.create(config, environ, sys.stderr)
-    _setup_logging(config.log_level)
+    _setup_logging(config.log_level, config.log_format)
     previous = _interrupt_once()
     try:
         code: int = anyio.run(_command(args), args, ctx)

@@ -61,7 +61,7 @@ def _settings(p: argparse.ArgumentParser, *names: str, limits: bool = False) -> 
         metavar="FILE",
         help="TOML config file [default: $XDG_CONFIG_HOME/rlm-mcp/config.toml if present]",
     )
-    for name in ("log_level", *names):
+    for name in ("log_level", "log_format", *names):
         _add_setting(cfg, name)
     if limits:
         group = p.add_argument_group("limits (per query, over the whole recursion tree)")

@@ -28,6 +28,7 @@ from typing import Any
 
 import anyio
 
+from rlm_mcp import tracing
 from rlm_mcp.budget import Limits, PriceTable
 from rlm_mcp.config import SandboxSettings
 from rlm_mcp.engine.calls import EngineConfig, ModelSpec, ProgressCallback, QueryRun, Sampling
@@ -208,12 +209,14 @@ class RLMEngine:
         conversation: Conversation | None,
     ) -> RLMResult:
         started = time.monotonic()
+        trace = tracing.current()
         run.writer.write(
             "start",
             depth=0,
             question=question,
             limits=run.limits.as_dict(),
             root=str(run.repo.root),
+            **({"trace": trace.as_dict()} if trace is not None else {}),
         )
         level = self._level(
             run,

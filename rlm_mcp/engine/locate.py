@@ -29,10 +29,13 @@ from typing import Any
 
 __all__ = ["JUDGE_CHARS", "PROGRAM", "judge_prompt", "locate", "parse_judgement"]
 
-JUDGE_CHARS = 1_600
-"""Characters of a candidate's code one judging prompt holds (about 400 tokens)."""
-OUTLINE_CHARS = 1_800
-MAX_CANDIDATES = 12
+JUDGE_CHARS = 1_200
+"""Characters of a candidate's code one judging prompt holds (about 300 tokens)."""
+OUTLINE_CHARS = 1_200
+MAX_CANDIDATES = 8
+"""Candidates judged: with the prompt's own words about 450 tokens each, 3,600 in all, so a
+whole localization stays near a small model's window."""
+NARROW_FILES = 2
 
 _YES = re.compile(r"^\W*(?:answer\W*)?(yes|relevant|true)\b", re.IGNORECASE)
 _NO = re.compile(r"^\W*(?:answer\W*)?(no|not relevant|irrelevant|false)\b", re.IGNORECASE)
@@ -130,9 +133,7 @@ def locate(
     if not isinstance(question, str) or not question.strip():
         raise ValueError("repo.locate needs a question")
     k = max(1, min(int(k), 50))
-    hits = repo.search(
-        question, limit=min(MAX_CANDIDATES, max(k, 6)) + 2, glob=glob, exclude_tests=exclude_tests
-    )
+    hits = repo.search(question, limit=MAX_CANDIDATES + 2, glob=glob, exclude_tests=exclude_tests)
     seen: set[tuple[str, int]] = set()
     cands: list[dict[str, Any]] = []
     for h in hits:
@@ -156,7 +157,7 @@ def locate(
         judged.append((0 if verdict else 1, rank, _item(h, verdict, reason, "judged")))
     judged.sort(key=lambda t: (t[0], t[1]))
     out = [item for _, _, item in judged]
-    files = list(dict.fromkeys(i["path"] for i in out if i["relevant"]))[:3]
+    files = list(dict.fromkeys(i["path"] for i in out if i["relevant"]))[:NARROW_FILES]
     if files and len(out) < k:
         out += _narrow(question, files, out, repo, llm_query_batched)
     return out[:k]

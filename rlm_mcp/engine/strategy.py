@@ -40,8 +40,8 @@ STRATEGIES = ("explore", "locate-first", "locate-only")
 LOCATE_K = 8
 LISTING_CHARS = 1_400
 """The judged locations in the first message: about 350 tokens."""
-EVIDENCE_CHARS = 9_000
-"""Code shown to the one composing call of ``locate-only``: about 2,250 tokens."""
+EVIDENCE_CHARS = 6_000
+"""Code shown to the one composing call of ``locate-only``: about 1,500 tokens."""
 LINES_PER_LOCATION = 30
 
 
