@@ -30,6 +30,7 @@ import anyio.to_thread
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.errors import StillLoading
 from rlm_mcp.index import SkippedFile, grep_block
+from rlm_mcp.index.discover.names import escape
 from rlm_mcp.index.search.globs import GlobSpec
 from rlm_mcp.index.search.grepworker import GrepWorker
 from rlm_mcp.index.search.scan import disk_grep
@@ -204,7 +205,7 @@ def pending_status(p: PendingLoad) -> RepoStatus:
     """A background load as ``rlm_repos`` lists it."""
     return RepoStatus(
         name=p.name,
-        root=str(p.root),
+        root=escape(str(p.root)),
         files=p.done,
         tokens=0,
         symbols=0,
@@ -263,7 +264,7 @@ def loading_result(p: PendingLoad) -> LoadResult:
     """What ``rlm_load`` returns for a load still running: its status, zeros elsewhere."""
     return {
         "name": p.name,
-        "root": str(p.root),
+        "root": escape(str(p.root)),
         "files": p.done,
         "bytes": 0,
         "tokens": 0,

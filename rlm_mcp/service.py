@@ -43,6 +43,7 @@ from rlm_mcp.errors import (
     UnknownRepository,
 )
 from rlm_mcp.index import LoadReport, Repository
+from rlm_mcp.index.discover.names import escape
 from rlm_mcp.index.follow import Follower
 from rlm_mcp.index.repository import load
 from rlm_mcp.loads import (
@@ -82,7 +83,7 @@ class LoadedRepo:
         w = self.watcher
         return RepoStatus(
             name=self.name,
-            root=str(self.repo.root),
+            root=escape(str(self.repo.root)),
             files=report.files,
             tokens=report.tokens,
             symbols=report.symbols,
@@ -119,7 +120,7 @@ def _check_integrity(repo: Repository) -> None:
 
 
 def _name_for(path: Path, taken: Mapping[str, LoadedRepo]) -> str:
-    base = path.name or "root"
+    base = escape(path.name) or "root"
     name, n = base, 2
     while name in taken and taken[name].repo.root != path:
         name, n = f"{base}-{n}", n + 1
@@ -325,7 +326,7 @@ class RlmService:
     def _summary(loaded: LoadedRepo, report: LoadReport, *, reloaded: bool) -> LoadSummary:
         return LoadSummary(
             name=loaded.name,
-            root=str(loaded.repo.root),
+            root=escape(str(loaded.repo.root)),
             files=report.files,
             bytes=report.bytes,
             tokens=report.tokens,

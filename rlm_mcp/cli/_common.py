@@ -243,7 +243,9 @@ def remember_root(repo: Repository, path: Path) -> None:
     A stop-gap until the store records its root at load: it writes the meta key
     ``root`` through the store's own batch API, and only when it changed.
     """
-    key = str(Path(path).expanduser().resolve())
+    from rlm_mcp.index.discover.names import escape
+
+    key = escape(str(Path(path).expanduser().resolve()))
     store = repo.store
     try:
         if store.meta("root") == key:

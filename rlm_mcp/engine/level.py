@@ -46,6 +46,7 @@ from rlm_mcp.errors import (
     RlmMcpError,
     TimeLimitExceeded,
 )
+from rlm_mcp.index.discover.names import escape
 from sandbox import ExecResult, Session
 
 __all__ = ["QueryLevel"]
@@ -245,7 +246,7 @@ class QueryLevel:
             else ""
         )
         return (
-            f"Name: {repo.root.name}\nFiles: {report.files}\nSize: ~{report.tokens} tokens\n"
+            f"Name: {escape(repo.root.name)}\nFiles: {report.files}\nSize: ~{report.tokens} tokens\n"
             f"Languages: {lang_text or 'unknown'}\n{partial}Top-level layout (file counts):\n"
             + prompts.untrusted(layout, "file names")
         )

@@ -22,6 +22,7 @@ from rlm_mcp.config import IndexSettings
 from rlm_mcp.errors import RepositoryNotFound
 from rlm_mcp.index.completion import Completer
 from rlm_mcp.index.discover.ignore import IGNORE_FILES
+from rlm_mcp.index.discover.names import escape
 from rlm_mcp.index.files import FileTable
 from rlm_mcp.index.model import FileEntry, IndexProgress, LoadReport
 from rlm_mcp.index.search.searcher import Searcher
@@ -299,7 +300,7 @@ def load(
     repo = Repository(root, settings, store, single=single, stop=stop)
     try:
         with store.batch() as w:
-            w.set_meta("root", str(resolved))
+            w.set_meta("root", escape(str(resolved)))  # a non-UTF-8 root, as names are
     except BaseException:
         store.close()
         raise

@@ -105,3 +105,43 @@ async def test_an_mcp_session_loads_a_latin1_name_and_reads_the_file_back(tmp_pa
         )
         assert repl["error"] is None, repl
         assert repl["stdout"].splitlines() == [f"{SHOWN} 2", "new\\x0aline.py 1", "plain.py 3"]
+
+
+ROOT_NAME = b"d\xe9p\xf4t"
+ROOT_SHOWN = "d\\xe9p\\xf4t"
+
+
+def _latin1_root(parent: Path) -> Path:
+    root = Path(os.fsdecode(os.path.join(os.fsencode(parent), ROOT_NAME)))
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "a.py").write_text(BODY)
+    return root
+
+
+def test_a_repository_whose_own_path_is_not_utf8_indexes_and_searches(tmp_path: Path) -> None:
+    root = _latin1_root(tmp_path)
+    env = isolated_env(tmp_path)
+    for args, expected in (
+        (("index", str(root)), "1 files"),
+        (("search", str(root), "espresso"), "pkg/a.py:2:    return 'espresso'"),
+        (("symbols", str(root), "brew_coffee"), "pkg/a.py:1-2: function brew_coffee"),
+    ):
+        proc = run_cli(*args, env=env)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert expected in proc.stdout and "Traceback" not in proc.stderr
+    listed = run_cli("cache", "list", env=env)
+    assert listed.returncode == 0 and ROOT_SHOWN in listed.stdout
+    assert "(missing)" not in listed.stdout
+
+
+async def test_an_mcp_session_loads_a_repository_whose_path_is_not_utf8(tmp_path: Path) -> None:
+    root = _latin1_root(tmp_path / "allowed")
+    server = create_server(_settings(tmp_path, tmp_path / "allowed"))
+    async with Client(server) as client:
+        loaded = _structured(await client.call_tool("rlm_load", {"path": str(root)}))
+        assert loaded["root"].endswith(ROOT_SHOWN) and loaded["files"] == 1
+        assert loaded["name"] == ROOT_SHOWN
+        hits = _structured(await client.call_tool("rlm_search", {"pattern": "espresso"}))
+        assert hits["hits"] == ["pkg/a.py:2:    return 'espresso'"]
+        repos = _structured(await client.call_tool("rlm_repos", {}))
+        assert repos["repositories"][0]["root"].endswith(ROOT_SHOWN)
