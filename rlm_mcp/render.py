@@ -61,6 +61,7 @@ PAGED = {
     "rlm_find": "hits",
     "rlm_search": "hits",
     "rlm_symbols": "symbols",
+    "rlm_outline": "symbols",
     "rlm_references": "references",
     "rlm_callers": "callers",
     "rlm_repos": "repositories",

@@ -428,8 +428,11 @@ async def rlm_callers(
     )
 
 
-async def rlm_outline(path: str, ctx: ServiceContext, repo: str | None = None) -> SymbolsResult:
-    """The definitions in one file, in source order."""
+async def rlm_outline(
+    path: str, ctx: ServiceContext, repo: str | None = None, cursor: str | None = None
+) -> SymbolsResult:
+    """The definitions in one file, in source order. A cut list has `next_cursor`: pass it
+    as `cursor` with the same arguments."""
     return await _on_repo(
         ctx, repo, lambda r: symbols_result(r.outline(path), r.version, r.partial_note())
     )

@@ -220,3 +220,30 @@ def test_a_query_renders_its_answer_first_then_status_usage_and_evidence() -> No
     assert lines[3].startswith("usage: 0 LLM calls")
     assert "evidence: pkg/core.py:8-9" in lines and "{" not in text
     assert render("rlm_unknown", {"a": 1}) == '{"a":1}'
+
+
+async def test_the_outline_of_a_huge_file_pages_under_the_budget(
+    tmp_path: Path, workspace: Path
+) -> None:
+    big = workspace / "big"
+    big.mkdir()
+    (big / "many.py").write_text(
+        "".join(f"def f_{i:04d}(x):\n    return x\n\n" for i in range(800))
+    )
+    budget = 2_000
+    async with Client(a_server(tmp_path, workspace, max_result_tokens=budget)) as client:
+        structured(await client.call_tool("rlm_load", {"path": str(big)}))
+        names: list[str] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            result = await client.call_tool("rlm_outline", {"path": "many.py", "cursor": cursor})
+            page = structured(result)
+            assert response_tokens(result) <= budget
+            names += [s["name"] for s in page["symbols"]]
+            pages += 1
+            cursor = page.get("next_cursor")
+            if cursor is None:
+                break
+        assert pages > 3
+        assert names == [f"f_{i:04d}" for i in range(800)], "in source order, each once"
