@@ -272,6 +272,19 @@ class QueryRun:
 
         return call
 
+    def usage_fields(self, completion: Completion) -> dict[str, Any]:
+        """A call's tokens and cost as its trajectory event records them (the viewer's
+        per-node figures); ``cost_usd`` is omitted for a model without a price."""
+        usage = completion.usage
+        out: dict[str, Any] = {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+        }
+        model = completion.model or ""
+        if model and self.budget.prices.is_priced(model):
+            out["cost_usd"] = str(self.budget.prices.cost(model, usage))
+        return out
+
     async def root_call(self, messages: list[Message], *, final: bool = False) -> Completion:
         est = sum(estimate_tokens(m.content) for m in messages)
         seconds = self.budget.check_before_call(input_tokens=est, final=final)
@@ -437,9 +450,8 @@ class QueryRun:
             model=completion.model,
             prompt=prompt,
             answer=completion.text,
-            input_tokens=completion.usage.input_tokens,
-            output_tokens=completion.usage.output_tokens,
             cached=False,
+            **self.usage_fields(completion),
         )
         await self.notify("sub_call", depth + 1)
         return completion.text

@@ -361,8 +361,7 @@ class QueryLevel:
                 depth=self.depth,
                 iteration=iteration,
                 reply=reply.text,
-                input_tokens=reply.usage.input_tokens,
-                output_tokens=reply.usage.output_tokens,
+                **q.usage_fields(reply),
             )
             await q.notify("iteration", self.depth, iteration, q.limits.max_iterations)
             messages.append(Message("assistant", reply.text))
@@ -538,6 +537,7 @@ class QueryLevel:
                 iteration=iterations + 1,
                 reply=reply.text,
                 final=True,
+                **q.usage_fields(reply),
             )
             for code in extract_code_blocks(reply.text)[:3]:
                 await self._exec(code)

@@ -115,7 +115,9 @@ async def compose(q: QueryRun, question: str, items: Sequence[dict[str, Any]]) -
         return Outcome("", "limit_reached", limit=exc.limit, iterations=0)
     except BackendError as exc:
         return Outcome("", "error", error=str(exc), error_kind=exc.kind, iterations=1)
-    q.writer.write("root_reply", depth=0, iteration=1, reply=reply.text, composed=True)
+    q.writer.write(
+        "root_reply", depth=0, iteration=1, reply=reply.text, composed=True, **q.usage_fields(reply)
+    )
     answer = reply.text.strip()
     if not answer:
         return Outcome("", "error", error="the model's composed answer was empty", iterations=1)

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Iterable
+from decimal import Decimal
 from html import escape
 from typing import Any
 
@@ -82,8 +83,12 @@ def _pre(label: str, text: Any, *, open_: bool = False) -> str:
     return f"<details{flag}><summary>{_e(label)}</summary><pre>{_e(body)}</pre></details>"
 
 
-def _stats(tokens: int, seconds: float, calls: int | None = None) -> str:
+def _stats(
+    tokens: int, seconds: float, calls: int | None = None, cost: Decimal | None = None
+) -> str:
     parts = [f"{tokens:,} tokens", f"{seconds:.2f}s"]
+    if cost is not None:
+        parts.insert(1, f"${cost:.4f}")
     if calls is not None:
         parts.insert(0, f"{calls} LLM call{'s' if calls != 1 else ''}")
     return f'<span class="meta">{_e(" · ".join(parts))}</span>'
@@ -94,7 +99,7 @@ def _sub_call(sub: SubCall) -> str:
     cached = " (cached)" if ev.get("cached") else ""
     head = (
         f'<span class="badge">llm_query{_e(cached)}</span> [{_e(ev.get("model"))}] '
-        f"{_preview(ev.get('prompt'))} {_stats(sub.tokens, 0.0).replace(' · 0.00s', '')}"
+        f"{_preview(ev.get('prompt'))} {_stats(sub.tokens, 0.0, cost=sub.cost).replace(' · 0.00s', '')}"
     )
     return (
         f'<details class="sub"><summary>{head}</summary>'
@@ -132,7 +137,7 @@ def _turn(turn: Turn) -> str:
     final = " (final request)" if ev.get("final") else ""
     head = (
         f"<b>turn {_e(ev.get('iteration'))}{_e(final)}</b> "
-        f"{_stats(turn.tokens, turn.seconds, turn.llm_calls)}"
+        f"{_stats(turn.tokens, turn.seconds, turn.llm_calls, turn.cost)}"
     )
     parts = [_pre("model reply", ev.get("reply"))]
     parts += [_exec(x, i) for i, x in enumerate(turn.execs, 1)]
@@ -147,7 +152,7 @@ def _query(query: Query) -> str:
     head = (
         f'<span class="badge">{kind} · depth {query.depth}</span> '
         f"{_preview(query.start.get('question'))} "
-        f"{_stats(query.tokens, query.seconds, query.llm_calls)}"
+        f"{_stats(query.tokens, query.seconds, query.llm_calls, query.cost)}"
     )
     parts = [_pre("question", query.start.get("question"), open_=True)]
     parts += [_note(n) for n in query.notes]
@@ -204,7 +209,7 @@ def _summary(query: Query) -> str:
     if end is None:
         return (
             '<p><span class="badge status-running" id="status">running</span> '
-            f"{_stats(query.tokens, query.seconds, query.llm_calls)} so far; this page reloads "
+            f"{_stats(query.tokens, query.seconds, query.llm_calls, query.cost)} so far; this page reloads "
             "every 2 seconds until the query ends.</p>"
         )
     usage = end.get("usage") if isinstance(end.get("usage"), dict) else {}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 __all__ = ["Query", "SubCall", "Trace", "Turn", "build_tree"]
@@ -30,6 +31,24 @@ def _tokens(event: dict[str, Any]) -> int:
     return int(_num(event.get("input_tokens")) + _num(event.get("output_tokens")))
 
 
+def _cost(event: dict[str, Any]) -> Decimal | None:
+    """The event's ``cost_usd`` (None when the call's model has no price, or it is malformed)."""
+    raw = event.get("cost_usd")
+    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        return None
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and value >= 0 else None
+
+
+def _total(costs: Iterable[Decimal | None]) -> Decimal | None:
+    """The sum of the known costs; None when none is known."""
+    known = [c for c in costs if c is not None]
+    return sum(known, Decimal(0)) if known else None
+
+
 @dataclass
 class SubCall:
     """One ``llm_query`` call: prompt, answer, model, tokens."""
@@ -39,6 +58,10 @@ class SubCall:
     @property
     def tokens(self) -> int:
         return _tokens(self.event)
+
+    @property
+    def cost(self) -> Decimal | None:
+        return _cost(self.event)
 
 
 @dataclass
@@ -57,6 +80,11 @@ class Turn:
     def tokens(self) -> int:
         own = _tokens(self.reply) + sum(s.tokens for s in self.sub_calls)
         return own + sum(c.tokens for c in self.children)
+
+    @property
+    def cost(self) -> Decimal | None:
+        own = [_cost(self.reply), *(s.cost for s in self.sub_calls)]
+        return _total([*own, *(c.cost for c in self.children)])
 
     @property
     def seconds(self) -> float:
@@ -99,6 +127,10 @@ class Query:
     @property
     def tokens(self) -> int:
         return sum(t.tokens for t in self.turns) + sum(s.tokens for s in self.sub_calls)
+
+    @property
+    def cost(self) -> Decimal | None:
+        return _total([*(t.cost for t in self.turns), *(s.cost for s in self.sub_calls)])
 
     @property
     def llm_calls(self) -> int:

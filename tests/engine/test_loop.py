@@ -327,6 +327,10 @@ async def test_cost_limit_stops_with_its_name(
     result = await engine.run("q?", small_repo)
     assert result.status == "limit_reached" and result.limit == "max_cost_usd"
     assert result.usage.cost_usd <= Decimal("0.40")
+    # each priced call's cost is in its trajectory event, for the viewer's per-node figures
+    replies = [e for e in trajectory_events(result.trajectory) if e["event"] == "root_reply"]
+    assert replies and Decimal(replies[0]["cost_usd"]) == Decimal("0.1")
+    assert sum(Decimal(e["cost_usd"]) for e in replies) == result.usage.cost_usd
 
 
 async def test_wall_time_limit_stops_with_its_name(

@@ -119,3 +119,27 @@ def test_trace_html_writes_the_page_and_escapes_the_file_name(tmp_path: Path) ->
     assert to_stdout.stdout == page
     bad = run_cli("trace", str(source), "--html", str(tmp_path / "no" / "dir.html"), env=env)
     assert bad.returncode == 2 and "cannot write" in bad.stderr
+
+
+def test_each_node_shows_its_cost_when_its_calls_were_priced() -> None:
+    from decimal import Decimal
+
+    events = sample_events()
+    for ev in events:
+        if ev["event"] == "root_reply" and ev.get("depth") == 0:
+            ev["cost_usd"] = "0.0020"
+        elif ev["event"] == "sub_call":
+            ev["cost_usd"] = "0.0001"
+    trace = build_tree(events)
+    (query,) = trace.queries
+    first, second = query.turns
+    assert first.cost == Decimal("0.0021")  # its reply and its llm_query
+    assert query.cost is not None and query.cost >= Decimal("0.0041")
+    page = render_html(events, title="t")
+    assert "$0.0021" in page
+    # an unpriced trajectory shows no per-node cost at all (not $0)
+    assert build_tree(sample_events()).queries[0].cost is None
+    assert "$0.0000" not in render_html(sample_events(), title="t")
+    bad = sample_events()
+    bad[2]["cost_usd"] = "NaN"
+    assert build_tree(bad).queries[0].turns[0].cost is None
