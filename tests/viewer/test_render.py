@@ -132,7 +132,7 @@ def test_each_node_shows_its_cost_when_its_calls_were_priced() -> None:
             ev["cost_usd"] = "0.0001"
     trace = build_tree(events)
     (query,) = trace.queries
-    first, second = query.turns
+    first, _second = query.turns
     assert first.cost == Decimal("0.0021")  # its reply and its llm_query
     assert query.cost is not None and query.cost >= Decimal("0.0041")
     page = render_html(events, title="t")
