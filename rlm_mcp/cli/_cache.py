@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from rlm_mcp.cli._common import EXIT_OK, Ctx, UsageError, dump, say
-from rlm_mcp.index.discover.names import unescape
 
 _COMPANIONS = ("", "-wal", "-shm", ".lock")
 _DAY = 86_400.0
@@ -41,6 +40,8 @@ class CacheEntry:
 
     @property
     def root_exists(self) -> bool | None:
+        from rlm_mcp.index.discover.names import unescape
+
         return None if self.root is None else Path(unescape(self.root)).exists()
 
     def as_dict(self) -> dict[str, Any]:
