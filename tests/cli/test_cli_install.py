@@ -92,4 +92,7 @@ def test_readme_first_command_works_in_a_fresh_venv_with_and_without_a_model(
         timeout=120,
     )
     assert with_model.returncode == 0, with_model.stderr
-    assert with_model.stdout.strip() == "net/retry.py:1 retry_policy: 3 attempts"
+    assert with_model.stdout.splitlines() == [
+        "net/retry.py:1 retry_policy: 3 attempts",
+        "rests on (verified in the index): net/retry.py:1",
+    ]
