@@ -79,3 +79,15 @@ def wait_for_port(
         return accepts(port)
 
     wait_until(listening, deadline_s, f"something to listen on port {port}", interval=0.05)
+
+
+def many_handlers(root: Path, files: int, dirs: int) -> Path:
+    """``files`` small modules (``pkgN/modI.py``, one ``handler_I`` each) in ``dirs`` folders:
+    a tree whose cold load takes long enough to be seen running."""
+    for i in range(files):
+        d = root / f"pkg{i % dirs}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"mod{i}.py").write_text(
+            f'"""Module {i}."""\n\n\ndef handler_{i}(event):\n    return event + {i}\n'
+        )
+    return root

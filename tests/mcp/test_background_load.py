@@ -14,19 +14,14 @@ from mcp.server import MCPServer
 from rlm_mcp.server import create_server
 from tests.mcp.conftest import make_settings
 from tests.mcp.results import error_text, structured
+from tests.mcp.serve_helpers import many_handlers
 from tests.polling import apoll
 
 FILES = 1500
 
 
 def _big_tree(root: Path) -> Path:
-    for i in range(FILES):
-        d = root / f"pkg{i % 30}"
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"mod{i}.py").write_text(
-            f'"""Module {i}."""\n\n\ndef handler_{i}(event):\n    return event + {i}\n'
-        )
-    return root
+    return many_handlers(root, FILES, 30)
 
 
 def _server(tmp_path: Path, workspace: Path, wait: float) -> MCPServer[Any]:

@@ -15,7 +15,7 @@ from mcp.client.stdio import stdio_client
 from mcp.shared.subscriptions import ResourceUpdated
 
 from tests.mcp.results import structured
-from tests.mcp.serve_helpers import SERVE, server_env
+from tests.mcp.serve_helpers import SERVE, many_handlers, server_env
 from tests.polling import apoll
 
 FILES = 2500
@@ -23,13 +23,7 @@ READ_TIMEOUT = 5.0
 
 
 def _tree(root: Path) -> Path:
-    for i in range(FILES):
-        d = root / f"pkg{i % 40}"
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"mod{i}.py").write_text(
-            f'"""Module {i}."""\n\n\ndef handler_{i}(event):\n    return event + {i}\n'
-        )
-    return root
+    return many_handlers(root, FILES, 40)
 
 
 def _params(tmp_path: Path) -> StdioServerParameters:
