@@ -300,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     set_help = (
         "a named set (stdlib: results/set.json, the stdlib kinds; dev: results/dev.json, "
-        "locate/impact/how over PyPI and npm packages) or a question-set JSON file"
+        "locate/impact/how over PyPI, npm and Debian source packages) or a question-set JSON file"
     )
 
     def common(p: argparse.ArgumentParser) -> None:

@@ -1,15 +1,16 @@
 """Test repositories made from real code.
 
 A repository is a *recipe*: a source (the running interpreter's standard
-library, a PyPI source distribution, an npm package tarball or a local
-directory), a list of members (files or directories relative to that
+library, a PyPI source distribution, an npm package tarball, a Debian package
+of Go module or Rust crate sources, or a local directory), a list of members (files or directories relative to that
 source), the file extensions to keep and globs to drop; or a list of such
 parts, each copied under its own directory. :func:`materialize` copies the
 members' files into a cache directory, so the same recipe always gives the
 same tree; a content hash detects drift.
 
 Downloads happen only in :func:`materialize` (the ``generate`` step), with the
-registries' own clients (``pip download``, ``npm pack``), never at import time.
+registries' own clients (``pip download``, ``npm pack``, ``apt-get download``),
+never at import time.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "EXCLUDED_DIRS",
     "SOURCE_EXTENSIONS",
     "RepoSpec",
+    "debian_source",
     "iter_files",
     "iter_py_files",
     "materialize",
@@ -58,6 +60,11 @@ EXCLUDED_DIRS = frozenset(
 PACKAGE_EXCLUDED_DIRS = frozenset({"__tests__", "node_modules", "benchmarks", "benchmark"})
 SOURCE_EXTENSIONS = (".py", ".c", ".h", ".js", ".mjs", ".cjs", ".ts", ".mts", ".cts")
 DECLARATIONS = ("*.d.ts", "*.d.mts", "*.d.cts", "*.min.js", "*.map")
+# Go keeps go.mod (it names the module, so imports resolve); tests and fixtures go.
+GO_EXTENSIONS = (".go", "go.mod")
+GO_EXCLUDED = ("*_test.go", "*testdata/*")
+RUST_EXTENSIONS = (".rs",)
+RUST_EXCLUDED = ("benches/*", "examples/*", "build.rs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +75,8 @@ class RepoSpec:
         name: directory name in the cache (and in question ids).
         members: files or directories relative to the source; ``("",)`` is all of it.
         source: ``stdlib``, ``pypi:<name>==<version>`` (an sdist), ``npm:<name>@<version>``
-            (a package tarball) or ``dir:<path>``; downloads happen once, into the cache.
+            (a package tarball), ``deb:<package>=<version>`` (a Debian package of Go
+            or Rust sources) or ``dir:<path>``; downloads happen once, into the cache.
         extensions: file name endings to keep.
         exclude: globs (over paths relative to the source) to drop.
         parts: when given, the repository is these specs side by side, each under
@@ -165,6 +173,27 @@ _RXJS = _pkg("rxjs", ("src",), "npm:rxjs@7.8.1")
 _ZOD = _pkg("zod", ("src",), "npm:zod@3.25.76", "*/tests/*", "*/locales/*")
 
 
+def _go(name: str, package: str, *exclude: str) -> RepoSpec:
+    return RepoSpec(name, ("",), f"deb:{package}", GO_EXTENSIONS, GO_EXCLUDED + exclude)
+
+
+def _rust(name: str, package: str, *exclude: str) -> RepoSpec:
+    return RepoSpec(name, ("",), f"deb:{package}", RUST_EXTENSIONS, RUST_EXCLUDED + exclude)
+
+
+# Go modules and Rust crates, as Debian ships them (golang-*-dev, librust-*-dev).
+_MUX = _go("mux", "golang-github-gorilla-mux-dev=1.8.0-1")
+_COBRA = _go("cobra", "golang-github-spf13-cobra-dev=1.6.1-1")
+_PFLAG = _go("pflag", "golang-github-spf13-pflag-dev=1.0.6~git20210604-d5e0c0615ace-1")
+_GO_TOML = _go("go-toml", "golang-github-pelletier-go-toml.v2-dev=2.0.6-1", "internal/testsuite/*")
+# backport.rs re-creates std APIs (Layout::from_size_align_unchecked) for rustc < 1.36.
+_SEMVER = _rust("semver", "librust-semver-dev=1.0.14-1", "src/backport.rs")
+_REGEX = _rust("regex", "librust-regex-dev=1.7.1-1")
+# unicode_tables/ is generated (ucd-generate); clap's src/_*/ are documentation-only modules.
+_REGEX_SYNTAX = _rust("regex-syntax", "librust-regex-syntax-dev=0.6.27-1", "src/unicode_tables/*")
+_CLAP = _rust("clap", "librust-clap-dev=4.0.32-1", "src/_*", "src/bin/*")
+
+
 def _sized(name: str, spec: RepoSpec, members: tuple[str, ...] | None = None) -> RepoSpec:
     return dataclasses.replace(spec, name=name, members=members or spec.members)
 
@@ -235,6 +264,20 @@ DEV_REPOS: tuple[RepoSpec, ...] = (
             _ZOD,
         ),
     ),
+    # Go and Rust, from Debian's source packages (added after the others, so the
+    # questions of the repositories above keep their order in the set).
+    _sized("d016k-gorilla-mux", _MUX),
+    _sized("d018k-semver", _SEMVER),
+    _sized("d034k-go-toml", _GO_TOML),
+    _sized("d051k-cobra", _COBRA),
+    _sized("d112k-regex", _REGEX),
+    _sized("d224k-clap", _CLAP),
+    RepoSpec(
+        "d666k-go-rust",
+        (),
+        "parts",
+        parts=(_MUX, _COBRA, _PFLAG, _GO_TOML, _SEMVER, _REGEX, _REGEX_SYNTAX, _CLAP),
+    ),
 )
 
 
@@ -267,6 +310,56 @@ def iter_files(
             continue
         if path.is_file() and not path.is_symlink():
             yield path
+
+
+def _shipped_tree(unpacked: Path) -> Path:
+    """The source tree a Debian -dev package ships: the crate directory below
+    ``usr/share/cargo/registry`` (``clap-4.0.32``), or the Go module below
+    ``usr/share/gocode/src``, down while a directory holds nothing but one directory
+    and no ``go.mod`` (``github.com/spf13/cobra``, ``github.com/pelletier/go-toml/v2``)."""
+    crates = unpacked / "usr/share/cargo/registry"
+    if crates.is_dir():
+        entries = list(crates.iterdir())
+        if len(entries) == 1 and entries[0].is_dir():
+            return entries[0]
+    cur = unpacked / "usr/share/gocode/src"
+    if cur.is_dir():
+        while not (cur / "go.mod").exists():
+            entries = list(cur.iterdir())
+            if len(entries) != 1 or not entries[0].is_dir():
+                break
+            cur = entries[0]
+        return cur
+    raise RuntimeError(f"no Go module or Rust crate under {unpacked}")
+
+
+def debian_source(package: str, cache: Path) -> Path:
+    """Download and unpack a Debian package of sources once (``apt-get download NAME=VERSION``,
+    ``dpkg-deb -x``); returns the Go module or Rust crate directory it ships."""
+    safe = "".join(c if c.isalnum() or c in ".-" else "_" for c in package)
+    dest = cache / "deb" / safe
+    if dest.is_dir():
+        return dest
+    apt, dpkg = shutil.which("apt-get"), shutil.which("dpkg-deb")
+    if apt is None or dpkg is None:
+        raise RuntimeError(f"apt-get and dpkg-deb are needed to fetch {package} (Debian)")
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run(
+            [apt, "download", "-q", package], cwd=tmp, capture_output=True, text=True
+        )
+        debs = sorted(Path(tmp).glob("*.deb"))
+        if done.returncode != 0 or not debs:
+            raise RuntimeError(f"apt-get download {package} failed:\n{done.stderr[-2000:]}")
+        unpacked = Path(tmp) / "unpacked"
+        done = subprocess.run(
+            [dpkg, "-x", str(debs[0]), str(unpacked)], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"dpkg-deb -x {debs[0].name} failed:\n{done.stderr[-2000:]}")
+        root = _shipped_tree(unpacked)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(root, dest, symlinks=True)
+    return dest
 
 
 def _unpack(archive: Path, into: Path) -> Path:
@@ -351,6 +444,8 @@ def _source_root(spec: RepoSpec, cache: Path) -> Path:
         return pypi_source(spec.source.removeprefix("pypi:"), cache)
     if spec.source.startswith("npm:"):
         return npm_source(spec.source.removeprefix("npm:"), cache)
+    if spec.source.startswith("deb:"):
+        return debian_source(spec.source.removeprefix("deb:"), cache)
     if spec.source.startswith("dir:"):
         return Path(spec.source.removeprefix("dir:"))
     raise ValueError(f"unknown repository source {spec.source!r}")

@@ -82,8 +82,8 @@ _FINITE = frozenset(
 def _as_verb(word: str, following: str) -> str | None:
     """``word`` in the third person when it reads as a verb (imperative or already -s)."""
     low = word.lower()
-    if low in _NOT_VERBS or not low.isalpha():
-        return None
+    if low in _NOT_VERBS or not low.isalpha() or low.endswith("ing"):
+        return None  # "parsing a version" is no imperative
     if low in _VERBS:
         return _third_person(low)
     stems = {low[:-1], low[:-2], low[:-3] + "y"} if low.endswith("s") else set()
@@ -120,6 +120,8 @@ def _phrase(text: str) -> tuple[str, str]:
     first = text.split()[0].lower()
     if first in ("used", "called", "invoked", "meant"):
         return "verb", "is " + _lower_first(text)
+    if text.startswith("is "):  # a Go doc without its leading name: "[Command] is ..."
+        return "verb", text
     if first in _NOUN_HEADS and not _is_clause(text):
         return "noun", _lower_first(text)
     return "quote", text

@@ -13,7 +13,7 @@ Kinds (``kind`` / requested ``format``):
 
 The ``dev`` suite asks questions that need understanding instead (``locate``,
 ``impact``, ``how``; see :mod:`benchmarks.eval.understanding`), over real
-packages in Python, C, JavaScript and TypeScript.
+packages in Python, C, JavaScript, TypeScript, Go and Rust.
 
 Nothing is written by hand: a fixed seed picks among candidates that have an
 unambiguous answer, so a set can be regenerated at any size.

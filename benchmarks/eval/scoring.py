@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 RECALL_KS = (1, 3, 5)
-_SOURCE_EXT = r"(?:pyi|pyx|pxd|py|cpp|cxx|cc|hpp|hh|c|h|mjs|cjs|jsx|js|mts|cts|tsx|ts)"
+_SOURCE_EXT = r"(?:pyi|pyx|pxd|py|cpp|cxx|cc|hpp|hh|c|h|mjs|cjs|jsx|js|mts|cts|tsx|ts|go|rs)"
 # A path (at least a file name with a source extension), optionally followed by a line:
 # path:12, path:12-30, path, line 12, path at line 12, path#L12, path L12.
 _CITATION = re.compile(

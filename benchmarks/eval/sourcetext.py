@@ -32,6 +32,7 @@ __all__ = [
     "sentence_words",
     "stem",
     "stemmed",
+    "strip_comment_markers",
 ]
 
 LANGUAGES: dict[str, str] = {
@@ -46,6 +47,8 @@ LANGUAGES: dict[str, str] = {
     ".mts": "typescript",
     ".cts": "typescript",
     ".tsx": "typescript",
+    ".go": "go",
+    ".rs": "rust",
 }
 
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s")
@@ -126,6 +129,11 @@ def _strip_markers(line: str) -> str:
     if s.startswith("*") and not s.startswith("*/"):
         s = s[1:]
     return s.strip()
+
+
+def strip_comment_markers(line: str) -> str:
+    """A comment line without its ``//``, ``///``, ``//!``, ``/*``, ``*`` or ``*/`` markers."""
+    return _strip_markers(line)
 
 
 def comment_above(lines: Sequence[str], start_line: int) -> tuple[list[str], int]:

@@ -11,8 +11,10 @@
   that file plus the repository files it imports.
 
 Python ground truth comes from ``ast`` (whole docstrings, call sites); C,
-JavaScript and TypeScript from the project's tree-sitter index
-(:func:`rlm_mcp.index.load`), with leading comments read in full from the file.
+JavaScript, TypeScript, Go and Rust definitions from the project's tree-sitter
+index (:func:`rlm_mcp.index.load`), with leading comments read in full from the
+file; Go and Rust docs, imports and resolved call sites from
+:mod:`benchmarks.eval.gorust` (the same grammars).
 Only unambiguous candidates are kept: a doc sentence that appears once, a name
 defined in one file, callers whose names are not shared by many definitions.
 """
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from benchmarks.eval.gorust import GoRust, doc_comment_above, name_words_of
 from benchmarks.eval.phrasing import how_question, impact_question, locate_question
 from benchmarks.eval.sourcetext import (
     ImportResolver,
@@ -61,6 +64,7 @@ _LOCATE_KINDS = frozenset(
 )
 _FUNC_KINDS = frozenset({"function", "method"})
 _FAMILY = {"python": "python", "c": "c", "javascript": "js", "typescript": "js"}
+_GO_RUST = frozenset({"go", "rust"})
 _MAX_SENTENCE_CHARS = 220
 # Names a grammar misreads as functions (a C macro can make `if (...) {` look like one).
 _KEYWORDS = frozenset({"if", "for", "while", "switch", "return", "sizeof", "catch", "do", "else"})
@@ -93,6 +97,7 @@ class FileFacts:
     language: str
     sentence: str
     imports: set[str]
+    name_words: tuple[str, ...] | None = None  # the doc's own name words (else the stem's)
 
 
 @dataclass(slots=True)
@@ -101,7 +106,7 @@ class UnderstandingFacts:
 
     defs: list[Def]
     calls: dict[tuple[str, int], frozenset[str]]  # Python: (path, start) -> called names
-    callers: dict[str, list[Def]]  # C/JS/TS: function name -> enclosing functions of calls
+    callers: dict[str, list[Def]]  # C/JS/TS/Go/Rust: function name -> functions calling it
     files: list[FileFacts]
     name_files: dict[str, set[str]]  # name -> files that define it (any language, any kind)
     name_defs: Counter[str]
@@ -169,7 +174,10 @@ def _index_defs(rel: str, lang: str, lines: Sequence[str], outline: list[Definit
         first_of[d.qualname] = min(first_of.get(d.qualname, d.start_line), d.start_line)
     out = []
     for d in outline:
-        text, comment_start = comment_above(lines, d.start_line)
+        if lang in _GO_RUST:
+            text, comment_start = doc_comment_above(lines, d.start_line, lang)
+        else:
+            text, comment_start = comment_above(lines, d.start_line)
         sentence = describe(text) if text else ""
         out.append(
             Def(
@@ -242,6 +250,59 @@ def _index_callers(
     return sorted(found.values(), key=lambda d: (d.path, d.start))
 
 
+def _go_rust_repo(root: Path, texts: dict[str, str]) -> GoRust | None:
+    """The Go and Rust facts of a repository with such files (``go.mod`` files read too)."""
+    if not any(language_of(p) in _GO_RUST for p in texts):
+        return None
+    mods = sorted(p.relative_to(root).as_posix() for p in root.rglob("go.mod") if p.is_file())
+    return GoRust({**texts, **{m: (root / m).read_text(encoding="utf-8") for m in mods}})
+
+
+def _file_facts(
+    path: str, lang: str, text: str, resolver: ImportResolver, gorust: GoRust | None
+) -> FileFacts:
+    """A C/JS/TS file's leading comment and imports; a Go/Rust file's package or module doc."""
+    if gorust is None or lang not in _GO_RUST:
+        return FileFacts(
+            path, lang, _file_sentence(text.splitlines()), resolver.targets(path, text)
+        )
+    doc = gorust.file_doc(path)
+    words = tuple(name_words_of(path, gorust.package_name(path)))
+    return FileFacts(path, lang, describe(doc) if doc else "", gorust.imports(path), words)
+
+
+def _go_rust_callers(
+    gorust: GoRust | None,
+    outlines: dict[str, list[Definition]],
+    funcs: Sequence[Definition],
+    lang: str,
+) -> list[Def] | None:
+    """Functions around the resolved call sites of a Go or Rust function or method.
+
+    None when the name has two definitions in its file (a method of two types)
+    or a call site is ambiguous (see :meth:`GoRust.call_sites`); calls in the
+    target's own body and in functions of its name are left out.
+    """
+    if gorust is None or len(funcs) != 1:
+        return None
+    (target,) = funcs
+    sites = gorust.call_sites(target.path, target.kind, target.qualname, target.start_line)
+    if sites is None:
+        return None
+    found: dict[tuple[str, int], Def] = {}
+    for site in sites:
+        if site.path == target.path and target.start_line <= site.line <= target.end_line:
+            continue
+        enc = _innermost(outlines.get(site.path, []), site.line)
+        if enc is None or enc.name == target.name:
+            continue
+        found[(enc.path, enc.start_line)] = Def(
+            enc.path, enc.name, enc.qualname, enc.kind, lang, enc.start_line, enc.start_line,
+            enc.end_line,
+        )  # fmt: skip
+    return sorted(found.values(), key=lambda d: (d.path, d.start))
+
+
 def scan(root: Path, index_cache: Path) -> UnderstandingFacts:
     """Read every source file of ``root``; Python through ``ast``, the rest through the index."""
     paths = sorted(
@@ -251,6 +312,7 @@ def scan(root: Path, index_cache: Path) -> UnderstandingFacts:
     )
     texts = {p: (root / p).read_text(encoding="utf-8", errors="replace") for p in paths}
     resolver = ImportResolver(paths)
+    gorust = _go_rust_repo(root, texts)
     defs: list[Def] = []
     calls: dict[tuple[str, int], frozenset[str]] = {}
     files: list[FileFacts] = []
@@ -275,9 +337,9 @@ def scan(root: Path, index_cache: Path) -> UnderstandingFacts:
                     files.append(pf)
                 continue
             defs += _index_defs(p, lang, lines, outlines.get(p, []))
-            files.append(FileFacts(p, lang, _file_sentence(lines), resolver.targets(p, texts[p])))
+            files.append(_file_facts(p, lang, texts[p], resolver, gorust))
         facts = UnderstandingFacts(defs, calls, callers, files, dict(name_files), name_defs)
-        # C/JS/TS callers, for function names defined in one file only.
+        # C/JS/TS/Go/Rust callers, for function names defined in one file only.
         for name, where in sorted(name_files.items()):
             if len(where) != 1 or len(name) < 6 or name.startswith("__"):
                 continue
@@ -287,6 +349,11 @@ def scan(root: Path, index_cache: Path) -> UnderstandingFacts:
                 continue
             funcs = [d for d in outlines.get(p, []) if d.name == name and d.kind in _FUNC_KINDS]
             if not funcs:
+                continue
+            if def_lang in _GO_RUST:
+                found = _go_rust_callers(gorust, outlines, funcs, def_lang)
+                if found is not None:
+                    callers[name] = found
                 continue
             target = max(funcs, key=lambda d: d.end_line - d.start_line)
             visible: set[str] | None = None
@@ -345,6 +412,16 @@ class _Docs:
         return self.text.count(needle) > (1 if needle in f" {stemmed(own)} " else 0)
 
 
+def _without_go_name(sentence: str, name: str) -> str:
+    """A Go doc sentence without the name it starts with by convention ("ServeHTTP
+    dispatches ...", "A Route stores ..."): ``URLHost`` has no words to drop."""
+    words = sentence.split()
+    for k in (0, 1):
+        if len(words) > k + 1 and words[k] == name and (k == 0 or words[0] in ("A", "An", "The")):
+            return " ".join(words[k + 1 :])
+    return sentence
+
+
 def _locate(
     facts: UnderstandingFacts, sentences: Counter[str], docs: _Docs
 ) -> list[dict[str, Any]]:
@@ -354,7 +431,8 @@ def _locate(
             continue
         if len(facts.name_files.get(d.name, ())) > 1:
             continue  # defined in two files (a header and its source): two right answers
-        text = paraphrase(d.sentence, identifier_words(d.name))
+        sentence = _without_go_name(d.sentence, d.name) if d.language == "go" else d.sentence
+        text = paraphrase(sentence, identifier_words(d.name))
         if not _informative(text, d.sentence) or docs.ambiguous(text, d.sentence):
             continue
         rows.append((d, text))
@@ -450,7 +528,8 @@ def _how(facts: UnderstandingFacts, sentences: Counter[str], docs: _Docs) -> lis
         stem = PurePosixPath(f.path).stem
         if stem in ("__init__", "index"):
             stem = PurePosixPath(f.path).parent.name
-        text = paraphrase(f.sentence, identifier_words(stem))
+        words = f.name_words if f.name_words is not None else identifier_words(stem)
+        text = paraphrase(f.sentence, words)
         if _informative(text, f.sentence) and not docs.ambiguous(text, f.sentence):
             rows.append((f, text, refs))
     seen = Counter(_norm(text) for _, text, _ in rows)
