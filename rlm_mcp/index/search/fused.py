@@ -28,7 +28,14 @@ from rlm_mcp.errors import SearchError
 from rlm_mcp.index.model import Definition, DefQuery
 from rlm_mcp.index.search import ranked
 from rlm_mcp.index.search.globs import GlobSpec, glob_regex
-from rlm_mcp.index.search.ranked import SearchHit, clip_snippet, enclosing_uses, innermost
+from rlm_mcp.index.search.ranked import (
+    SearchHit,
+    clip_snippet,
+    def_hit,
+    enclosing_uses,
+    innermost,
+    looks_like_identifier,
+)
 from rlm_mcp.index.search.ranking import STOPWORDS
 from rlm_mcp.index.store.base import IndexStore
 
@@ -120,10 +127,6 @@ def _is_pathlike(token: str) -> bool:
     return "/" in token or "\\" in token or bool(_FILE_EXT.search(token.lower()))
 
 
-def _looks_like_code(token: str) -> bool:
-    return "_" in token or "." in token or "$" in token or any(c.isupper() for c in token[1:])
-
-
 def intent(query: str) -> Intent:
     """The :class:`Intent` of ``query`` (backticked names first, then names written as code;
     file paths, backticked or not, are not names)."""
@@ -134,7 +137,7 @@ def intent(query: str) -> Intent:
             idents.setdefault(tok.replace("::", "."), None)
     unticked = _TICKED.sub(" ", query)
     for tok in _IDENT.findall(unticked):
-        if len(tok) >= 3 and _looks_like_code(tok) and not _is_pathlike(tok):
+        if len(tok) >= 3 and looks_like_identifier(tok) and not _is_pathlike(tok):
             idents.setdefault(tok, None)
     names = tuple(i for i in idents if len(i.rsplit(".", 1)[-1]) >= 2)
     return Intent(
@@ -289,24 +292,12 @@ class _Files:
         return inner
 
 
-def _def_hit(d: Definition, snippet: str | None = None) -> SearchHit:
-    return SearchHit(
-        d.path,
-        d.start_line,
-        d.end_line,
-        d.qualname,
-        d.kind,
-        clip_snippet(snippet or d.signature or d.doc or d.qualname),
-        0.0,
-    )
-
-
 def _grep_hits(files: Iterable[GrepFile], known: _Files) -> list[SearchHit]:
     out: list[SearchHit] = []
     for g in files:
         owner = known.owner(g.path, g.line)
         if owner is not None:
-            out.append(_def_hit(owner))
+            out.append(def_hit(owner))
         else:
             snippet = clip_snippet(known.line(g.path, g.line))
             out.append(SearchHit(g.path, g.line, g.line, "", "line", snippet, 0.0))
@@ -333,7 +324,7 @@ def _caller_hits(
                     first[key] = SearchHit(ref.path, ref.line, ref.line, "", "line", snip, 0.0)
             else:
                 key = (d.path, d.start_line, d.qualname)
-                first.setdefault(key, _def_hit(d))
+                first.setdefault(key, def_hit(d))
             uses[key] += 1
     order = sorted(uses, key=lambda k: (-uses[k], k[0], k[1]))
     return [first[k] for k in order]

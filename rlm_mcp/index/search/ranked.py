@@ -19,7 +19,15 @@ from rlm_mcp.index.search.globs import GlobSpec, glob_regex
 from rlm_mcp.index.search.ranking import STOPWORDS, query_terms
 from rlm_mcp.index.store.base import IndexStore
 
-__all__ = ["SearchHit", "clip_snippet", "enclosing_uses", "innermost", "search"]
+__all__ = [
+    "SearchHit",
+    "clip_snippet",
+    "def_hit",
+    "enclosing_uses",
+    "innermost",
+    "looks_like_identifier",
+    "search",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +120,11 @@ def search(
     for ident in dict.fromkeys(_IDENT.findall(query)):
         if len(ident) < 3 or ident.lower() in STOPWORDS:
             continue
-        bonus = EXACT_NAME_BONUS if _looks_like_identifier(ident) else WORD_NAME_BONUS
+        bonus = EXACT_NAME_BONUS if looks_like_identifier(ident) else WORD_NAME_BONUS
         for d in store.find_defs(DefQuery("exact", ident, path_regex=path_rx, limit=20)):
             prior = scored.get((d.path, d.start_line, d.qualname))
             base = prior.score if prior is not None else 0.0
-            add(_def_hit(d, base + bonus))
+            add(def_hit(d, base + bonus))
     idents = _identifiers(query)
     if (
         callers
@@ -153,7 +161,7 @@ def _identifiers(query: str) -> list[str]:
     return [
         i
         for i in dict.fromkeys(_IDENT.findall(query))
-        if len(i) >= 3 and (i in ticked or _looks_like_identifier(i))
+        if len(i) >= 3 and (i in ticked or looks_like_identifier(i))
     ]
 
 
@@ -167,7 +175,7 @@ def _add_callers(
         if d is None or d.name == short or (d.path, d.start_line) in seen:
             continue
         seen.add((d.path, d.start_line))
-        add(_def_hit(d, CALLER_BONUS))
+        add(def_hit(d, CALLER_BONUS))
 
 
 def enclosing_uses(
@@ -210,9 +218,9 @@ def _tied_names(hits: Iterable[SearchHit], limit: int) -> set[str]:
     return names
 
 
-def _looks_like_identifier(token: str) -> bool:
-    """``load_config``, ``parseURL``, ``Repo.load``: not a plain English word."""
-    return "_" in token or "." in token or any(c.isupper() for c in token[1:])
+def looks_like_identifier(token: str) -> bool:
+    """``load_config``, ``parseURL``, ``Repo.load``, ``$el``: not a plain English word."""
+    return "_" in token or "." in token or "$" in token or any(c.isupper() for c in token[1:])
 
 
 def clip_snippet(text: str) -> str:
@@ -220,7 +228,8 @@ def clip_snippet(text: str) -> str:
     return line if len(line) <= SNIPPET_CHARS else line[: SNIPPET_CHARS - 1] + "…"
 
 
-def _def_hit(d: Definition, score: float) -> SearchHit:
+def def_hit(d: Definition, score: float = 0.0) -> SearchHit:
+    """A definition as a hit with ``score``, its snippet the signature (or doc, or name)."""
     return SearchHit(
         d.path,
         d.start_line,
