@@ -58,9 +58,11 @@ def isolated_env(tmp: Path, **extra: str) -> dict[str, str]:
 def run_cli(
     *args: str, env: Mapping[str, str], cwd: Path | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
+    # A crash in native code (a rare SIGSEGV of `map` seen in CI) then leaves every
+    # thread's stack in stderr, which the failing assertion shows.
     return subprocess.run(
         [sys.executable, "-m", "rlm_mcp", *args],
-        env=dict(env),
+        env={"PYTHONFAULTHANDLER": "1", **env},
         cwd=cwd,
         capture_output=True,
         text=True,
