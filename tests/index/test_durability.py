@@ -165,3 +165,52 @@ def test_a_directory_in_place_of_the_cache_is_a_one_line_error_naming_it(tmp_pat
     with pytest.raises(IndexCorrupted) as err:
         load(src, settings)
     assert str(db) in str(err.value) and "\n" not in str(err.value)
+
+
+_CLOSE_UNDER_QUERIES = r"""
+import sys, threading
+from pathlib import Path
+from rlm_mcp.index.store.sqlite.store import SQLiteStore
+
+SLOW = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<20000) "
+        "SELECT sum(x) FROM c")
+for i in range(60):
+    store = SQLiteStore(Path(sys.argv[1]) / f"s{i % 3}.sqlite")
+    running = [threading.Event(), threading.Event()]
+    errors = []
+
+    def query(n):
+        try:
+            while True:
+                store.meta("k")
+                running[n].set()
+                store._conn.execute(SLOW).fetchall()
+        except Exception as exc:  # the closed store refuses the next query
+            errors.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=query, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for r in running:
+        r.wait()
+    store.close()
+    for t in threads:
+        t.join()
+    assert errors == ["ProgrammingError"] * 2, errors
+print("closed", i + 1)
+"""
+
+
+def test_closing_a_store_while_other_threads_query_it_neither_crashes_nor_lets_them_go_on(
+    tmp_path: Path,
+) -> None:
+    """The CLI closes the store while a repo map's background write may be running."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", _CLOSE_UNDER_QUERIES, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "closed 60"

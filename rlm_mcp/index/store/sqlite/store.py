@@ -186,15 +186,27 @@ class SQLiteStore(Reads):
             conn.execute("COMMIT")
 
     def close(self) -> None:
+        """Close this thread's connection and those of ended threads; drop the others.
+
+        A connection another live thread holds is never closed from here:
+        closing one under a query running on its thread frees SQLite's
+        statement while that thread steps it (a segfault, seen when a repo
+        map's background write met the CLI's exit). Dropping the store's
+        references closes an idle one at once and a busy one when its query
+        lets go of it; the store refuses new work either way.
+        """
         self._closed = True
+        me = threading.get_ident()
+        alive = {t.ident for t in threading.enumerate()}
         with self._conns_lock:
-            conns, self._conns = list(self._conns.values()), {}
+            conns, self._conns = self._conns, {}
         self._local = threading.local()
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
+        for ident, conn in conns.items():
+            if ident == me or ident not in alive:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
 
     # -- IndexStore: writes ---------------------------------------------------------
 
