@@ -58,12 +58,32 @@ def make_tree(root: Path, files: int = 320) -> Path:
     return root
 
 
+_SNAPSHOT = {
+    # Rows by path, not by id: two loads may number the same files differently.
+    "files": "SELECT path, size, mtime_ns, hash, language, lines, tokens, invalid_utf8, parsed, "
+    "ranked FROM files",
+    "skipped": "SELECT * FROM skipped",
+    "defs": "SELECT f.path, d.id & 1048575, d.name, d.qualname, d.kind, d.start_line, "
+    "d.end_line, d.signature, d.doc FROM defs d JOIN files f ON f.id = d.id >> 20",
+    "refs": "SELECT f.path, r.id & 1048575, r.name, r.line, r.kind FROM refs r "
+    "JOIN files f ON f.id = r.id >> 20",
+    "texts": "SELECT f.path, c.text FROM content c JOIN files f ON f.id = c.file",
+    "ranked": "SELECT term, doc, cnt FROM fts_vocab",
+    "ranked_sizes": "SELECT f.path, s.id & 1048575, s.sz FROM fts_docsize s "
+    "JOIN files f ON f.id = s.id >> 20",
+    "ranked_totals": "SELECT block FROM fts_data WHERE id = 1",
+}
+
+
 def snapshot(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every stored row, by path. ``ranked*`` is what the contentless ranked-search index
+    holds: its vocabulary (term, rows, occurrences), each row's size and the totals
+    BM25 reads; a deletion from it with other words than went in skews them."""
     with sqlite3.connect(db) as conn:
-        return {
-            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
-            for t in ("files", "skipped", "defs", "refs")
-        } | {"docs": sorted(conn.execute("SELECT path, start_line, qualname FROM docs").fetchall())}
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_vocab USING fts5vocab(main, fts, row)"
+        )
+        return {t: sorted(conn.execute(sql).fetchall()) for t, sql in _SNAPSHOT.items()}
 
 
 # Words for random texts (trigram and ripgrep tests), with case-folding traps.

@@ -267,11 +267,12 @@ def _one_query(
     match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
     where, args = "fts MATCH ?", [match]
     if path_regex is not None:
-        where += " AND rematch(?, d.path)"
+        where += " AND rematch(?, f.path)"
         args.append(path_regex)
     rows = conn.execute(
-        "SELECT d.path, d.start_line, d.qualname, -bm25(fts, 8.0, 2.0, 1.0) AS s "
-        f"FROM fts JOIN docs d ON d.id = fts.rowid WHERE {where} ORDER BY s DESC, d.id LIMIT ?",
+        "SELECT f.path, coalesce(d.start_line, 1), coalesce(d.qualname, ''), "
+        "-bm25(fts, 8.0, 2.0, 1.0) AS s FROM fts JOIN files f ON f.id = fts.rowid >> 20 "
+        f"LEFT JOIN defs d ON d.id = fts.rowid WHERE {where} ORDER BY s DESC, fts.rowid LIMIT ?",
         (*args, limit),
     ).fetchall()
     conn.close()

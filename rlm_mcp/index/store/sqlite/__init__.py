@@ -27,10 +27,14 @@ meta ``tri_upto`` is in ``tri``, and once meta ``tri_done`` is 1 every row is
 (each write keeps it so). A cold load defers it and :meth:`SQLiteStore.index_texts`
 fills it in steps, while rows past ``tri_upto`` stay candidates for every grep.
 
-Ranked search is an FTS5 table (``porter`` stemming, BM25) over an external
-content table ``docs``: one row per definition (its name split into words,
-its path, signature, docstring and the comments inside it) and one per file
-(its path and module docstring).
+Ranked search is a contentless FTS5 table (``porter`` stemming, BM25): one row
+per definition (its name split into words, its path, signature, docstring and
+the comments inside it; rowid the definition's) and one per file (its path and
+module docstring; rowid ``file_id << ROW_BITS``). No text is stored twice
+(schema 6): a path lives once in ``files`` and other tables name the file by
+id (a file's definitions and references are one key range, so they need no
+per-file index), texts are zlib-compressed, and a file's ranked words are
+derived again from its text and definitions when its rows are deleted.
 """
 
 from rlm_mcp.index.store.sqlite.schema import SCHEMA_VERSION, db_path_for

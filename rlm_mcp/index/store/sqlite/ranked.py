@@ -8,8 +8,10 @@ import itertools
 import math
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from rlm_mcp.index.model import TextHit
+from rlm_mcp.index.store.sqlite.schema import MAX_ROWS_PER_FILE, ROW_BITS
 
 __all__ = ["MAX_PASSES", "text_search", "top_k"]
 
@@ -33,15 +35,7 @@ def text_search(
         ranked = top_k(conn, phrases, limit, path_regex)
         if not ranked:
             return []
-        ids = [rowid for _, rowid in ranked]
-        rows = {
-            r[0]: r[1:]
-            for r in conn.execute(
-                "SELECT id, path, start_line, end_line, qualname, kind, signature, doc "
-                f"FROM docs WHERE id IN ({','.join('?' * len(ids))})",
-                ids,
-            )
-        }
+        rows = _details(conn, [rowid for _, rowid in ranked])
     finally:
         if own:
             conn.execute("COMMIT")
@@ -51,6 +45,29 @@ def text_search(
         if r is not None:
             hits.append(TextHit(r[0], r[1], r[2], r[3], r[4], r[5], r[6], -float(score)))
     return hits
+
+
+def _details(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """(path, start, end, qualname, kind, signature, doc) of ranked rows ``ids``: a
+    definition's from ``defs``, a file's own row (``file_id << ROW_BITS``) from ``files``."""
+    defs = [i for i in ids if i & MAX_ROWS_PER_FILE]
+    files = [i >> ROW_BITS for i in ids if not i & MAX_ROWS_PER_FILE]
+    out: dict[int, tuple[Any, ...]] = {}
+    if defs:
+        for r in conn.execute(
+            "SELECT d.id, f.path, d.start_line, d.end_line, d.qualname, d.kind, d.signature, "
+            f"d.doc FROM defs d JOIN files f ON f.id = d.id >> {ROW_BITS} "
+            f"WHERE d.id IN ({','.join('?' * len(defs))})",
+            defs,
+        ):
+            out[int(r[0])] = tuple(r[1:])
+    if files:
+        for r in conn.execute(
+            f"SELECT id, path, max(1, lines) FROM files WHERE id IN ({','.join('?' * len(files))})",
+            files,
+        ):
+            out[int(r[0]) << ROW_BITS] = (r[1], 1, r[2], "", "file", "", "")
+    return out
 
 
 MAX_PASSES = 12
@@ -79,15 +96,14 @@ def _score_bounds(conn: sqlite3.Connection, phrases: Sequence[str]) -> list[floa
     got = conn.execute("SELECT block FROM fts_data WHERE id = 1").fetchone()
     if got is not None and got[0]:
         n_rows = _varint(bytes(got[0]), 0)[0]
-    top = conn.execute("SELECT max(id) FROM docs").fetchone()[0]
-    n_rows = max(n_rows, int(top or 0))  # a larger total only loosens the bound
+    # The averages record's row total is the very one FTS5's bm25() reads.
     out: list[float] = []
     for p in phrases:
         hits = int(conn.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", (p,)).fetchone()[0])
         if hits == 0:
             out.append(0.0)
             continue
-        idf = math.log((n_rows - hits + 0.5) / (hits + 0.5))
+        idf = math.log((max(n_rows, hits) - hits + 0.5) / (hits + 0.5))
         out.append(max(idf, 1e-6) * (_K1 + 1.0) * (1.0 + 1e-9) + 1e-9)
     return out
 
@@ -118,8 +134,9 @@ def top_k(
             args: tuple[object, ...] = (expr, k)
         else:
             sql = (
-                f"SELECT {_BM25} AS score, fts.rowid FROM fts JOIN docs d ON d.id = fts.rowid "
-                "WHERE fts MATCH ? AND rematch(?, d.path) ORDER BY score, fts.rowid LIMIT ?"
+                f"SELECT {_BM25} AS score, fts.rowid FROM fts JOIN files f "
+                f"ON f.id = fts.rowid >> {ROW_BITS} "
+                "WHERE fts MATCH ? AND rematch(?, f.path) ORDER BY score, fts.rowid LIMIT ?"
             )
             args = (expr, path_regex, k)
         return [(float(s), int(r)) for s, r in conn.execute(sql, args)]

@@ -23,15 +23,18 @@ from rlm_mcp.index.model import (
     file_entries,
 )
 from rlm_mcp.index.store.common import (
-    DEF_COLUMNS,
     ENTRY_COLUMNS,
     FILE_COLUMNS,
     TEXT_BATCH,
     file_rows,
 )
-from rlm_mcp.index.store.sqlite.schema import tri_state
+from rlm_mcp.index.store.sqlite.schema import ROW_BITS, inflate, tri_state
 
 __all__ = ["TRIGRAMS_PER_LITERAL", "Reads", "trigram_match"]
+
+_DEF_SELECT = "d.name, d.qualname, d.kind, f.path, d.start_line, d.end_line, d.signature, d.doc"
+"""The columns of a :class:`~rlm_mcp.index.model.Definition` (``DEF_COLUMNS``) over
+``defs d`` joined to ``files f``."""
 
 TRIGRAMS_PER_LITERAL = 12
 
@@ -96,8 +99,10 @@ class Reads:
         return {r[0]: SkipRow(r[1], r[2], SkippedFile(r[0], r[3], r[4])) for r in rows}
 
     def text(self, path: str) -> str | None:
-        row = self._conn.execute("SELECT text FROM content WHERE path=?", (path,)).fetchone()
-        return None if row is None else str(row[0])
+        row = self._conn.execute(
+            "SELECT c.text FROM content c JOIN files f ON f.id = c.file WHERE f.path=?", (path,)
+        ).fetchone()
+        return None if row is None else inflate(row[0])
 
     def symbol_count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM defs").fetchone()[0])
@@ -127,11 +132,15 @@ class Reads:
             if not done and upto == 0:
                 return None
             rows = conn.execute(
-                "SELECT c.path FROM tri JOIN content c ON c.id = tri.rowid WHERE tri MATCH ?",
+                "SELECT f.path FROM tri JOIN content c ON c.id = tri.rowid "
+                "JOIN files f ON f.id = c.file WHERE tri MATCH ?",
                 (match,),
             ).fetchall()
             if not done:
-                rows += conn.execute("SELECT path FROM content WHERE id > ?", (upto,)).fetchall()
+                rows += conn.execute(
+                    "SELECT f.path FROM content c JOIN files f ON f.id = c.file WHERE c.id > ?",
+                    (upto,),
+                ).fetchall()
         finally:
             conn.execute("COMMIT")
         return {str(r[0]) for r in rows}
@@ -148,7 +157,7 @@ class Reads:
         elif mode == "regex":
             where, args = "(name REGEXP ? OR qualname REGEXP ?)", [text, text]
         elif mode == "path":
-            where, args = "path = ?", [text]
+            where, args = "f.path = ?", [text]
         else:
             where, args = "1 = 1", []
         params: list[object] = list(args)
@@ -157,27 +166,31 @@ class Reads:
             where += f" AND kind IN ({','.join('?' * len(kinds))})"
             params.extend(kinds)
         if query.path_regex is not None:
-            where += " AND rematch(?, path)"
+            where += " AND rematch(?, f.path)"
             params.append(query.path_regex)
         rows = self._conn.execute(
-            f"SELECT {DEF_COLUMNS} FROM defs WHERE {where} ORDER BY path, start_line LIMIT ?",
+            f"SELECT {_DEF_SELECT} FROM defs d JOIN files f ON f.id = d.id >> {ROW_BITS} "
+            f"WHERE {where} ORDER BY f.path, d.start_line LIMIT ?",
             (*params, query.limit),
         ).fetchall()
         return [Definition(*r) for r in rows]
 
     def refs(self, name: str, limit: int) -> list[Reference]:
         rows = self._conn.execute(
-            "SELECT name, path, line, kind FROM refs WHERE name=? ORDER BY path, line LIMIT ?",
+            f"SELECT r.name, f.path, r.line, r.kind FROM refs r JOIN files f "
+            f"ON f.id = r.id >> {ROW_BITS} WHERE r.name=? ORDER BY f.path, r.line LIMIT ?",
             (name, limit),
         ).fetchall()
         return [Reference(*r) for r in rows]
 
     def edges(self, max_defining_files: int = 8) -> list[tuple[str, str, int]]:
         rows = self._conn.execute(
-            "WITH d AS (SELECT DISTINCT name, path FROM defs WHERE name IN "
-            "(SELECT name FROM defs GROUP BY name HAVING count(DISTINCT path) <= ?)) "
-            "SELECT r.path, d.path, count(*) FROM refs r JOIN d ON r.name = d.name "
-            "WHERE r.path != d.path GROUP BY r.path, d.path",
+            f"WITH d AS (SELECT DISTINCT name, id >> {ROW_BITS} AS file FROM defs WHERE name IN "
+            f"(SELECT name FROM defs GROUP BY name HAVING count(DISTINCT id >> {ROW_BITS}) <= ?)), "
+            f"e AS (SELECT r.id >> {ROW_BITS} AS src, d.file AS dst, count(*) AS w FROM refs r "
+            f"JOIN d ON r.name = d.name WHERE r.id >> {ROW_BITS} != d.file GROUP BY 1, 2) "
+            "SELECT a.path, b.path, e.w FROM e JOIN files a ON a.id = e.src "
+            "JOIN files b ON b.id = e.dst",
             (max_defining_files,),
         ).fetchall()
         return [(str(a), str(b), int(w)) for a, b, w in rows]
@@ -191,15 +204,16 @@ class Reads:
         try:
             paths = [str(p) for (p,) in conn.execute("SELECT path FROM files ORDER BY path")]
             cur = conn.execute(
-                "WITH f AS MATERIALIZED (SELECT path, row_number() OVER (ORDER BY path) - 1 "
+                "WITH f AS MATERIALIZED (SELECT id AS fid, row_number() OVER (ORDER BY path) - 1 "
                 "AS id FROM files), "
-                "n AS (SELECT name FROM defs GROUP BY name HAVING count(DISTINCT path) <= ?), "
+                f"n AS (SELECT name FROM defs GROUP BY name HAVING count(DISTINCT id >> {ROW_BITS}) "
+                "<= ?), "
                 "d AS MATERIALIZED (SELECT DISTINCT defs.name AS name, f.id AS id FROM defs "
-                "JOIN n ON n.name = defs.name JOIN f ON f.path = defs.path), "
+                f"JOIN n ON n.name = defs.name JOIN f ON f.fid = defs.id >> {ROW_BITS}), "
                 # refs in table order (CROSS JOIN keeps it outermost), not by name: one
                 # sequential scan instead of a random row read per use (54 s -> 45 s at 10M).
                 "e AS (SELECT f.id AS src, d.id AS dst, count(*) AS w FROM refs r "
-                "CROSS JOIN f CROSS JOIN d WHERE f.path = r.path AND d.name = r.name "
+                f"CROSS JOIN f CROSS JOIN d WHERE f.fid = r.id >> {ROW_BITS} AND d.name = r.name "
                 "AND f.id != d.id GROUP BY f.id, d.id), "
                 "k AS (SELECT src, dst, w, "
                 "row_number() OVER (PARTITION BY src ORDER BY w DESC, dst) AS rk FROM e) "

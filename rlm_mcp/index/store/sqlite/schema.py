@@ -13,17 +13,22 @@ import logging
 import re
 import sqlite3
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "MAX_ROWS_PER_FILE",
     "NAME_INDEXES",
+    "ROW_BITS",
     "SCHEMA_VERSION",
     "connect",
     "create_tables",
     "db_path_for",
+    "deflate",
+    "inflate",
     "retry_locked",
     "tri_state",
 ]
@@ -32,18 +37,31 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 30_000
 
+ROW_BITS = 20
+"""A file's definitions and references are rows ``file_id << ROW_BITS | n`` (``n`` from 1):
+one range of the table's own key per file, so no per-file index is stored, and the file
+of a row is ``id >> ROW_BITS``. A file is at most 1 MiB (``max_file_bytes``), so fewer
+than :data:`MAX_ROWS_PER_FILE` rows of either kind fit in one."""
+MAX_ROWS_PER_FILE = (1 << ROW_BITS) - 1
+
+# No text is stored twice (schema 6): a path lives once in ``files`` and everything
+# else names the file by its integer id; texts are zlib-compressed; the ranked-search
+# table ``fts`` is contentless (its words are derived from the text and the
+# definitions when a file's rows are deleted, see write.Batch._unrank) and its rowids
+# are the definitions' (``file_id << ROW_BITS`` is the file's own row).
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-    hash TEXT NOT NULL, language TEXT, lines INTEGER NOT NULL, tokens INTEGER NOT NULL,
-    invalid_utf8 INTEGER NOT NULL DEFAULT 0, parsed INTEGER NOT NULL DEFAULT 1
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL, hash TEXT NOT NULL, language TEXT, lines INTEGER NOT NULL,
+    tokens INTEGER NOT NULL, invalid_utf8 INTEGER NOT NULL DEFAULT 0,
+    parsed INTEGER NOT NULL DEFAULT 1, ranked INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS content (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE, text TEXT NOT NULL
+    id INTEGER PRIMARY KEY AUTOINCREMENT, file INTEGER NOT NULL UNIQUE, text BLOB NOT NULL
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS tri USING fts5(
     text, content='', detail=none, columnsize=0, tokenize='trigram case_sensitive 0'
@@ -53,29 +71,20 @@ CREATE TABLE IF NOT EXISTS skipped (
     reason TEXT NOT NULL, detail TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS defs (
-    name TEXT NOT NULL, qualname TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL,
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, qualname TEXT NOT NULL, kind TEXT NOT NULL,
     start_line INTEGER NOT NULL, end_line INTEGER NOT NULL, signature TEXT NOT NULL,
     doc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS refs (
-    name TEXT NOT NULL, path TEXT NOT NULL, line INTEGER NOT NULL, kind TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS docs (
-    id INTEGER PRIMARY KEY, path TEXT NOT NULL, start_line INTEGER NOT NULL,
-    end_line INTEGER NOT NULL, qualname TEXT NOT NULL, kind TEXT NOT NULL,
-    signature TEXT NOT NULL, doc TEXT NOT NULL,
-    names TEXT NOT NULL, pathwords TEXT NOT NULL, body TEXT NOT NULL
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, line INTEGER NOT NULL, kind TEXT NOT NULL
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-    names, pathwords, body, content='docs', content_rowid='id',
-    tokenize='porter unicode61'
+    names, pathwords, body, content='', tokenize='porter unicode61'
 );
-CREATE INDEX IF NOT EXISTS defs_path ON defs(path);
-CREATE INDEX IF NOT EXISTS refs_path ON refs(path);
-CREATE INDEX IF NOT EXISTS docs_path ON docs(path);
 """
 
 _ALL_TABLES = ("meta", "files", "content", "skipped", "defs", "refs", "fts", "docs", "tri")
+"""Every table any schema version had (``docs`` until 5), dropped on a version change."""
 NAME_INDEXES = {
     "defs_name": "defs(name)",
     "defs_lname": "defs(lower(name))",
@@ -132,6 +141,21 @@ def retry_locked(fn: Callable[[], T]) -> T:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+
+TEXT_LEVEL = 1
+"""zlib level of stored texts: a quarter of their size, decompressed at about 300 MB/s
+(level 6 saves 4% more at half the writer's speed; benchmarks/README.md)."""
+
+
+def deflate(text: str) -> bytes:
+    """A text as ``content`` stores it (``surrogatepass``: any ``str`` round-trips)."""
+    return zlib.compress(text.encode("utf-8", "surrogatepass"), TEXT_LEVEL)
+
+
+def inflate(blob: bytes) -> str:
+    """The text :func:`deflate` stored."""
+    return zlib.decompress(blob).decode("utf-8", "surrogatepass")
 
 
 def db_path_for(cache_dir: Path, root: Path) -> Path:

@@ -25,6 +25,7 @@ from rlm_mcp.index.store.sqlite.schema import (
     NAME_INDEXES,
     connect,
     create_tables,
+    inflate,
     retry_locked,
     tri_state,
 )
@@ -46,11 +47,12 @@ class TextReader:
         for i in range(0, len(paths), TEXT_BATCH):
             chunk = list(paths[i : i + TEXT_BATCH])
             marks = ",".join("?" * len(chunk))
-            out.update(
-                self._conn.execute(
-                    f"SELECT path, text FROM content WHERE path IN ({marks})", chunk
-                ).fetchall()
-            )
+            for path, blob in self._conn.execute(
+                f"SELECT f.path, c.text FROM files f JOIN content c ON c.file = f.id "
+                f"WHERE f.path IN ({marks})",
+                chunk,
+            ):
+                out[path] = inflate(blob)
         return out
 
     def close(self) -> None:
@@ -282,7 +284,9 @@ class SQLiteStore(Reads):
                 "SELECT id, text FROM content WHERE id > ? ORDER BY id LIMIT ?",
                 (upto, max(1, max_files)),
             ).fetchall()
-            conn.executemany("INSERT INTO tri(rowid, text) VALUES (?,?)", rows)
+            conn.executemany(
+                "INSERT INTO tri(rowid, text) VALUES (?,?)", [(i, inflate(t)) for i, t in rows]
+            )
             if rows:
                 conn.execute("UPDATE meta SET value=? WHERE key='tri_upto'", (str(rows[-1][0]),))
             if len(rows) < max(1, max_files):
