@@ -139,9 +139,17 @@ def test_git_listing_through_a_pipe_a_timeout_and_a_close_before_the_result(
         piped = GitListing(tmp_path)
         piped.close()
         assert piped.result() is None
+    slow = tmp_path.parent / f"{tmp_path.name}-slow-git"
+    slow.mkdir()
+    (slow / "git").write_text("#!/bin/sh\nexec sleep 30\n")
+    (slow / "git").chmod(0o755)
     with monkeypatch.context() as m:
-        m.setattr(walker, "GIT_TIMEOUT", 0.0)
+        # A git still running at the deadline (a zero timeout alone races a fast git).
+        m.setenv("PATH", f"{slow}{os.pathsep}{os.environ['PATH']}")
+        m.setattr(walker, "GIT_TIMEOUT", 0.2)
+        started = time.monotonic()
         assert git_list(tmp_path) is None  # git is stopped, not waited for
+        assert time.monotonic() - started < 10
     early = GitListing(tmp_path)
     early.close()
     assert early.result() is None
