@@ -81,7 +81,7 @@ class Batch:
         for path in paths:
             got = self._file(path)
             if got is not None:
-                self._delete(got, keep_text=False)
+                self._delete(got, path, keep_text=False)
         self.conn.executemany("DELETE FROM skipped WHERE path=?", [(p,) for p in paths])
 
     def _file(self, path: str) -> tuple[int, int, int] | None:
@@ -118,14 +118,12 @@ class Batch:
         )
         c.execute("UPDATE files SET ranked=0 WHERE id=?", (fid,))
 
-    def _delete(self, got: tuple[int, int, int], *, keep_text: bool, path: str = "") -> None:
-        """Everything stored for file ``got`` (see :meth:`_file`); with ``keep_text``, its
-        row, text and trigram entries stay (the caller replaces the row)."""
+    def _delete(self, got: tuple[int, int, int], path: str, *, keep_text: bool) -> None:
+        """Everything stored for file ``got`` (see :meth:`_file`) at ``path``; with
+        ``keep_text``, its row, text and trigram entries stay (the caller replaces the row)."""
         fid, lines, is_ranked = got
         c = self.conn
         if is_ranked:
-            if not path:
-                path = str(c.execute("SELECT path FROM files WHERE id=?", (fid,)).fetchone()[0])
             self._unrank(fid, path, lines)
         lo, hi = _rows_of(fid)
         c.execute("DELETE FROM defs WHERE id > ? AND id <= ?", (lo, hi))
@@ -246,12 +244,12 @@ class Batch:
         c = self.conn
         same = self._same_text(row)
         if same is not None:
-            self._delete(same, keep_text=True, path=row.path)
+            self._delete(same, row.path, keep_text=True)
             fid = self._write_row(row, same[0], parsed=True)
         else:
             got = self._file(row.path)
             if got is not None:
-                self._delete(got, keep_text=False, path=row.path)
+                self._delete(got, row.path, keep_text=False)
             c.execute("DELETE FROM skipped WHERE path=?", (row.path,))
             fid = self._write_row(row, None, parsed=True)
             self._put_content(fid, text)
