@@ -14,7 +14,8 @@ Prints:
   * 50 concurrent streamed requests against ``rlm-mcp serve --openai-only`` in a
     subprocess, with a loopback model adding 200 ms per call: errors, wall time, the
     most calls the model saw at once, the server's RSS (and its children's) before and
-    after.
+    after, and after the session TTL; ``--rounds`` (3) repeats it, so a server whose RSS
+    keeps climbing round after round shows it.
 
 Nothing leaves 127.0.0.1. Run: python benchmarks/openai_bench.py [--requests 40]
 """
@@ -256,6 +257,7 @@ async def concurrent_streams(llm: LoopbackLLMServer, port: int, pid: int) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of concurrent streams")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="rlm-openai-bench-") as name,
@@ -276,21 +278,23 @@ def main() -> None:
             print(f"  (median of the paired per-iteration differences: {paired:+.1f} ms)")
             lib = figures["endpoint_over_library_p50_ms"]
             print(f"endpoint vs RLM.acompletion, p50: {lib:+.1f} ms")
-            streams = asyncio.run(concurrent_streams(llm, port, proc.pid))
-            print(
-                f"{streams['requests']} concurrent streams: {streams['errors']} errors, "
-                f"{streams['wall_s']} s, {streams['model_calls_at_once']} model calls at once, "
-                f"server RSS {streams['server_rss_mib_before']} -> "
-                f"{streams['server_rss_mib_after']} MiB (its children "
-                f"{streams['children_rss_mib_before']} -> {streams['children_rss_mib_after']} MiB)"
-            )
-            print(
-                f"  after the {SESSION_TTL:g} s session TTL: children "
-                f"{streams['children_rss_mib_after_ttl']} MiB, "
-                f"{streams['seconds_until_sessions_ended']} s after the streams ended"
-            )
-            for line in streams["first_errors"]:
-                print("  ", line)
+            for round_no in range(1, args.rounds + 1):  # flat RSS: rounds alike
+                print(f"round {round_no}:")
+                streams = asyncio.run(concurrent_streams(llm, port, proc.pid))
+                print(
+                    f"{streams['requests']} concurrent streams: {streams['errors']} errors, "
+                    f"{streams['wall_s']} s, {streams['model_calls_at_once']} model calls at once, "
+                    f"server RSS {streams['server_rss_mib_before']} -> "
+                    f"{streams['server_rss_mib_after']} MiB (its children "
+                    f"{streams['children_rss_mib_before']} -> {streams['children_rss_mib_after']} MiB)"
+                )
+                print(
+                    f"  after the {SESSION_TTL:g} s session TTL: children "
+                    f"{streams['children_rss_mib_after_ttl']} MiB, "
+                    f"{streams['seconds_until_sessions_ended']} s after the streams ended"
+                )
+                for line in streams["first_errors"]:
+                    print("  ", line)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
