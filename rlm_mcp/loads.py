@@ -199,6 +199,9 @@ class RepoStatus:
     """``ready``; ``loading`` (a background load: ``files`` stored so far of ``files_total``);
     ``failed`` (``last_error`` says why; loading the path again retries)"""
     files_total: int | None = None
+    fresh: bool = False
+    """the index is checked to match the disk: watching, nothing noticed and unapplied (no
+    file event, no git operation running or taken up), no symbols still being extracted"""
 
 
 def pending_status(p: PendingLoad) -> RepoStatus:

@@ -422,6 +422,7 @@ def _repos(r: Result) -> str:
         )
         if repo.get("watching"):
             row += f", watching ({repo.get('watch_mode')})"
+            row += ", fresh" if repo.get("fresh") else ", not yet fresh"
         if repo.get("pending_changes"):
             row += f", {repo['pending_changes']} changes pending"
         if repo.get("last_error"):

@@ -61,7 +61,7 @@ def repo_uri(name: str) -> str:
 
 def _state(s: RepoStatus) -> tuple[Any, ...]:
     """What a subscriber is told about when it moves."""
-    return (s.status, s.index_version, s.pending_changes, s.files, s.symbols, s.partial)
+    return (s.status, s.index_version, s.pending_changes, s.files, s.symbols, s.partial, s.fresh)
 
 
 def _status_json(s: RepoStatus) -> str:
@@ -78,6 +78,7 @@ def _status_json(s: RepoStatus) -> str:
             "languages": s.languages,
             "updated_at": s.updated_at,
             "freshness": {
+                "fresh": s.fresh,
                 "watching": s.watching,
                 "watch_mode": s.watch_mode,
                 "pending_changes": s.pending_changes,

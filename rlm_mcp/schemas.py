@@ -344,6 +344,9 @@ class RepoOut(TypedDict):
     status: NotRequired[Literal["ready", "loading", "failed"]]
     """loading: rlm_load returned before the load ended; `files` of `files_total` are stored"""
     files_total: NotRequired[int | None]
+    fresh: NotRequired[bool]
+    """checked to match the disk: watching, nothing pending (file events, a git branch
+    switch, rebase or stash), symbols complete; false whenever that is not known"""
 
 
 class ReposResult(TypedDict):

@@ -489,7 +489,8 @@ async def rlm_exec(
 
 
 async def rlm_repos(ctx: ServiceContext, cursor: str | None = None) -> ReposResult:
-    """The loaded repositories with index version and freshness, and the server's state; paged by `cursor`."""
+    """The loaded repositories, index version and freshness (`fresh`: watched, no change or
+    git operation unapplied, symbols complete), the server's state; paged by `cursor`."""
     svc = _svc(ctx)
     return {
         "repositories": [cast(RepoOut, asdict(r)) for r in svc.list()],

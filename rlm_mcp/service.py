@@ -81,6 +81,12 @@ class LoadedRepo:
     def describe(self) -> RepoStatus:
         report = self.repo.report
         w = self.watcher
+        # The order matters: what is pending is read before what is partial. An apply takes
+        # its batch off `pending` only after it has started the symbols it leaves to do.
+        watching = w is not None and w.mode != "stopped"
+        pending = w.pending if w is not None else 0
+        last_error = w.last_error if w is not None else None
+        partial, indexing = self.repo.partial_note(), _indexing(self.repo)
         return RepoStatus(
             name=self.name,
             root=escape(str(self.repo.root)),
@@ -90,14 +96,15 @@ class LoadedRepo:
             languages=dict(report.languages),
             index_version=self.repo.version,
             updated_at=self.repo.updated_at,
-            watching=w is not None and w.mode != "stopped",
+            watching=watching,
             watch_mode=w.mode if w is not None else None,
-            pending_changes=w.pending if w is not None else 0,
+            pending_changes=pending,
             last_applied_at=w.last_applied_at if w is not None else None,
-            last_error=w.last_error if w is not None else None,
+            last_error=last_error,
             loaded_at=self.loaded_at,
-            partial=self.repo.partial_note(),
-            indexing=_indexing(self.repo),
+            partial=partial,
+            indexing=indexing,
+            fresh=watching and not pending and not last_error and not partial and not indexing,
         )
 
 

@@ -30,6 +30,14 @@ refused watch while running, a queue overflow) it also rescans.
 The applier also watches the root itself: when it disappears the index keeps
 its last state, and when it comes back (same path, new inode) the observer is
 restarted and the repository fully rescanned.
+
+In a git work tree it also watches git's own marks (:mod:`~rlm_mcp.watch.git`):
+while an operation holds ``index.lock`` no batch is applied (a half-switched tree
+is never published), and once ``HEAD``, its commit or the stash has moved, the
+whole operation (a branch switch, rebase, reset, revert, ``git stash``) is one
+rescan, with every file event it caused folded in. ``pending`` counts a move of
+the marks the moment git has made it, before any file event is read, so no
+status claims freshness that has not been checked.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from rlm_mcp.index.repository import Repository
+from rlm_mcp.watch.git import GitTracker
 from rlm_mcp.watch.inotify import (
     LIMIT_ERRNOS,
     count_dirs,
@@ -183,6 +192,7 @@ class RepositoryWatcher:
         self._thread: threading.Thread | None = None
         self._root_id: tuple[int, int] | None = None
         self._root_lost = threading.Event()
+        self._git = GitTracker.at(repo.root)
 
     # -- status ----------------------------------------------------------------
 
@@ -197,10 +207,21 @@ class RepositoryWatcher:
 
     @property
     def pending(self) -> int:
-        """Paths noted but not yet in the index (a pending rescan counts one)."""
+        """Paths noted but not yet in the index (a pending rescan counts one, and so does a
+        git operation running or done but not yet taken up)."""
+        git = self._git_pending()  # before the counts: the applier requests, then records
         with self._lock:
             waiting = len(self._touched) + len(self._removed - self._touched) + self._rescan
-            return waiting + self._in_flight
+            return waiting + self._in_flight + git
+
+    @property
+    def git_changes(self) -> int:
+        """Git operations (a move of ``HEAD``, its commit or the stash) taken up so far."""
+        return self._git.changes if self._git is not None else 0
+
+    def _git_pending(self) -> int:
+        running = self._thread is not None
+        return self._git.pending() if self._git is not None and running else 0
 
     @property
     def last_applied_at(self) -> float | None:
@@ -390,6 +411,8 @@ class RepositoryWatcher:
             return self
         self._stopping.clear()
         self._root_id = self._root_stat()
+        if self._git is not None:
+            self._git.start()
         self._start_observer()
         self._thread = threading.Thread(
             target=self._run, name=f"rlm-watch:{self.repo.root.name}", daemon=True
@@ -436,6 +459,10 @@ class RepositoryWatcher:
             self._fall_back_to_polling()
         elif not self._observer_alive():
             self._restart_observer()
+        if self._git_holds():
+            self._stopping.wait(ROOT_CHECK_INTERVAL)
+            self._wake.set()
+            return
         batch = self._take_due_batch()
         if isinstance(batch, float):
             # New events only push the due time later; the root and coverage still get checked.
@@ -443,6 +470,16 @@ class RepositoryWatcher:
             self._wake.set()
         elif batch is not None:
             self._apply(batch)
+
+    def _git_holds(self) -> bool:
+        """Take a git operation up as one change set; ``True`` while one is still running."""
+        step = self._git.step() if self._git is not None else None
+        if step == "moved":
+            log.info("git moved in %s: rescanning as one change set", self._root)
+            self._request_rescan()  # first, so `pending` never reads zero in between
+            assert self._git is not None
+            self._git.taken()
+        return step == "hold"
 
     def _take_due_batch(self) -> _Batch | float | None:
         """The batch to apply now, the seconds until one is due, or ``None``."""
@@ -466,6 +503,8 @@ class RepositoryWatcher:
         try:
             if batch.rescan:
                 self.repo.refresh()
+                if self.repo.partial_note() is not None:
+                    self.repo.start_completion()  # a big rescan stored texts first
             else:
                 self.repo.apply_changes(set(batch.touched), set(batch.removed))
         except Exception as exc:
