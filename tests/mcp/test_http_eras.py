@@ -22,6 +22,7 @@ from rlm_mcp.backends.base import estimate_tokens
 from rlm_mcp.testing import LoopbackLLMServer, Reply
 from tests.mcp.results import structured
 from tests.mcp.serve_helpers import SERVE, free_port, full_env, server_env, wait_for_port
+from tests.polling import apoll
 
 TOKEN = "eras-over-http"
 BUDGET = 1_500
@@ -85,6 +86,12 @@ async def connect(served: Served, mode: Mode) -> AsyncIterator[Client]:
         Client(streamable_http_client(served.url, http_client=http), mode=mode) as client,
     ):
         structured(await client.call_tool("rlm_load", {"path": str(served.repo)}))
+
+        async def complete() -> bool:  # a cold load leaves symbols to a background pass
+            listed = structured(await client.call_tool("rlm_repos", {}))["repositories"]
+            return bool(listed) and not (listed[0].get("partial") or listed[0].get("indexing"))
+
+        assert await apoll(complete, timeout=60), "the load never completed"
         yield client
 
 
