@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.polling import wait_until
@@ -91,3 +93,28 @@ def many_handlers(root: Path, files: int, dirs: int) -> Path:
             f'"""Module {i}."""\n\n\ndef handler_{i}(event):\n    return event + {i}\n'
         )
     return root
+
+
+@contextmanager
+def serving_http(tmp: Path, env: Mapping[str, str], token: str) -> Iterator[int]:
+    """``rlm-mcp serve --transport http`` with ``env`` (over the process's own) and ``token``,
+    its stderr in ``tmp/server-stderr.log``; yields the port once it listens, and stops it."""
+    port = free_port()
+    with (tmp / "server-stderr.log").open("w") as err:
+        proc = subprocess.Popen(
+            [*SERVE, "--transport", "http", "--port", str(port), "--auth-token", token],
+            env=full_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        wait_for_port(port, alive=lambda: proc.poll() is None)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

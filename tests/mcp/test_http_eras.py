@@ -6,7 +6,6 @@ A real ``rlm-mcp serve --transport http`` subprocess with a scripted loopback mo
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from rlm_mcp.backends.base import estimate_tokens
 from rlm_mcp.testing import LoopbackLLMServer, Reply
 from tests.mcp.results import structured
-from tests.mcp.serve_helpers import SERVE, free_port, full_env, server_env, wait_for_port
+from tests.mcp.serve_helpers import server_env, serving_http
 from tests.polling import apoll
 
 TOKEN = "eras-over-http"
@@ -50,8 +49,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         path = repo / f"d{i // 50}" / f"m{i:03d}.py"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"def fn_{i:03d}():\n    return 'NEEDLE {i}'\n")
-    port = free_port()
-    with LoopbackLLMServer() as llm, (tmp / "server-stderr.log").open("w") as err:
+    with LoopbackLLMServer() as llm:
         env = server_env(
             tmp,
             RLM_BASE_URL=llm.base_url,
@@ -59,23 +57,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             RLM_API_KEY="unused",
             RLM_MAX_RESULT_TOKENS=str(BUDGET),
         )
-        proc = subprocess.Popen(
-            [*SERVE, "--transport", "http", "--port", str(port), "--auth-token", TOKEN],
-            env=full_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        try:
-            wait_for_port(port, alive=lambda: proc.poll() is None)
+        with serving_http(tmp, env, TOKEN) as port:
             yield Served(port, repo, llm)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
 
 
 @asynccontextmanager

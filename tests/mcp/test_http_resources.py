@@ -7,7 +7,6 @@ update, and the index version they then read has moved."""
 from __future__ import annotations
 
 import json
-import subprocess
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -23,7 +22,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.subscriptions import ResourceUpdated
 
 from tests.mcp.results import structured
-from tests.mcp.serve_helpers import SERVE, free_port, full_env, server_env, wait_for_port
+from tests.mcp.serve_helpers import server_env, serving_http
 from tests.polling import apoll
 
 TOKEN = "resources-over-http"
@@ -42,26 +41,9 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("http-resources")
-    port = free_port()
     env = server_env(tmp, RLM_NO_WATCH="")  # watching on: edits must reach subscribers
-    with (tmp / "server-stderr.log").open("w") as err:
-        proc = subprocess.Popen(
-            [*SERVE, "--transport", "http", "--port", str(port), "--auth-token", TOKEN],
-            env=full_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        wait_for_port(port, alive=lambda: proc.poll() is None)
+    with serving_http(tmp, env, TOKEN) as port:
         yield Served(port, tmp)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @asynccontextmanager
