@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import load
+from rlm_mcp.index.model import DefQuery
 from rlm_mcp.index.store.sqlite import db_path_for
 from tests.index.index_helpers import make_tree, snapshot
 
@@ -91,3 +92,23 @@ def test_a_schema_5_cache_is_rebuilt_without_its_old_tables(tmp_path: Path) -> N
             "6",
         )
     assert snapshot(db) == _clean(root, tmp_path / "clean")
+
+
+def test_a_files_definitions_are_read_by_its_key_range_not_a_scan(tmp_path: Path) -> None:
+    """An outline reads one file's rows: the plan of the very statement run searches
+    ``defs`` by its key (scanning it took 1.5 s a file at monorepo scale)."""
+    root = make_tree(tmp_path / "repo", files=40)
+    with load(root, IndexSettings(cache_dir=tmp_path / "cache", watch=False)) as repo:
+        conn = repo.store._conn  # the calling thread's own connection
+        run: list[str] = []
+        conn.set_trace_callback(run.append)
+        try:
+            names = {d.name for d in repo.store.find_defs(DefQuery("path", "pkg3/mod3.py"))}
+        finally:
+            conn.set_trace_callback(None)
+        assert "func_3_4" in names
+        assert {d.path for d in repo.searcher.outline("pkg3/mod3.py")} == {"pkg3/mod3.py"}
+        (sql,) = [s for s in run if "FROM defs" in s]
+        plan = " | ".join(r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    assert "SEARCH d USING INTEGER PRIMARY KEY" in plan, plan
+    assert "SCAN d" not in plan, plan
