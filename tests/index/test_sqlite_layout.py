@@ -10,7 +10,7 @@ from pathlib import Path
 from rlm_mcp.config import IndexSettings
 from rlm_mcp.index import load
 from rlm_mcp.index.model import DefQuery
-from rlm_mcp.index.store.sqlite import db_path_for
+from rlm_mcp.index.store.sqlite import SQLiteStore, db_path_for
 from tests.index.index_helpers import make_tree, snapshot
 
 
@@ -99,7 +99,9 @@ def test_a_files_definitions_are_read_by_its_key_range_not_a_scan(tmp_path: Path
     ``defs`` by its key (scanning it took 1.5 s a file at monorepo scale)."""
     root = make_tree(tmp_path / "repo", files=40)
     with load(root, IndexSettings(cache_dir=tmp_path / "cache", watch=False)) as repo:
-        conn = repo.store._conn  # the calling thread's own connection
+        store = repo.store
+        assert isinstance(store, SQLiteStore)
+        conn = store._conn  # the calling thread's own connection
         run: list[str] = []
         conn.set_trace_callback(run.append)
         try:
