@@ -445,7 +445,9 @@ class OpenAIApp:
         async with anyio.create_task_group() as tg, lines_in, lines_out:
             tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
             tg.start_soon(work)
-            with anyio.move_on_after(min(HOLD_SECONDS, self.options.heartbeat_seconds)):
+            # Not capped by the heartbeat: before the headers there is nothing to keep
+            # alive, and a client waits for them under its own read timeout.
+            with anyio.move_on_after(HOLD_SECONDS):
                 await finished.wait()
             if finished.is_set():  # a failure this early is a proper HTTP error
                 early = box.get("error")
