@@ -19,6 +19,7 @@ scaled by ``TEST_WEIGHT``) unless the question asks about tests;
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -187,12 +188,14 @@ def word_grep(
     if not ascii_words:
         return []
     counts: Counter[str] = Counter()
+    common = 0  # words left out of the counts (each may still be found in any file)
     total = store.text_index_progress()[1]
     for w in ascii_words:
         cands = store.grep_candidates([[w]])
         if cands is None:
             return []
         if len(cands) > max(COMMON_FILES, total // 2):
+            common += 1
             continue  # in most files: it cannot rank them, and counting it costs the most
         counts.update(p for p in cands if path_rx is None or path_rx.match(p))
     if not counts:
@@ -204,13 +207,22 @@ def word_grep(
         order = [kv for kv in order if kv[1] >= cut][: GREP_FILES * 2]
     rxs = {w: _word_start(w) for w in ascii_words}
     found: list[GrepFile] = []
-    for path, _ in order:
+    kept: list[tuple[int, int, str]] = []  # the ``limit`` best sort keys so far
+    for path, count in order:
+        bound = count + common
+        if len(kept) == limit and kept[-1] < (-bound, -bound, path):
+            # Exact: ``order`` runs by count, then path, and a file's words and words on
+            # one line are at most its count plus the common words, so no file after
+            # this one enters the top ``limit``.
+            break
         text = store.text(path)
         if text is None:
             continue
         present, line, on_line = scan_words(text, ascii_words, rxs)
         if present:
             found.append(GrepFile(path, len(present), line, on_line))
+            bisect.insort(kept, (-len(present), -on_line, path))
+            del kept[limit:]
     found.sort(key=lambda g: (-g.words, -g.on_line, g.path))
     return found[:limit]
 
