@@ -112,9 +112,14 @@ def serving_http(tmp: Path, env: Mapping[str, str], token: str) -> Iterator[int]
         wait_for_port(port, alive=lambda: proc.poll() is None)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Terminate ``proc`` and wait for it; kill it when it outlives ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

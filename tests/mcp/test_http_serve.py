@@ -21,7 +21,7 @@ from tests.mcp.serve_helpers import (
     free_port,
     full_env,
     server_env,
-    wait_for_port,
+    serving_http,
     write_sample,
 )
 
@@ -54,28 +54,11 @@ class Running:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("http")
     repo = write_sample(tmp / "shapes")
-    port = free_port()
-    stderr = tmp / "server-stderr.log"
-    with LoopbackLLMServer() as llm, stderr.open("w") as err:
+    with LoopbackLLMServer() as llm:
         llm.responder = lambda body: '```python\nFINAL("pkg/geometry.py:5")\n```'
         env = server_env(tmp, RLM_BASE_URL=llm.base_url, RLM_MODEL="root-model")
-        proc = subprocess.Popen(
-            [*SERVE, "--transport", "http", "--port", str(port), "--auth-token", TOKEN],
-            env=full_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        try:
-            wait_for_port(port, alive=lambda: proc.poll() is None)
-            yield Running(port, repo, llm, stderr)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        with serving_http(tmp, env, TOKEN) as port:
+            yield Running(port, repo, llm, tmp / "server-stderr.log")
 
 
 def _post(

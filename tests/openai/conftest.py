@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from rlm_mcp.testing import LoopbackLLMServer, Responder
-from tests.mcp.serve_helpers import accepts
+from tests.mcp.serve_helpers import accepts, stop_process
 from tests.polling import poll, wait_until
 
 TOKEN = "openai-route-token"
@@ -101,12 +101,7 @@ def start(tmp: Path, llm: LoopbackLLMServer, *extra: str) -> tuple[subprocess.Po
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
+    stop_process(proc, timeout=20)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,14 @@ import pytest
 
 from rlm_mcp.http import build_http_app
 from rlm_mcp.viewer.web import TrajectoryApp, safe_name
-from tests.mcp.serve_helpers import SERVE, free_port, full_env, server_env, wait_for_port
+from tests.mcp.serve_helpers import (
+    SERVE,
+    free_port,
+    full_env,
+    server_env,
+    stop_process,
+    wait_for_port,
+)
 from tests.viewer.events import EVIL, sample_events, write_jsonl
 
 TOKEN = "viewer-token"
@@ -159,9 +166,4 @@ def test_serve_http_serves_its_own_trajectory_dir(tmp_path: Path) -> None:
         assert status == 200 and '<meta http-equiv="refresh" content="2">' in page
         assert get("/trajectories/..")[0] == 404
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)
