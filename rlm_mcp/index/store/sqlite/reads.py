@@ -163,7 +163,7 @@ class Reads:
             where = (
                 f"d.id BETWEEN {fid} << {ROW_BITS} AND ({fid} << {ROW_BITS}) | {MAX_ROWS_PER_FILE}"
             )
-            where, args = where + " AND f.path = ?", [text, text, text]
+            args = [text, text]  # the range is the file's: no test of f.path is needed
         else:
             where, args = "1 = 1", []
         params: list[object] = list(args)
